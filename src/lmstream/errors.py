@@ -1,0 +1,102 @@
+"""Errors raised before the first byte of a response, mapped to HTTP by each dialect.
+
+    LmstreamError                 500 internal_error
+     ├── BadRequest               400 invalid_request
+     │    └── ContextLengthExceeded 400 context_length_exceeded
+     ├── Unauthorized             401 unauthorized
+     ├── NotFound                 404 not_found
+     │    └── ModelNotFound       404 model_not_found
+     ├── Overloaded               503 overloaded (with Retry-After)
+     └── UpstreamError            502 upstream_error
+          └── UpstreamTimeout     504 upstream_timeout
+
+After the first byte, the same failures travel as ``events.Error(code=...)`` with the
+``code`` below, and each dialect renders its own error event.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ERROR_CODES",
+    "BadRequest",
+    "ContextLengthExceeded",
+    "LmstreamError",
+    "ModelNotFound",
+    "NotFound",
+    "Overloaded",
+    "Unauthorized",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
+
+
+class LmstreamError(Exception):
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class BadRequest(LmstreamError):
+    status_code = 400
+    code = "invalid_request"
+
+
+class ContextLengthExceeded(BadRequest):
+    code = "context_length_exceeded"
+
+
+class Unauthorized(LmstreamError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(LmstreamError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class Overloaded(LmstreamError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamError(LmstreamError):
+    status_code = 502
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    code = "upstream_timeout"
+
+
+ERROR_CODES: dict[str, int] = {
+    cls.code: cls.status_code
+    for cls in (
+        LmstreamError,
+        BadRequest,
+        ContextLengthExceeded,
+        Unauthorized,
+        NotFound,
+        ModelNotFound,
+        Overloaded,
+        UpstreamError,
+        UpstreamTimeout,
+    )
+}

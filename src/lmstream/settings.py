@@ -1,0 +1,160 @@
+"""Settings: command-line flags > ``LMSTREAM_*`` environment > TOML file > defaults.
+
+The TOML file is named by ``--config`` or ``LMSTREAM_CONFIG``. Nested values in the
+environment use ``__`` (``LMSTREAM_MODELS='[...]'`` takes JSON). A minimal file::
+
+    port = 8000
+    api_keys = ["sk-local-1"]
+    default_model = "gemma3-270m"
+
+    [[models]]
+    name = "gemma3-270m"            # the packaged GGUF when path is empty
+    backend = "llama_cpp"
+
+    [[models]]
+    name = "fast"
+    backend = "scripted"
+    options = { text = "Hello there!", tokens_per_second = 50 }
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["DEFAULT_MODEL_NAME", "ModelConfig", "Settings", "load_settings"]
+
+DEFAULT_MODEL_NAME = "gemma3-270m"
+
+
+class ModelConfig(BaseModel):
+    """One routable model: a name (plus aliases) served by one backend instance."""
+
+    name: str
+    backend: str = "llama_cpp"
+    aliases: list[str] = Field(default_factory=list)
+    # llama_cpp: the GGUF (empty = the packaged Gemma 3 270M); upstreams: unused.
+    path: str | None = None
+    # upstream backends: base URL, the upstream's model name, credentials.
+    url: str | None = None
+    upstream_model: str | None = None
+    api_key: str | None = None
+    # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LMSTREAM_", env_nested_delimiter="__", extra="ignore")
+    _toml_file: ClassVar[Path | None] = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allow_insecure_bind: bool = Field(
+        False, description="Allow binding a non-loopback address with no API keys configured."
+    )
+    api_keys: list[str] = Field(default_factory=list)
+    api_key_file: Path | None = None
+
+    # Shortcuts for the one-model case; ignored when `models` is given.
+    backend: str = "llama_cpp"
+    model: str | None = Field(None, description="GGUF path for the default llama_cpp model.")
+    default_model: str | None = None
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    # The embedded model.
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    n_batch: int = 64
+    queue_size: int = 16
+
+    # Streams.
+    heartbeat_interval: float = 15.0
+    grace_period: float = 10.0
+    retention: float = 300.0
+    replay_buffer: int = 10_000
+
+    # Upstream timeouts (seconds).
+    connect_timeout: float = 10.0
+    first_token_timeout: float = 120.0
+    token_timeout: float = 60.0
+    upstream_retries: int = 1
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")
+    log_level: str = "info"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+    # Derived views -----------------------------------------------------------------
+
+    def resolved_models(self) -> list[ModelConfig]:
+        if self.models:
+            return list(self.models)
+        if self.backend == "llama_cpp":
+            name = DEFAULT_MODEL_NAME if self.model is None else Path(self.model).stem
+            return [ModelConfig(name=name, backend="llama_cpp", path=self.model)]
+        return [ModelConfig(name=self.backend, backend=self.backend)]
+
+    def resolved_default_model(self) -> str:
+        return self.default_model or self.resolved_models()[0].name
+
+    def all_api_keys(self) -> list[str]:
+        keys = list(self.api_keys)
+        if self.api_key_file is not None:
+            for line in self.api_key_file.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    keys.append(line)
+        return keys
+
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost", ""):
+            return self.host == "localhost"
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``, None values dropped), env and TOML."""
+    path = config_file or os.environ.get("LMSTREAM_CONFIG")
+    toml = Path(path) if path else None
+    if toml is not None and not toml.is_file():
+        raise FileNotFoundError(f"config file not found: {toml}")
+
+    class _FileSettings(Settings):
+        _toml_file: ClassVar[Path | None] = toml
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    loaded = _FileSettings(**values)
+    return Settings.model_validate(loaded.model_dump())

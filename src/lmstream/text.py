@@ -1,0 +1,60 @@
+"""Text helpers shared by the backends that produce raw text: stop sequences and UTF-8.
+
+``StopMatcher`` holds back the tail of the text that could still become a stop
+sequence, so a stop string is never streamed to the client and then "taken back".
+``Utf8Decoder`` turns token bytes into whole characters: a character split across
+tokens comes out once it is complete, never as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+__all__ = ["StopMatcher", "Utf8Decoder"]
+
+
+class StopMatcher:
+    def __init__(self, stops: tuple[str, ...] | list[str]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._buffer = ""
+
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """Add ``text``; return (text safe to emit now, the stop sequence hit or None).
+
+        After a hit, nothing more should be fed: the answer ends there.
+        """
+        if not self._stops:
+            return text, None
+        buffer = self._buffer + text
+        hit_at, hit = -1, None
+        for stop in self._stops:
+            at = buffer.find(stop)
+            if at != -1 and (hit_at == -1 or at < hit_at):
+                hit_at, hit = at, stop
+        if hit is not None:
+            self._buffer = ""
+            return buffer[:hit_at], hit
+        hold = 0
+        for stop in self._stops:
+            for size in range(min(len(stop) - 1, len(buffer)), hold, -1):
+                if buffer.endswith(stop[:size]):
+                    hold = size
+                    break
+        self._buffer = buffer[len(buffer) - hold :] if hold else ""
+        return (buffer[: len(buffer) - hold] if hold else buffer), None
+
+    def flush(self) -> str:
+        """The held-back tail, once the answer ended without a stop sequence."""
+        tail, self._buffer = self._buffer, ""
+        return tail
+
+
+class Utf8Decoder:
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data, final=False)
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)
