@@ -96,6 +96,11 @@ class Generation:
     # Recording ----------------------------------------------------------------------
 
     @property
+    def first_seq(self) -> int:
+        """The oldest event still kept for replay."""
+        return self._base
+
+    @property
     def next_seq(self) -> int:
         return self._base + len(self._events)
 
@@ -234,8 +239,12 @@ class StreamHub:
     def active(self) -> int:
         return sum(1 for g in self._generations.values() if not g.finished)
 
-    async def start(self, request: ChatRequest) -> Generation:
-        """Resolve, pre-process and open ``request``; raises LmstreamError before any byte."""
+    async def start(self, request: ChatRequest, *, orphan_timeout: float = 30.0) -> Generation:
+        """Resolve, pre-process and open ``request``; raises LmstreamError before any byte.
+
+        A generation nobody attaches to within ``orphan_timeout`` seconds is cancelled
+        (the client went away between the request and the response).
+        """
         backend, model = self.router.resolve(request.model)
         request = request.with_(model=model)
         for preprocess in self.preprocessors:
@@ -256,6 +265,9 @@ class StreamHub:
         generation._task = task
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._ended(generation, t))
+        generation._grace_timer = asyncio.get_running_loop().call_later(
+            orphan_timeout, generation.cancel, "nobody attached to the stream"
+        )
         return generation
 
     def _ended(self, generation: Generation, task: asyncio.Task[None]) -> None:

@@ -1,0 +1,3 @@
+from lmstream.cli import main
+
+main()

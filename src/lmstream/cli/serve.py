@@ -1,0 +1,84 @@
+"""``lmstream serve``: run the server (uvicorn, uvloop, httptools)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lmstream.settings import Settings, load_settings
+
+__all__ = ["register", "run_server"]
+
+
+def run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from lmstream.http.app import create_app
+
+    if not settings.is_loopback() and not settings.all_api_keys() and not settings.allow_insecure_bind:
+        raise typer.BadParameter(
+            f"refusing to listen on {settings.host} without API keys: set LMSTREAM_API_KEYS / "
+            "--api-key, or pass --allow-insecure-bind if the network is trusted",
+            param_hint="--host",
+        )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        config: Annotated[Path | None, typer.Option(help="TOML settings file (or LMSTREAM_CONFIG).")] = None,
+        host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
+        port: Annotated[int | None, typer.Option(help="Port [8000].")] = None,
+        model: Annotated[str | None, typer.Option(help="A GGUF file to serve instead of the packaged Gemma 3 270M.")] = None,
+        backend: Annotated[str | None, typer.Option(help="Backend of the single default model [llama_cpp].")] = None,
+        api_key: Annotated[list[str] | None, typer.Option("--api-key", help="Require this key (repeatable).")] = None,
+        api_key_file: Annotated[Path | None, typer.Option(help="File with one API key per line.")] = None,
+        allow_insecure_bind: Annotated[bool | None, typer.Option("--allow-insecure-bind", help="Allow a non-loopback host without keys.")] = None,
+        n_ctx: Annotated[int | None, typer.Option(help="Context window of the embedded model [4096].")] = None,
+        n_threads: Annotated[int | None, typer.Option(help="Threads for the embedded model [all cores].")] = None,
+        queue_size: Annotated[int | None, typer.Option(help="Requests that may wait per model [16].")] = None,
+        heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between SSE heartbeats [15].")] = None,
+        grace_period: Annotated[float | None, typer.Option(help="Seconds a native stream waits for a resume [10].")] = None,
+        data_dir: Annotated[Path | None, typer.Option(help="Where conversations are kept.")] = None,
+        log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    ) -> None:
+        """Serve the API (and the web chat) on 127.0.0.1:8000."""
+        try:
+            settings = load_settings(
+                config,
+                host=host,
+                port=port,
+                model=model,
+                backend=backend,
+                api_keys=api_key or None,
+                api_key_file=api_key_file,
+                allow_insecure_bind=allow_insecure_bind,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                queue_size=queue_size,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                data_dir=data_dir,
+                log_level=log_level,
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if settings.model is not None and not Path(settings.model).is_file():
+            raise typer.BadParameter(f"no GGUF file at {settings.model}", param_hint="--model")
+        run_server(settings)

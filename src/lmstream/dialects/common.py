@@ -1,0 +1,38 @@
+"""Helpers every dialect shares: JSON in and out, validation errors as ``BadRequest``."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from lmstream.errors import BadRequest
+
+__all__ = ["dumps", "parse_body"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def parse_body(model: type[M], body: bytes) -> M:
+    """Validate a JSON body; any problem is a ``BadRequest`` naming the field."""
+    if not body.strip():
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or None
+        raise BadRequest(
+            f"{where + ': ' if where else ''}{first['msg']}", param=where
+        ) from None

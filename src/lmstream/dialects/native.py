@@ -1,0 +1,172 @@
+"""lmstream's native dialect: ``/v1/streams``, named SSE events with ``id:`` lines.
+
+Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactly)::
+
+    start    {"id", "model", "created", "conversation_id", "events_url"}
+    queued   {"position"}
+    token    {"text"}
+    progress {"stage", "percentage", "message"}
+    sources  {"items"}
+    done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second", "total_ms"}
+    error    {"message", "code"}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sse_starlette import ServerSentEvent
+
+from lmstream.dialects.common import dumps, parse_body
+from lmstream.errors import LmstreamError
+from lmstream.events import (
+    Completion,
+    Done,
+    Error,
+    Event,
+    Progress,
+    Queued,
+    Sources,
+    Started,
+    TextDelta,
+    Usage,
+)
+from lmstream.request import ChatRequest, Message
+
+__all__ = ["NativeRequest", "encode_event", "error_body", "parse_request", "stream_state", "usage_dict"]
+
+
+class NativeMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class NativeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[NativeMessage] | None = None
+    prompt: str | None = None
+    system: str | None = None
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    conversation_id: str | None = None
+    profile: str | None = None
+
+    @model_validator(mode="after")
+    def _has_input(self) -> NativeRequest:
+        if not self.messages and self.prompt is None and not self.conversation_id:
+            raise ValueError("give `prompt` or a non-empty `messages` list")
+        return self
+
+
+def parse_request(body: bytes) -> ChatRequest:
+    req = parse_body(NativeRequest, body)
+    messages: list[Message] = []
+    if req.system:
+        messages.append(Message("system", req.system))
+    messages.extend(Message(m.role, m.content) for m in req.messages or ())
+    if req.prompt is not None:
+        messages.append(Message("user", req.prompt))
+    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    return ChatRequest(
+        messages=tuple(messages),
+        model=req.model,
+        max_tokens=req.max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        stop=stop,
+        seed=req.seed,
+        conversation_id=req.conversation_id,
+        profile=req.profile,
+    )
+
+
+def usage_dict(usage: Usage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> ServerSentEvent | None:
+    """One internal event as one named SSE event; None for events the wire does not carry."""
+    name: str
+    data: dict[str, Any]
+    match event:
+        case Started():
+            name = "start"
+            data = {
+                "id": event.generation_id,
+                "model": event.model,
+                "created": event.created,
+                "conversation_id": event.conversation_id,
+                "events_url": f"{base_path}/{event.generation_id}/events",
+            }
+        case Queued():
+            name, data = "queued", {"position": event.position}
+        case TextDelta():
+            name, data = "token", {"text": event.text}
+        case Progress():
+            name = "progress"
+            data = {"stage": event.stage, "percentage": event.percentage, "message": event.message}
+        case Sources():
+            name, data = "sources", {"items": list(event.items)}
+        case Done():
+            name = "done"
+            timings = event.timings
+            data = {
+                "finish_reason": event.finish_reason,
+                "stop_sequence": event.stop_sequence,
+                "usage": usage_dict(event.usage),
+                "ttft_ms": timings.ttft_ms if timings else None,
+                "tokens_per_second": timings.tokens_per_second if timings else None,
+                "total_ms": timings.total_ms if timings else None,
+            }
+        case Error():
+            name, data = "error", {"message": event.message, "code": event.code}
+        case Usage():
+            return None
+    return ServerSentEvent(data=dumps(data), event=name, id=str(seq))
+
+
+def stream_state(
+    generation_id: str,
+    state: str,
+    model: str,
+    created: int,
+    completion: Completion,
+    next_seq: int,
+    conversation_id: str | None = None,
+) -> dict[str, Any]:
+    timings = completion.timings
+    return {
+        "id": generation_id,
+        "object": "stream",
+        "model": model,
+        "created": created,
+        "state": state,
+        "text": completion.text,
+        "finish_reason": completion.finish_reason,
+        "usage": usage_dict(completion.usage),
+        "ttft_ms": timings.ttft_ms if timings else None,
+        "tokens_per_second": timings.tokens_per_second if timings else None,
+        "error": None
+        if completion.error is None
+        else {"message": completion.error.message, "code": completion.error.code},
+        "last_event_id": next_seq - 1,
+        "conversation_id": conversation_id,
+    }
+
+
+def error_body(exc: LmstreamError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "code": exc.code, "param": exc.param}}

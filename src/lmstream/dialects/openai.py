@@ -1,0 +1,219 @@
+"""OpenAI Chat Completions: ``/v1/chat/completions`` chunks, the completion object, errors.
+
+Deliberate choices: ``n`` > 1 is refused (one model, one answer); content given as
+a list of parts keeps only the text parts; ``finish_reason`` "stop" covers a natural
+end, a stop sequence and a cancellation; ``max_completion_tokens`` is accepted as the
+newer name of ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import ServerSentEvent
+
+from lmstream.backends.base import ModelInfo
+from lmstream.dialects.common import dumps, parse_body
+from lmstream.errors import BadRequest, LmstreamError
+from lmstream.events import (
+    Completion,
+    Done,
+    Error,
+    Event,
+    FinishReason,
+    Progress,
+    Queued,
+    Sources,
+    Started,
+    TextDelta,
+    Usage,
+)
+from lmstream.request import ChatRequest, Message
+
+__all__ = [
+    "ChunkEncoder",
+    "error_body",
+    "error_type",
+    "models_list",
+    "parse_request",
+    "render_completion",
+]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
+def _text(content: str | list[ContentPart] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text or "" for part in content if part.type == "text")
+
+
+def parse_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
+    """(request, stream, include_usage)."""
+    req = parse_body(ChatCompletionRequest, body)
+    if req.n is not None and req.n > 1:
+        raise BadRequest("n > 1 is not supported: lmstream returns one choice per request", param="n")
+    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    if len(stop) > 4:
+        raise BadRequest("at most 4 stop sequences are allowed", param="stop")
+    messages = tuple(
+        Message("system" if m.role == "developer" else m.role, _text(m.content)) for m in req.messages
+    )
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    request = ChatRequest(
+        messages=messages,
+        model=req.model,
+        max_tokens=req.max_completion_tokens or req.max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        stop=stop,
+        seed=req.seed,
+        metadata={"user": req.user} if req.user else {},
+    )
+    return request, req.stream, include_usage
+
+
+def finish_reason(reason: FinishReason | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+def _usage(usage: Usage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class ChunkEncoder:
+    """Internal events → ``chat.completion.chunk`` SSE frames, then ``[DONE]``."""
+
+    def __init__(self, completion_id: str, model: str, *, include_usage: bool) -> None:
+        self.id = completion_id
+        self.model = model
+        self.created = int(time.time())
+        self.include_usage = include_usage
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> ServerSentEvent:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return ServerSentEvent(data=dumps(chunk))
+
+    def encode(self, event: Event) -> list[ServerSentEvent]:
+        match event:
+            case Started():
+                return [self._chunk({"role": "assistant", "content": ""})]
+            case TextDelta():
+                return [self._chunk({"content": event.text})]
+            case Done():
+                frames = [self._chunk({}, finish_reason(event.finish_reason))]
+                if self.include_usage:
+                    usage = {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "system_fingerprint": None,
+                        "choices": [],
+                        "usage": _usage(event.usage) or _usage(Usage(0, 0)),
+                    }
+                    frames.append(ServerSentEvent(data=dumps(usage)))
+                frames.append(ServerSentEvent(data="[DONE]"))
+                return frames
+            case Error():
+                body = {"error": {"message": event.message, "type": error_type(event.code), "param": None, "code": event.code}}
+                return [ServerSentEvent(data=dumps(body))]
+            case Queued() | Usage() | Progress() | Sources():
+                return []
+
+
+def render_completion(completion_id: str, model: str, completion: Completion) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": completion.created or int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason(completion.finish_reason),
+            }
+        ],
+        "usage": _usage(completion.usage) or _usage(Usage(0, 0)),
+    }
+
+
+def models_list(models: list[ModelInfo]) -> dict[str, Any]:
+    created = int(time.time())
+    data = []
+    for info in models:
+        for name in (info.name, *info.aliases):
+            data.append({"id": name, "object": "model", "created": created, "owned_by": info.owned_by})
+    return {"object": "list", "data": data}
+
+
+def error_type(code: str) -> str:
+    return {
+        "invalid_request": "invalid_request_error",
+        "context_length_exceeded": "invalid_request_error",
+        "model_not_found": "invalid_request_error",
+        "not_found": "invalid_request_error",
+        "unauthorized": "authentication_error",
+        "overloaded": "server_error",
+        "upstream_error": "server_error",
+        "upstream_timeout": "server_error",
+    }.get(code, "server_error")
+
+
+def error_body(exc: LmstreamError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "type": error_type(exc.code), "param": exc.param, "code": exc.code}}

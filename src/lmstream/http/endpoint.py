@@ -1,0 +1,56 @@
+"""``endpoint``: the wrapper every route goes through.
+
+It checks the API key (unless the route is public) and turns any ``LmstreamError``
+raised before the response starts into the dialect's error shape and HTTP status.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lmstream.errors import LmstreamError, Overloaded
+from lmstream.http.auth import check_api_key
+from lmstream.http.state import app_state
+from lmstream.http.streaming import JSON
+
+__all__ = ["ErrorBody", "Handler", "endpoint", "error_response"]
+
+log = logging.getLogger("lmstream.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorBody = Callable[[LmstreamError], dict[str, Any]]
+
+
+def error_response(exc: LmstreamError, body: ErrorBody) -> Response:
+    headers = {}
+    if isinstance(exc, Overloaded):
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSON(body(exc), status_code=exc.status_code, headers=headers)
+
+
+def endpoint(body: ErrorBody, *, public: bool = False) -> Callable[[Handler], Handler]:
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: Request) -> Response:
+            try:
+                if not public:
+                    check_api_key(request, app_state(request).api_keys)
+                return await handler(request)
+            except LmstreamError as exc:
+                return error_response(exc, body)
+            except Exception as exc:
+                log.exception("unhandled error in %s %s", request.method, request.url.path)
+                return error_response(LmstreamError(f"internal error: {type(exc).__name__}"), body)
+
+        wrapped.public = public  # type: ignore[attr-defined]
+        return wrapped
+
+    return wrap
