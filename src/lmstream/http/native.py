@@ -110,6 +110,7 @@ async def health(request: Request) -> Response:
     return JSON(
         {
             "status": "ok",
+            "auth_required": bool(state.api_keys),
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),
             "active_streams": state.hub.active,
