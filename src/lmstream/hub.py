@@ -167,11 +167,14 @@ class Generation:
                 await stream.aclose()
             except Exception:
                 log.exception("closing the backend stream of %s failed", self.id)
-            self._finished.set()
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            self._close()
+
+    def _close(self) -> None:
+        self._finished.set()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _counted_usage(self) -> Usage:
         return Usage(prompt_tokens=0, completion_tokens=self.tokens)
@@ -272,6 +275,10 @@ class StreamHub:
 
     def _ended(self, generation: Generation, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if not generation.finished:  # cancelled before its first step: _run never ran
+            generation.state = "cancelled"
+            generation._record(Done("cancelled", usage=generation._counted_usage()))
+            generation._close()
         if generation._grace_timer is not None:
             generation._grace_timer.cancel()
         loop = asyncio.get_running_loop()

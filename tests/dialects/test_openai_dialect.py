@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmstream.dialects import openai
+from lmstream.errors import BadRequest
+from lmstream.events import Done, Error, Queued, Started, TextDelta, Usage
+
+
+def body(**fields: object) -> bytes:
+    base: dict[str, object] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    base.update(fields)
+    return json.dumps(base).encode()
+
+
+def test_parses_sampling_and_stream_options() -> None:
+    request, stream, include_usage = openai.parse_request(
+        body(stream=True, stream_options={"include_usage": True}, max_tokens=7, temperature=0.2,
+             top_p=0.9, stop="\n", seed=3)
+    )
+    assert stream and include_usage
+    assert request.max_tokens == 7 and request.temperature == 0.2 and request.top_p == 0.9
+    assert request.stop == ("\n",) and request.seed == 3
+    assert request.messages[0].content == "hi"
+
+
+def test_content_parts_and_developer_role() -> None:
+    request, _, _ = openai.parse_request(
+        body(messages=[
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "b"}]},
+        ])
+    )
+    assert [(m.role, m.content) for m in request.messages] == [("system", "be brief"), ("user", "ab")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "empty"),
+        (b"[]", "JSON object"),
+        (json.dumps({"model": "m"}).encode(), "messages"),
+        (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), "model"),
+        (body(n=2), "n > 1"),
+        (body(temperature=5), "temperature"),
+        (body(messages=[]), "messages"),
+    ],
+)
+def test_bad_requests_are_clear(raw: bytes, needle: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        openai.parse_request(raw)
+    assert needle in info.value.message
+
+
+def test_chunk_sequence_with_usage() -> None:
+    encoder = openai.ChunkEncoder("chatcmpl-1", "m", include_usage=True)
+    frames = []
+    for event in [Started("g", "m", 1), Queued(1), TextDelta("Hi"), Usage(2, 1), Done("stop", usage=Usage(2, 1))]:
+        frames.extend(encoder.encode(event))
+    datas = [f.data for f in frames]
+    assert datas[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in datas[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[1]["choices"][0]["delta"] == {"content": "Hi"}
+    assert all(c["usage"] is None for c in chunks[:-1])
+    assert chunks[2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[3]["choices"] == [] and chunks[3]["usage"] == {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}
+
+
+def test_chunks_without_usage_have_no_usage_key_and_length_maps() -> None:
+    encoder = openai.ChunkEncoder("c", "m", include_usage=False)
+    frames = encoder.encode(Done("length", usage=Usage(1, 1)))
+    chunk = json.loads(frames[0].data)
+    assert "usage" not in chunk and chunk["choices"][0]["finish_reason"] == "length"
+    assert [f.data for f in frames][-1] == "[DONE]"
+
+
+def test_error_after_first_byte_is_an_error_object_and_no_done() -> None:
+    frames = openai.ChunkEncoder("c", "m", include_usage=False).encode(Error("upstream died", "upstream_error"))
+    assert len(frames) == 1
+    assert json.loads(frames[0].data)["error"] == {
+        "message": "upstream died", "type": "server_error", "param": None, "code": "upstream_error"
+    }
