@@ -117,7 +117,7 @@ async def test_two_consumers_one_leaves_generation_goes_on() -> None:
         with hub.attach(generation, grace=0):
             return "".join([e.text async for _, e in generation.follow() if isinstance(e, TextDelta)])
 
-    _, text = await asyncio.gather(leaver(), stayer())
+    text, _ = await asyncio.gather(stayer(), leaver())  # the stayer attaches first
     assert text == TEXT and generation.state == "complete"
 
 

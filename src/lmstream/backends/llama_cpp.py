@@ -28,6 +28,8 @@ single-thread executor). The event loop only queues, forwards and decides::
 * The worker does all per-token text work (token bytes → ``Utf8Decoder`` →
   ``StopMatcher``) and posts finished events, so a stop sequence ends generation at the
   token that completes it and the loop does no per-token work beyond forwarding.
+* A long prompt (``_PROGRESS_MIN_BATCHES`` batches or more still to evaluate) reports
+  ``Progress(stage="prompt", percentage)`` every 10%, before its first token.
 * The KV cache keeps the last prompt and answer; a next prompt sharing a prefix only
   evaluates the rest (unless a sliding-window cache no longer holds what that needs).
 
@@ -56,7 +58,7 @@ import llama_cpp
 
 from lmstream.backends.base import BackendContext, EventStream, ModelInfo
 from lmstream.errors import BadRequest, ContextLengthExceeded, LmstreamError, Overloaded
-from lmstream.events import Done, Event, FinishReason, Queued, TextDelta, Usage
+from lmstream.events import Done, Event, FinishReason, Progress, Queued, TextDelta, Usage
 from lmstream.model_assets import default_model_path
 from lmstream.prompt import TRANSCRIPT_STOPS, transcript_prompt
 from lmstream.request import ChatRequest, Message
@@ -70,6 +72,7 @@ DEFAULT_TOP_K = 40
 DEFAULT_TOP_P = 0.95
 DEFAULT_MIN_P = 0.05
 _INLINE_TOKENIZE_CHARS = 16_000  # longer prompts are tokenized off the event loop
+_PROGRESS_MIN_BATCHES = 8  # prompts that take this many batches report Progress every 10%
 
 _QUANTIZATION: dict[int, str] = {
     value: name.removeprefix("LLAMA_FTYPE_MOSTLY_").removeprefix("LLAMA_FTYPE_ALL_")
@@ -454,12 +457,19 @@ class LlamaCppBackend:
             llama.reset()
         llama.n_tokens = keep
         rest = job.tokens[keep:]
+        report = len(rest) >= _PROGRESS_MIN_BATCHES * self.n_batch
+        next_report = 10
         for at in range(0, len(rest), self.n_batch):
             if job.stop.is_set():
                 return
             batch = rest[at : at + self.n_batch]
             llama.eval(batch)
             self.prompt_tokens_evaluated += len(batch)
+            done = at + len(batch)
+            if report and done < len(rest) and 100 * done // len(rest) >= next_report:
+                percent = 100 * done // len(rest)
+                next_report = percent - percent % 10 + 10
+                post(Progress("prompt", float(percent), f"{done}/{len(rest)} prompt tokens evaluated"))
 
         vocab = llama_cpp.llama_model_get_vocab(llama.model)
         decoder = TokenDecoder(vocab)
