@@ -51,7 +51,7 @@ fi
 "$VENV/bin/python" -m lmstream.model_assets >/dev/null
 
 # 4. The web chat's assets (built with npm when the sources changed).
-if [ -f web/package.json ]; then
+if [ -f web/package.json ] && [ -x scripts/build-web.sh ]; then
   scripts/build-web.sh
 fi
 
