@@ -12,7 +12,7 @@ single-thread executor). The event loop only queues, forwards and decides::
       ▲                                                                            │
       │   asyncio.Queue  ◀── loop.call_soon_threadsafe(TextDelta / Usage / Done) ──┘
       │                                                          worker thread
-    cancel ─▶ finally: job.stop.set() ─▶ worker sees it before the next token or
+    cancel ─▶ finally: job.cancel.set() ─▶ worker sees it before the next token or
                                           prompt batch ─▶ returns ─▶ future done
                                           ─▶ _release(): next ticket gets the model
 
@@ -20,11 +20,15 @@ single-thread executor). The event loop only queues, forwards and decides::
   ``settings.queue_size`` tickets (``open()`` raises ``Overloaded`` beyond that). A
   waiter hears ``Queued(position)`` when it joins and whenever its position changes; a
   cancelled waiter just leaves the line.
-* The worker checks ``job.stop`` before every sampled token and between prompt batches
-  of ``settings.n_batch`` tokens, so a disconnect stops generation within one token and
-  a long prompt within one batch. The stream's ``finally`` waits (shielded) for the
-  worker to return; the model is handed to the next ticket by the worker future's done
-  callback, i.e. only once the thread has really let go of it.
+* The worker checks ``job.cancel`` before every sampled token and between prompt
+  batches of ``settings.n_batch`` tokens, so a disconnect stops generation within one
+  token and a long prompt within one batch. The stream's ``finally`` sets the flag and
+  waits for the worker to return (``asyncio.wait``, which a second cancellation cannot
+  turn into an abandoned thread); the model is handed to the next ticket by the worker
+  future's done callback, i.e. only once the thread has really let go of it.
+* ``open()`` takes the ticket, so the stream it returns is a small wrapper whose
+  ``aclose()`` gives the ticket back even if iteration never began (an async generator
+  closed before its first step would skip its ``finally``).
 * The worker does all per-token text work (token bytes → ``Utf8Decoder`` →
   ``StopMatcher``) and posts finished events, so a stop sequence ends generation at the
   token that completes it and the loop does no per-token work beyond forwarding.
@@ -127,7 +131,7 @@ class _Job:
     top_k: int
     top_p: float
     seed: int
-    stop: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
     granted: bool = False
     future: asyncio.Future[None] | None = None
     _dirty: bool = False
@@ -160,6 +164,8 @@ class _Stream:
         self._job = job
         self._events = backend._run(job)
         self._started = False
+        self._closed = False
+        self._loop = asyncio.get_running_loop()
 
     def __aiter__(self) -> _Stream:
         return self
@@ -169,9 +175,17 @@ class _Stream:
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
+        self._closed = True
         if not self._started:  # an unstarted async generator would skip its finally
             self._backend._leave(self._job)
         await self._events.aclose()
+
+    def __del__(self) -> None:
+        # Collected without ever running or being closed: give the ticket back, or the
+        # model would stay taken for good. (A started stream needs nothing here: asyncio's
+        # async-generator finalizer runs its ``finally``.)
+        if not self._started and not self._closed and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._backend._leave, self._job)
 
 
 class LlamaCppBackend:
@@ -248,7 +262,7 @@ class LlamaCppBackend:
         self._waiting.clear()
         holder = self._holder
         if holder is not None:
-            holder.stop.set()
+            holder.cancel.set()
             if holder.future is not None:
                 await asyncio.wait({holder.future})
         loop = asyncio.get_running_loop()
@@ -402,7 +416,7 @@ class LlamaCppBackend:
                     raise LmstreamError(f"llama.cpp failed: {item}") from item
                 yield item
         finally:
-            job.stop.set()
+            job.cancel.set()
             if job.future is None:
                 self._leave(job)
             else:
@@ -460,7 +474,7 @@ class LlamaCppBackend:
         report = len(rest) >= _PROGRESS_MIN_BATCHES * self.n_batch
         next_report = 10
         for at in range(0, len(rest), self.n_batch):
-            if job.stop.is_set():
+            if job.cancel.is_set():
                 return
             batch = rest[at : at + self.n_batch]
             llama.eval(batch)
@@ -480,7 +494,7 @@ class LlamaCppBackend:
         hit: str | None = None
         try:
             while produced < job.limit:
-                if job.stop.is_set():
+                if job.cancel.is_set():
                     return
                 token = llama_cpp.llama_sampler_sample(sampler, llama.ctx, -1)
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
