@@ -90,6 +90,7 @@ class Generation:
         self._observers = observers
         self._finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stream: EventStream | None = None
         self._grace_timer: asyncio.TimerHandle | None = None
         self.cancel_reason: str | None = None
 
@@ -127,6 +128,7 @@ class Generation:
                 waiter.set_result(None)
 
     async def _run(self, stream: EventStream) -> None:
+        self._stream = None  # _run owns it now: _abandon must not close it too
         usage: Usage | None = None
         ended = False
         try:
@@ -167,6 +169,16 @@ class Generation:
                 await stream.aclose()
             except Exception:
                 log.exception("closing the backend stream of %s failed", self.id)
+            self._close()
+
+    async def _abandon(self) -> None:
+        """Free what ``backend.open`` reserved for a generation that never ran."""
+        try:
+            if self._stream is not None:
+                await self._stream.aclose()
+        except Exception:
+            log.exception("closing the backend stream of %s failed", self.id)
+        finally:
             self._close()
 
     def _close(self) -> None:
@@ -264,6 +276,7 @@ class StreamHub:
             Started(generation.id, model, generation.created, request.conversation_id)
         )
         self._generations[generation.id] = generation
+        generation._stream = stream
         task = asyncio.create_task(generation._run(stream), name=f"generation {generation.id}")
         generation._task = task
         self._tasks.add(task)
@@ -278,7 +291,9 @@ class StreamHub:
         if not generation.finished:  # cancelled before its first step: _run never ran
             generation.state = "cancelled"
             generation._record(Done("cancelled", usage=generation._counted_usage()))
-            generation._close()
+            closing = asyncio.create_task(generation._abandon())
+            self._tasks.add(closing)
+            closing.add_done_callback(self._tasks.discard)
         if generation._grace_timer is not None:
             generation._grace_timer.cancel()
         loop = asyncio.get_running_loop()

@@ -285,11 +285,6 @@ async def test_cancelled_waiter_leaves_the_queue(backend: LlamaCppBackend) -> No
 
 
 @pytest.mark.embedded
-@pytest.mark.xfail(
-    strict=True,
-    reason="StreamHub._ended records Done for a generation cancelled before its first step "
-    "but never calls aclose() on the stream backend.open() returned, so its ticket stays taken",
-)
 async def test_generation_cancelled_before_its_first_step_frees_the_model(
     backend: LlamaCppBackend,
 ) -> None:
