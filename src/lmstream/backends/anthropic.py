@@ -1,0 +1,138 @@
+"""``anthropic``: an Anthropic-compatible ``POST /v1/messages`` upstream (SSE).
+
+``url`` is the base URL as the official SDK takes it (``https://api.anthropic.com``);
+the request goes to ``{url}/v1/messages`` with ``x-api-key`` and ``anthropic-version``.
+System messages become the ``system`` field; ``tool`` messages are sent as ``user``
+turns. ``max_tokens`` is required by the format: when the client set none, the
+model's ``options.max_tokens`` (default 4096) is sent.
+
+:class:`MessageEventDecoder` is the pure fold of the event stream: ``text_delta``
+pieces, ``input_tokens`` from ``message_start``, the cumulative ``output_tokens`` and
+the ``stop_reason`` (``end_turn``/``max_tokens``/``stop_sequence``) from
+``message_delta``, and ``message_stop`` as the end. An ``error`` event is the
+upstream's error (``overloaded_error`` → ``Overloaded``, retryable before the first
+token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+
+from lmstream.backends.base import BackendContext
+from lmstream.backends.upstream import UpstreamBackend, UpstreamUnavailable, parse_json, sse_events
+from lmstream.errors import Overloaded, UpstreamError
+from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
+from lmstream.request import ChatRequest
+from lmstream.settings import ModelConfig
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicBackend", "MessageEventDecoder", "request_body"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+_STOP: dict[str, FinishReason] = {"max_tokens": "length", "stop_sequence": "stop_sequence"}
+
+
+def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    messages = [
+        {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+        for m in request.messages
+        if m.role != "system"
+    ]
+    if request.raw_prompt is not None:
+        messages = [{"role": "user", "content": request.raw_prompt}]
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": request.max_tokens or default_max_tokens,
+        "stream": True,
+    }
+    optional = {
+        "system": system or None,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "top_k": request.top_k,
+        "stop_sequences": list(request.stop) or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+class MessageEventDecoder:
+    """(event name, data) in, events out; ``message_stop`` gives ``Usage`` then ``Done``."""
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
+
+    def feed(self, name: str, data: str) -> list[Event]:
+        payload = parse_json(data, "anthropic")
+        if not isinstance(payload, dict):
+            raise UpstreamError(f"the anthropic upstream sent an unexpected event: {data[:200]}")
+        kind = payload.get("type") or name
+        if kind == "message_start":
+            self._usage((payload.get("message") or {}).get("usage"))
+        elif kind == "content_block_delta":
+            delta = payload.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return [TextDelta(str(delta["text"]))]
+        elif kind == "message_delta":
+            delta = payload.get("delta") or {}
+            self.stop_reason = delta.get("stop_reason") or self.stop_reason
+            self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
+            self._usage(payload.get("usage"))
+        elif kind == "message_stop":
+            return self.end()
+        elif kind == "error":
+            error = payload.get("error") or {}
+            message = f"the anthropic upstream failed: {error.get('message') or error.get('type') or data[:200]}"
+            if error.get("type") == "overloaded_error":
+                raise Overloaded(message)
+            raise UpstreamError(message)
+        return []
+
+    def _usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self.input_tokens = int(usage.get("input_tokens") or self.input_tokens)
+            self.output_tokens = int(usage.get("output_tokens") or self.output_tokens)
+
+    def end(self) -> list[Event]:
+        if self.stop_reason is None:
+            raise UpstreamUnavailable("the anthropic upstream ended its stream before `message_stop`")
+        reason = _STOP.get(self.stop_reason, "stop")
+        return [
+            Usage(self.input_tokens, self.output_tokens),
+            Done(reason, stop_sequence=self.stop_sequence if reason == "stop_sequence" else None),
+        ]
+
+
+class AnthropicBackend(UpstreamBackend):
+    kind = "anthropic"
+    path = "/v1/messages"
+
+    def __init__(self, config: ModelConfig, context: BackendContext) -> None:
+        super().__init__(config, context)
+        self.default_max_tokens = int(config.options.get("max_tokens", DEFAULT_MAX_TOKENS))
+
+    def build(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str]]:
+        headers = {"accept": "text/event-stream", "anthropic-version": ANTHROPIC_VERSION}
+        if self.config.api_key:
+            headers["x-api-key"] = self.config.api_key
+        return request_body(request, self.config.model, self.default_max_tokens), headers
+
+    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
+        decoder = MessageEventDecoder()
+        async with aclosing(sse_events(response)) as events:
+            async for name, data in events:
+                for event in decoder.feed(name, data):
+                    yield event
+                    if isinstance(event, Done):
+                        return
+        for event in decoder.end():
+            yield event

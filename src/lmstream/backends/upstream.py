@@ -1,0 +1,434 @@
+"""Shared plumbing of the HTTP upstream backends (``openai``, ``ollama``, ``anthropic``).
+
+Each upstream kind subclasses :class:`UpstreamBackend` and says only what is specific
+to its wire format: the request (``build``) and how the response becomes internal
+events (``decode``, a thin loop over a pure payload fold). Everything else is here,
+once::
+
+    open(request)
+      └─ send ──► POST, connect_timeout ──► status within status_wait?
+      │             429/503 ─► Overloaded (Retry-After)      ┐ retried (upstream_retries)
+      │             5xx, connect error ─► UpstreamUnavailable ┘ before the first token
+      │             other 4xx ─► UpstreamError(upstream's message, upstream's status)
+      └─ returns the event stream (the hub drains it in the generation task)
+           decode(response) under first_token_timeout, then token_timeout per event
+           StopMatcher: a stop string the upstream leaked never reaches the client
+           usage from the upstream, else estimated
+           finally: response.aclose()  ◄── hub cancels (client gone): upstream sees it
+
+Deliberate choices:
+
+* ``open()`` waits at most ``status_wait`` seconds for the upstream's status, so an
+  upstream 4xx/5xx is an HTTP error to our client. Some upstreams (Ollama) send their
+  headers only with the first token; past ``status_wait`` the wait continues inside the
+  generation task, where a client that leaves cancels it (a late error then arrives as
+  the dialect's error event).
+* Retries happen only while nothing has been received: a stream that breaks after a
+  token is an error, never a replay (no token is sent twice).
+* Timeouts are ``asyncio`` deadlines around each step, not httpx read timeouts, so the
+  first-token budget covers the wait for headers and prompt processing.
+* SSE is decoded by httpx-sse (``EventSource.aiter_sse`` over httpx's incremental UTF-8
+  text decoding); NDJSON by :class:`NdjsonDecoder`, which splits bytes before decoding
+  them. Both survive an event split at any byte.
+
+Per-model ``options`` (all optional): ``headers`` (extra request headers),
+``connect_timeout``, ``first_token_timeout``, ``token_timeout`` (default: Settings),
+``retries`` (default ``Settings.upstream_retries``), ``status_wait`` (default 2 s),
+``context_window``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from httpx_sse import EventSource, SSEError
+
+from lmstream.backends.base import BackendContext, EventStream, ModelInfo
+from lmstream.errors import LmstreamError, Overloaded, UpstreamError, UpstreamTimeout
+from lmstream.events import Done, Event, TextDelta, Usage
+from lmstream.request import ChatRequest
+from lmstream.settings import ModelConfig
+from lmstream.text import StopMatcher
+
+__all__ = [
+    "NdjsonDecoder",
+    "UpstreamBackend",
+    "UpstreamConfig",
+    "UpstreamUnavailable",
+    "error_message",
+    "is_retryable",
+    "ndjson_lines",
+    "parse_json",
+    "sse_events",
+    "status_error",
+]
+
+log = logging.getLogger("lmstream.upstream")
+
+DEFAULT_STATUS_WAIT = 2.0
+_MAX_BACKOFF = 2.0
+# 4xx statuses that describe our client's request, so they are passed on as they are;
+# any other upstream status (401/403: our credentials, 5xx) is a 502 to our client.
+_CLIENT_STATUSES = frozenset({400, 404, 413, 422})
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream could not be reached, failed with a 5xx, or broke its stream: retryable."""
+
+
+def is_retryable(exc: LmstreamError) -> bool:
+    if isinstance(exc, Overloaded | UpstreamUnavailable):
+        return True
+    if isinstance(exc, UpstreamTimeout):
+        return False
+    return isinstance(exc, UpstreamError) and (exc.upstream_status or 0) >= 500
+
+
+def error_message(body: bytes, fallback: str) -> str:
+    """The human message inside an upstream error body, whatever its dialect."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:500] or fallback
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict):
+            for key in ("message", "detail", "error"):
+                if isinstance(error.get(key), str):
+                    return str(error[key])
+    return fallback
+
+
+def status_error(kind: str, status: int, body: bytes, retry_after: str | None = None) -> LmstreamError:
+    """One upstream HTTP error status → our exception (see the module docstring)."""
+    message = error_message(body, httpx.codes.get_reason_phrase(status) or "error")
+    text = f"the {kind} upstream answered {status}: {message}"
+    if status in (429, 503):
+        seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
+        return Overloaded(text, retry_after=max(1, seconds))
+    if status >= 500:
+        return UpstreamUnavailable(text, upstream_status=status)
+    error = UpstreamError(text, upstream_status=status)
+    if status in _CLIENT_STATUSES:
+        error.status_code = status
+    return error
+
+
+def parse_json(text: str | bytes, kind: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"the {kind} upstream sent malformed JSON ({exc}): {str(text)[:200]}") from None
+
+
+class NdjsonDecoder:
+    """Bytes in, whole lines out. Lines are split as bytes and only then decoded, so a
+    character cut between two reads is never garbled."""
+
+    def __init__(self, max_line: int = 1 << 20) -> None:
+        self._buffer = bytearray()
+        self._max_line = max_line
+
+    def feed(self, data: bytes) -> list[str]:
+        self._buffer += data
+        if b"\n" not in data:
+            if len(self._buffer) > self._max_line:
+                raise UpstreamError(f"the upstream sent a line longer than {self._max_line} bytes")
+            return []
+        *complete, rest = self._buffer.split(b"\n")
+        self._buffer = bytearray(rest)
+        return [line.decode("utf-8", "replace") for line in (c.strip() for c in complete) if line]
+
+    def flush(self) -> list[str]:
+        rest, self._buffer = bytes(self._buffer).strip(), bytearray()
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+async def ndjson_lines(response: httpx.Response) -> AsyncGenerator[str, None]:
+    decoder = NdjsonDecoder()
+    async for chunk in response.aiter_bytes():
+        for line in decoder.feed(chunk):
+            yield line
+    for line in decoder.flush():
+        yield line
+
+
+async def sse_events(response: httpx.Response) -> AsyncGenerator[tuple[str, str], None]:
+    """(event name, data) of each SSE event with data; comments and empty events skipped."""
+    events = EventSource(response).aiter_sse()
+    try:
+        async for sse in events:
+            if sse.data:
+                yield sse.event, sse.data
+    finally:
+        await events.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    kind: str
+    base_url: str
+    model: str
+    api_key: str | None
+    headers: dict[str, str]
+    connect_timeout: float
+    first_token_timeout: float
+    token_timeout: float
+    retries: int
+    status_wait: float
+    context_window: int | None
+
+    @classmethod
+    def from_model(cls, kind: str, config: ModelConfig, context: BackendContext) -> UpstreamConfig:
+        if not config.url:
+            raise ValueError(f"model {config.name!r}: backend {kind!r} needs `url` (the upstream's base URL)")
+        parts = urlsplit(config.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"model {config.name!r}: `url` must be an http(s) URL, got {config.url!r}")
+        options, settings = config.options, context.settings
+        headers = options.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise ValueError(f"model {config.name!r}: options.headers must be a table of strings")
+        window = options.get("context_window")
+        return cls(
+            kind=kind,
+            base_url=config.url.rstrip("/"),
+            model=config.upstream_model or config.name,
+            api_key=config.api_key,
+            headers={str(k): str(v) for k, v in headers.items()},
+            connect_timeout=float(options.get("connect_timeout", settings.connect_timeout)),
+            first_token_timeout=float(options.get("first_token_timeout", settings.first_token_timeout)),
+            token_timeout=float(options.get("token_timeout", settings.token_timeout)),
+            retries=max(0, int(options.get("retries", settings.upstream_retries))),
+            status_wait=float(options.get("status_wait", DEFAULT_STATUS_WAIT)),
+            context_window=None if window is None else int(window),
+        )
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Attempts left for one generation (shared by the send and the stream)."""
+
+    left: int
+    used: int = field(default=0)
+
+    def take(self) -> float | None:
+        """The backoff before the next attempt, or None when none is left."""
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        self.used += 1
+        return min(0.1 * 2.0**self.used, _MAX_BACKOFF)
+
+
+@dataclass(slots=True)
+class _Sent:
+    response: httpx.Response
+    sent_at: float  # loop time the request went out (the first-token clock)
+
+
+async def _settle(pending: asyncio.Future[_Sent]) -> None:
+    """Stop a send still in flight, or close the response it got."""
+    if not pending.done():
+        pending.cancel()
+    elif not pending.cancelled() and pending.exception() is None:
+        await pending.result().response.aclose()
+
+
+class _Stream:
+    """One generation's ``EventStream``. ``aclose()`` also stops the upstream request
+    when the stream is closed without ever being iterated."""
+
+    def __init__(self, events: AsyncGenerator[Event, None], pending: asyncio.Future[_Sent]) -> None:
+        self._events = events
+        self._pending = pending
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    def __anext__(self) -> Awaitable[Event]:
+        return self._events.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._events.aclose()
+        finally:
+            await _settle(self._pending)
+
+
+class UpstreamBackend:
+    """An upstream server as a ``Backend``. Subclasses set ``kind``, ``path``, and
+    implement ``build`` (body and headers) and ``decode`` (response → events)."""
+
+    kind: ClassVar[str]
+    path: ClassVar[str]
+
+    def __init__(self, config: ModelConfig, context: BackendContext) -> None:
+        self.config = UpstreamConfig.from_model(self.kind, config, context)
+        self.http = context.http
+        self.url = self.config.base_url + self.path
+        self.info = ModelInfo(
+            name=config.name,
+            backend=self.kind,
+            context_window=self.config.context_window,
+            aliases=tuple(config.aliases),
+            owned_by=urlsplit(self.config.base_url).netloc,
+            details={"family": self.kind, "upstream": self.config.base_url, "upstream_model": self.config.model},
+        )
+        self.active = 0
+        self.tokens_generated = 0
+
+    # What each kind provides ---------------------------------------------------------
+
+    def build(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str]]:
+        """The JSON body and the headers (credentials included) of the upstream request."""
+        raise NotImplementedError
+
+    def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
+        """TextDelta* Usage? Done from a 2xx response; raises LmstreamError on in-band errors."""
+        raise NotImplementedError
+
+    # The Backend protocol ------------------------------------------------------------
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4 + 1
+
+    def stats(self) -> dict[str, Any]:
+        return {"loaded": True, "active": self.active, "queue": 0, "tokens_generated": self.tokens_generated}
+
+    async def open(self, request: ChatRequest) -> EventStream:
+        budget = _Budget(self.config.retries)
+        pending = asyncio.ensure_future(self._send(request, budget))
+        try:
+            await asyncio.wait({pending}, timeout=self.config.status_wait)
+        except BaseException:
+            pending.cancel()
+            raise
+        if pending.done():
+            pending.result()  # raises the upstream's refusal before our first byte
+        return _Stream(self._generate(request, pending, budget), pending)
+
+    # Plumbing ------------------------------------------------------------------------
+
+    async def _send(self, request: ChatRequest, budget: _Budget) -> _Sent:
+        body, headers = self.build(request)
+        content = orjson.dumps(body)
+        headers = {"content-type": "application/json", **self.config.headers, **headers}
+        timeout = httpx.Timeout(None, connect=self.config.connect_timeout, pool=self.config.connect_timeout)
+        loop = asyncio.get_running_loop()
+        while True:
+            sent_at = loop.time()
+            http_request = self.http.build_request("POST", self.url, content=content, headers=headers, timeout=timeout)
+            error: LmstreamError
+            try:
+                async with asyncio.timeout(self.config.first_token_timeout):
+                    response = await self.http.send(http_request, stream=True)
+                    if response.status_code < 400:
+                        return _Sent(response, sent_at)
+                    try:
+                        raw = await response.aread()
+                    finally:
+                        await response.aclose()
+                error = status_error(self.kind, response.status_code, raw, response.headers.get("retry-after"))
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"the {self.kind} upstream at {self.url} did not answer within "
+                    f"{self.config.first_token_timeout:g}s"
+                ) from None
+            except httpx.TransportError as exc:
+                error = UpstreamUnavailable(f"cannot reach the {self.kind} upstream at {self.url}: {exc or type(exc).__name__}")
+            backoff = budget.take() if is_retryable(error) else None
+            if backoff is None:
+                raise error
+            log.warning("%s; retrying in %.2fs", error.message, backoff)
+            await asyncio.sleep(backoff)  # backoff policy, not a signal
+
+    async def _next(self, events: AsyncGenerator[Event, None], deadline: float, what: str) -> Event | None:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await anext(events, None)
+        except TimeoutError:
+            raise UpstreamTimeout(f"the {self.kind} upstream sent no {what} in time") from None
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(
+                f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}"
+            ) from None
+        except SSEError as exc:
+            raise UpstreamError(f"the {self.kind} upstream did not send an event stream: {exc}") from None
+
+    async def _generate(
+        self, request: ChatRequest, pending: asyncio.Future[_Sent], budget: _Budget
+    ) -> AsyncGenerator[Event, None]:
+        self.active += 1
+        loop = asyncio.get_running_loop()
+        matcher = StopMatcher(request.stop)
+        received = 0
+        usage: Usage | None = None
+        try:
+            sent = await pending
+            while True:
+                events = self.decode(sent.response)
+                try:
+                    while True:
+                        if received:
+                            deadline, what = loop.time() + self.config.token_timeout, "token"
+                        else:
+                            deadline, what = sent.sent_at + self.config.first_token_timeout, "first token"
+                        event = await self._next(events, deadline, what)
+                        if event is None:
+                            raise UpstreamUnavailable(f"the {self.kind} upstream ended its stream before it was done")
+                        if isinstance(event, TextDelta):
+                            received += 1
+                            self.tokens_generated += 1
+                            emit, hit = matcher.feed(event.text)
+                            if emit:
+                                yield TextDelta(emit)
+                            if hit is not None:
+                                yield usage or self._estimate(request, received)
+                                yield Done("stop_sequence", stop_sequence=hit)
+                                return
+                        elif isinstance(event, Usage):
+                            usage = event
+                        elif isinstance(event, Done):
+                            tail = matcher.flush()
+                            if tail:
+                                yield TextDelta(tail)
+                            yield usage or self._estimate(request, received)
+                            yield event
+                            return
+                        else:
+                            yield event
+                except LmstreamError as exc:
+                    backoff = None if received or not is_retryable(exc) else budget.take()
+                    if backoff is None:
+                        raise
+                    log.warning("%s; retrying in %.2fs", exc.message, backoff)
+                finally:
+                    await events.aclose()
+                    await sent.response.aclose()
+                await asyncio.sleep(backoff)  # backoff policy, not a signal
+                sent = await self._send(request, budget)
+        finally:
+            self.active -= 1
+            await _settle(pending)
+
+    def _estimate(self, request: ChatRequest, completion_tokens: int) -> Usage:
+        prompt = request.raw_prompt if request.raw_prompt is not None else "\n".join(m.content for m in request.messages)
+        return Usage(self.count_tokens(prompt), completion_tokens)
+
