@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import native, openai
+from lmstream.http import anthropic, native, ollama, openai
 from lmstream.http.endpoint import error_response
 from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
@@ -95,7 +95,7 @@ def create_app(
         error.code = "method_not_allowed"
         return error_response(error, _plain_error)
 
-    routes: list[BaseRoute] = [*native.routes, *openai.routes, *extra_routes]
+    routes: list[BaseRoute] = [*native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *extra_routes]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -1,0 +1,75 @@
+"""Routes of the Anthropic dialect: ``POST /v1/messages`` and ``/v1/messages/count_tokens``.
+
+Auth (``x-api-key`` or Bearer) and errors before the stream go through ``endpoint``;
+streaming and disconnects through ``http/streaming.py`` (grace 0: a client that leaves
+cancels the generation at once).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lmstream.dialects import anthropic
+from lmstream.errors import ERROR_CODES, LmstreamError
+from lmstream.events import Event
+from lmstream.http.endpoint import endpoint
+from lmstream.http.state import AppState, app_state
+from lmstream.http.streaming import (
+    JSON,
+    Frame,
+    follow_frames,
+    stream_response,
+    wait_unless_disconnected,
+)
+from lmstream.request import ChatRequest
+
+__all__ = ["routes"]
+
+
+def _input_tokens(state: AppState, model: str | None, request: ChatRequest) -> int:
+    backend, _ = state.router.resolve(model)
+    return backend.count_tokens(anthropic.prompt_text(request))
+
+
+@endpoint(anthropic.error_body)
+async def messages(request: Request) -> Response:
+    state = app_state(request)
+    chat, stream = anthropic.parse_request(await request.body())
+    generation = await state.hub.start(chat)
+    input_tokens = _input_tokens(state, generation.model, generation.request)
+    message_id = "msg_" + secrets.token_hex(12)
+    if stream:
+        encoder = anthropic.MessageEncoder(message_id, generation.model, input_tokens=input_tokens)
+
+        def encode(seq: int, event: Event) -> list[Frame]:
+            return list(encoder.encode(event))
+
+        frames = follow_frames(state.hub, generation, encode, grace=0)
+        return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
+    completion = await wait_unless_disconnected(request, state.hub, generation)
+    if completion is None:
+        return Response(status_code=499)
+    if completion.error is not None:
+        error = LmstreamError(completion.error.message)
+        error.code = completion.error.code
+        return JSON(anthropic.error_body(error), status_code=ERROR_CODES.get(error.code, 500))
+    return JSON(
+        anthropic.render_message(message_id, generation.model, completion, input_tokens=input_tokens)
+    )
+
+
+@endpoint(anthropic.error_body)
+async def count_tokens(request: Request) -> Response:
+    state = app_state(request)
+    chat = anthropic.parse_count_tokens(await request.body())
+    return JSON({"input_tokens": _input_tokens(state, chat.model, chat)})
+
+
+routes = [
+    Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+]

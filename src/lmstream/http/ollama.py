@@ -1,0 +1,119 @@
+"""Routes of the Ollama dialect under ``/api``: chat, generate, tags, show, ps, version.
+
+Streams are NDJSON through ``http/streaming.py`` (grace 0: a client that leaves cancels
+the generation at once). Model names may carry Ollama's default tag: ``name:latest``
+is routed to ``name`` when only ``name`` is configured. ``/`` is not taken (the web
+chat page lives there).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lmstream.dialects import ollama
+from lmstream.errors import ERROR_CODES, ModelNotFound
+from lmstream.events import Event
+from lmstream.http.endpoint import endpoint
+from lmstream.http.state import AppState, app_state
+from lmstream.http.streaming import (
+    JSON,
+    Frame,
+    follow_frames,
+    stream_response,
+    wait_unless_disconnected,
+)
+from lmstream.request import ChatRequest
+
+__all__ = ["routes"]
+
+
+def _routable(state: AppState, name: str) -> str:
+    """``name`` as the router knows it (``x:latest`` → ``x``); ModelNotFound otherwise."""
+    try:
+        state.router.resolve(name)
+        return name
+    except ModelNotFound:
+        base, _, tag = name.rpartition(":")
+        if base and tag == "latest":
+            state.router.resolve(base)
+            return base
+        raise
+
+
+async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollama.Endpoint) -> Response:
+    state = app_state(request)
+    asked = chat.model or ""
+    chat = chat.with_(model=_routable(state, asked))
+    if not chat.messages and chat.raw_prompt is None:
+        return JSON(ollama.load_response(asked, kind))
+    generation = await state.hub.start(chat)
+    if stream:
+        encoder = ollama.LineEncoder(asked, kind)
+
+        def encode(seq: int, event: Event) -> list[Frame]:
+            return list(encoder.encode(event))
+
+        frames = follow_frames(state.hub, generation, encode, grace=0)
+        return stream_response(frames, heartbeat=0, media_type="application/x-ndjson")
+    completion = await wait_unless_disconnected(request, state.hub, generation)
+    if completion is None:
+        return Response(status_code=499)
+    if completion.error is not None:
+        return JSON({"error": completion.error.message}, status_code=ERROR_CODES.get(completion.error.code, 500))
+    return JSON(ollama.render_response(asked, kind, completion))
+
+
+@endpoint(ollama.error_body)
+async def chat(request: Request) -> Response:
+    body, stream = ollama.parse_chat(await request.body())
+    return await _answer(request, body, stream, "chat")
+
+
+@endpoint(ollama.error_body)
+async def generate(request: Request) -> Response:
+    body, stream = ollama.parse_generate(await request.body())
+    return await _answer(request, body, stream, "generate")
+
+
+def _started(state: AppState) -> datetime:
+    return datetime.fromtimestamp(state.started_at, UTC)
+
+
+@endpoint(ollama.error_body)
+async def tags(request: Request) -> Response:
+    state = app_state(request)
+    return JSON(ollama.model_list(state.router.models(), _started(state)))
+
+
+@endpoint(ollama.error_body)
+async def running(request: Request) -> Response:
+    state = app_state(request)
+    loaded = [b.info for b in state.backends.values() if b.stats().get("loaded", True)]
+    return JSON(ollama.running_list(loaded))
+
+
+@endpoint(ollama.error_body)
+async def show(request: Request) -> Response:
+    state = app_state(request)
+    name = _routable(state, ollama.parse_show(await request.body()))
+    backend, _ = state.router.resolve(name)
+    return JSON(ollama.show_model(backend.info, _started(state)))
+
+
+@endpoint(ollama.error_body, public=True)
+async def version(request: Request) -> Response:
+    return JSON({"version": ollama.OLLAMA_VERSION})
+
+
+routes = [
+    Route("/api/chat", chat, methods=["POST"]),
+    Route("/api/generate", generate, methods=["POST"]),
+    Route("/api/tags", tags, methods=["GET"]),
+    Route("/api/ps", running, methods=["GET"]),
+    Route("/api/show", show, methods=["POST"]),
+    Route("/api/version", version, methods=["GET"]),
+]
