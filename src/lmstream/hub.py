@@ -264,6 +264,9 @@ class StreamHub:
         request = request.with_(model=model)
         for preprocess in self.preprocessors:
             request = await preprocess(request)
+        if request.model != model:  # a preprocessor re-routed it (a profile's model, the fast path)
+            backend, model = self.router.resolve(request.model)
+            request = request.with_(model=model)
         stream = await backend.open(request)
         generation = Generation(
             "gen_" + secrets.token_urlsafe(18),

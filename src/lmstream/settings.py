@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -32,7 +33,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["DEFAULT_MODEL_NAME", "ModelConfig", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_GREETING",
+    "DEFAULT_MODEL_NAME",
+    "FastPathRule",
+    "ModelConfig",
+    "ProfileConfig",
+    "Settings",
+    "load_settings",
+]
 
 DEFAULT_MODEL_NAME = "gemma3-270m"
 
@@ -51,6 +60,49 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileConfig(BaseModel):
+    """A named profile ("mode"): a system prompt, a model and sampling defaults.
+
+    Request fields override profile values; unset (None) values leave the backend's own
+    defaults. With no ``[[profiles]]`` configured, the built-ins ``chat`` and ``code``
+    apply (``lmstream.profiles``).
+    """
+
+    name: str
+    description: str = ""
+    system_prompt: str | None = None
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1)
+    stop: list[str] = Field(default_factory=list)
+
+
+class FastPathRule(BaseModel):
+    """Answer a user message matching ``pattern`` (a case-insensitive regex) with ``answer``."""
+
+    pattern: str
+    answer: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"fast_path pattern {value!r} is not a regular expression: {exc}") from None
+        return value
+
+
+# The default fast-path rule (set ``fast_path = []`` to disable it).
+DEFAULT_GREETING = FastPathRule(
+    pattern=r"^\s*(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening))"
+    r"( there)?\s*[!.]*\s*$",
+    answer="Hello! How can I help you today?",
+)
 
 
 class Settings(BaseSettings):
@@ -88,6 +140,15 @@ class Settings(BaseSettings):
     first_token_timeout: float = 120.0
     token_timeout: float = 60.0
     upstream_retries: int = 1
+
+    # Conversations, profiles, fast path (lmstream.conversations).
+    store: Literal["sqlite", "none"] = Field(
+        "sqlite", description="Where native conversations are kept: sqlite (data_dir/lmstream.db) or none."
+    )
+    conversation_titles: bool = True
+    profiles: list[ProfileConfig] = Field(default_factory=list)
+    default_profile: str | None = None
+    fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")

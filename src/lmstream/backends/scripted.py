@@ -5,6 +5,7 @@ Tests and benchmarks run on it, and operators can use it for canned answers. Opt
 
 ``text``               what to answer (default: a short greeting)
 ``echo``               answer with the last user message instead
+``echo_prompt``        answer with the whole prompt as a transcript (``prompt.transcript_prompt``)
 ``tokens_per_second``  pace (0 = as fast as possible)
 ``prompt_delay``       seconds before the first token (simulated prompt processing)
 ``fail_after``         raise an error after N tokens
@@ -26,6 +27,7 @@ from typing import Any
 from lmstream.backends.base import BackendContext, EventStream, ModelInfo
 from lmstream.errors import ContextLengthExceeded, UpstreamError
 from lmstream.events import Done, Event, TextDelta, Usage
+from lmstream.prompt import transcript_prompt
 from lmstream.request import ChatRequest
 from lmstream.settings import ModelConfig
 from lmstream.text import StopMatcher
@@ -45,6 +47,7 @@ class ScriptedBackend:
         options: dict[str, Any] = dict(config.options)
         self.text: str = str(options.get("text", DEFAULT_TEXT))
         self.echo = bool(options.get("echo", False))
+        self.echo_prompt = bool(options.get("echo_prompt", False))
         self.tokens_per_second = float(options.get("tokens_per_second", 0) or 0)
         self.prompt_delay = float(options.get("prompt_delay", 0) or 0)
         self.fail_after: int | None = options.get("fail_after")
@@ -85,7 +88,9 @@ class ScriptedBackend:
                 f"{self.context_window}",
                 param="messages",
             )
-        if self.echo:
+        if self.echo_prompt:
+            text = request.raw_prompt if request.raw_prompt is not None else transcript_prompt(request.messages)
+        elif self.echo:
             users = [m.content for m in request.messages if m.role == "user"]
             text = request.raw_prompt if request.raw_prompt is not None else (users[-1] if users else "")
         else:

@@ -57,6 +57,7 @@ class NativeRequest(BaseModel):
     seed: int | None = None
     conversation_id: str | None = None
     profile: str | None = None
+    store: bool = True  # keep the exchange in its conversation (a new one if no conversation_id)
 
     @model_validator(mode="after")
     def _has_input(self) -> NativeRequest:
@@ -85,6 +86,9 @@ def parse_request(body: bytes) -> ChatRequest:
         seed=req.seed,
         conversation_id=req.conversation_id,
         profile=req.profile,
+        # lmstream.conversations reads these: native requests get profiles, the fast path
+        # and history; `requested_model` tells "asked for the default" from "asked for none".
+        metadata={"dialect": "native", "store": req.store, "requested_model": req.model},
     )
 
 

@@ -21,15 +21,16 @@ from starlette.routing import BaseRoute
 
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
+from lmstream.conversations import conversations_extension
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, native, ollama, openai
+from lmstream.http import anthropic, conversations, native, ollama, openai
 from lmstream.http.endpoint import error_response
 from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
 
-__all__ = ["Extension", "create_app"]
+__all__ = ["Extension", "create_app", "default_extensions"]
 
 log = logging.getLogger("lmstream")
 
@@ -46,6 +47,11 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
         factory = get_backend_factory(config.backend)
         backends[config.name] = factory(config, context)
     return backends
+
+
+def default_extensions(settings: Settings) -> list[Extension]:
+    """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
+    return [conversations_extension]
 
 
 def create_app(
@@ -79,7 +85,7 @@ def create_app(
                 started_at=time.time(),
             )
             app.state.lmstream = state
-            for extension in extensions:
+            for extension in [*default_extensions(settings), *extensions]:
                 cleanup = await extension(state)
                 if cleanup is not None:
                     stack.push_async_callback(cleanup)
@@ -95,7 +101,9 @@ def create_app(
         error.code = "method_not_allowed"
         return error_response(error, _plain_error)
 
-    routes: list[BaseRoute] = [*native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *extra_routes]
+    routes: list[BaseRoute] = [
+        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *extra_routes,
+    ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

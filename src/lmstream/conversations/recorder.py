@@ -1,0 +1,199 @@
+"""Recording generations into the store as they happen, never blocking the hub.
+
+The hub calls observers synchronously as it records each event, so the ``Recorder``
+only *queues* writes; one writer task (``WriteQueue``) applies them in order::
+
+    Started    ─► conversation row (if new) + the user's message(s) + the assistant's
+                  message, status "streaming", empty
+    TextDelta  ─► every FLUSH_INTERVAL s / FLUSH_TOKENS tokens (and at the first
+                  token): the text so far, still "streaming"
+    Done/Error ─► the final text, status, usage, ttft, tokens/s, error
+
+Nothing is written before ``Started``, i.e. before ``backend.open`` accepted the
+request: a refused request (context too long, queue full, unknown model) leaves the
+conversation exactly as it was, and the client holds the refusal (an HTTP error) and
+its own text. A server killed mid-answer leaves the user's message and the answer up
+to the last flush, still "streaming"; the next start marks it "interrupted".
+
+``WriteQueue.sync()`` is the read-your-writes barrier: a read that awaits it sees
+every write queued before it (a client that got a ``done`` event and then asks for
+the conversation sees the final message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from lmstream.events import Done, Error, Event, Started, TextDelta
+from lmstream.hub import Generation
+from lmstream.store.base import (
+    Conversation,
+    MessageStatus,
+    MessageUpdate,
+    Store,
+    StoredMessage,
+    now,
+)
+
+__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "TURN_KEY", "Recorder", "Turn", "WriteQueue", "final_status"]
+
+log = logging.getLogger("lmstream.conversations")
+
+TURN_KEY = "lmstream.turn"  # ChatRequest.metadata key of a recorded request's Turn
+FLUSH_INTERVAL = 0.5
+FLUSH_TOKENS = 32
+USER_STOP = "stopped by the user"  # the reason DELETE /v1/streams/{id} cancels with
+
+Write = Callable[[], Awaitable[object]]
+
+
+@dataclass(slots=True)
+class Turn:
+    """One exchange to record, made by the preprocessor and carried in the request."""
+
+    conversation_id: str
+    assistant_id: str
+    messages: list[StoredMessage]  # the new messages the request brought (user's)
+    create: Conversation | None = None  # a new conversation, inserted at Started
+    model: str | None = None  # becomes the conversation's model (None: leave it)
+    wants_title: bool = False
+    # Recorder's bookkeeping.
+    flushed_at: float = 0.0
+    unflushed: int = 0
+    flushes: int = field(default=0)
+
+
+def final_status(generation: Generation, event: Done | Error) -> MessageStatus:
+    if isinstance(event, Error):
+        return "error"
+    if event.finish_reason == "cancelled":
+        return "stopped" if generation.cancel_reason == USER_STOP else "interrupted"
+    return "complete"
+
+
+class WriteQueue:
+    """Store writes applied one after another by one task, in the order queued."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Write | asyncio.Future[None]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="lmstream store writer")
+
+    def submit(self, write: Write) -> None:
+        self._queue.put_nowait(write)
+
+    async def sync(self) -> None:
+        """Return once every write queued before this call has been applied."""
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(marker)
+        await marker
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, asyncio.Future):
+                if not item.done():
+                    item.set_result(None)
+                continue
+            try:
+                await item()
+            except Exception:
+                log.exception("a conversation store write failed")
+
+    async def aclose(self) -> None:
+        """Apply what is queued, then stop."""
+        if self._task is None:
+            return
+        await self.sync()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+
+class Recorder:
+    """The hub observer that turns a recorded request's events into store writes."""
+
+    def __init__(
+        self,
+        store: Store,
+        writes: WriteQueue,
+        *,
+        on_finished: Callable[[Turn, Generation, MessageStatus], None] | None = None,
+        flush_interval: float = FLUSH_INTERVAL,
+        flush_tokens: int = FLUSH_TOKENS,
+    ) -> None:
+        self.store = store
+        self.writes = writes
+        self.on_finished = on_finished
+        self.flush_interval = flush_interval
+        self.flush_tokens = flush_tokens
+
+    def on_event(self, generation: Generation, seq: int, event: Event) -> None:
+        turn = generation.request.metadata.get(TURN_KEY)
+        if not isinstance(turn, Turn):
+            return
+        match event:
+            case Started():
+                turn.flushed_at = time.monotonic()
+                self.writes.submit(lambda: self._begin(turn, generation))
+            case TextDelta():
+                turn.unflushed += 1
+                if (
+                    turn.flushes == 0
+                    or turn.unflushed >= self.flush_tokens
+                    or time.monotonic() - turn.flushed_at >= self.flush_interval
+                ):
+                    self._flush(turn, generation)
+            case Done() | Error():
+                status = final_status(generation, event)
+                self.writes.submit(lambda: self._finish(turn, generation, status))
+                if self.on_finished is not None:
+                    self.on_finished(turn, generation, status)
+            case _:
+                pass
+
+    def _flush(self, turn: Turn, generation: Generation) -> None:
+        turn.flushes += 1
+        turn.unflushed = 0
+        turn.flushed_at = time.monotonic()
+        update = MessageUpdate(content=generation.completion.text, status="streaming")
+        self.writes.submit(lambda: self.store.update_message(turn.assistant_id, update))
+
+    async def _begin(self, turn: Turn, generation: Generation) -> None:
+        if turn.create is not None:
+            await self.store.create_conversation(turn.create)
+        elif turn.model is not None:
+            await self.store.update_conversation(turn.conversation_id, model=turn.model)
+        assistant = StoredMessage(
+            id=turn.assistant_id,
+            conversation_id=turn.conversation_id,
+            role="assistant",
+            content="",
+            status="streaming",
+            created_at=now(),
+            model=generation.model,
+            generation_id=generation.id,
+        )
+        await self.store.add_messages(turn.conversation_id, [*turn.messages, assistant])
+
+    async def _finish(self, turn: Turn, generation: Generation, status: MessageStatus) -> None:
+        completion = generation.completion
+        usage, timings = completion.usage, completion.timings
+        await self.store.update_message(
+            turn.assistant_id,
+            MessageUpdate(
+                content=completion.text,
+                status=status,
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+                ttft_ms=timings.ttft_ms if timings else None,
+                tokens_per_second=timings.tokens_per_second if timings else None,
+                error=completion.error.message if completion.error else None,
+            ),
+        )

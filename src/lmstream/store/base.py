@@ -1,0 +1,169 @@
+"""The ``Store`` seam: where conversations and their messages are kept.
+
+One async Protocol, so the embedded SQLite store (``store/sqlite.py``) and a later
+PostgreSQL store are two implementations of the same surface, not two designs. The
+store knows nothing of HTTP, the hub or models: it keeps rows.
+
+Records are frozen dataclasses. Timestamps are ISO 8601 UTC strings with a fixed
+width (``2026-01-01T12:00:00.000000Z``), so they also sort as text. Identifiers are
+``conv_<random>`` and ``msg_<random>``, made by the caller (the recorder knows a
+message's id before its row is written, so it can update the row without asking).
+
+Message ``status``: user (and system/tool) messages are ``complete``; an assistant
+message is ``streaming`` while its generation runs (its text is flushed
+periodically), then ``complete``, ``stopped`` (the user cancelled it), ``interrupted``
+(the client went away, or the server stopped or died) or ``error``.
+
+Pagination is by ``(updated_at, id)`` descending; the cursor is opaque to clients
+(``encode_cursor``/``decode_cursor`` are shared by every implementation).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
+
+import orjson
+
+from lmstream.errors import BadRequest
+
+__all__ = [
+    "Conversation",
+    "ConversationPage",
+    "MessageStatus",
+    "MessageUpdate",
+    "Store",
+    "StoredMessage",
+    "decode_cursor",
+    "encode_cursor",
+    "new_id",
+    "now",
+]
+
+MessageStatus: TypeAlias = Literal["streaming", "complete", "stopped", "interrupted", "error"]
+
+
+def now() -> str:
+    """The current time as a fixed-width ISO 8601 UTC string."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id(prefix: str) -> str:
+    """``conv_…`` / ``msg_…``: a prefix and 16 random URL-safe characters."""
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    title: str
+    created_at: str
+    updated_at: str
+    model: str | None = None
+    profile: str | None = None
+    message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: str
+    conversation_id: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    status: MessageStatus
+    created_at: str
+    model: str | None = None
+    generation_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUpdate:
+    """A change to an assistant message: a periodic flush or its final state."""
+
+    content: str
+    status: MessageStatus
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    data: list[Conversation]
+    next_cursor: str | None
+
+
+def encode_cursor(updated_at: str, conversation_id: str) -> str:
+    raw = orjson.dumps([updated_at, conversation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The position a cursor names; ``BadRequest`` for anything not made by ``encode_cursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, conversation_id = orjson.loads(raw)
+        if isinstance(updated_at, str) and isinstance(conversation_id, str):
+            return updated_at, conversation_id
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        pass
+    raise BadRequest("`cursor` is not a cursor this server gave out", param="cursor")
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Conversations and messages. Every method is async and safe to call concurrently."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations (creating the database if needed)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    async def create_conversation(self, conversation: Conversation) -> None: ...
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def list_conversations(
+        self, *, limit: int, cursor: str | None = None, query: str | None = None
+    ) -> ConversationPage:
+        """Newest ``updated_at`` first; ``query`` matches a title substring, any case."""
+        ...
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        only_untitled: bool = False,
+    ) -> Conversation | None:
+        """Set the given fields (``only_untitled``: the title only if it is still empty)."""
+        ...
+
+    async def delete_conversation(self, conversation_id: str) -> bool: ...
+
+    async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
+        """Append ``messages`` in order and bump the conversation's ``updated_at``."""
+        ...
+
+    async def update_message(self, message_id: str, update: MessageUpdate) -> None: ...
+
+    async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
+        """All messages of a conversation, oldest first."""
+        ...
+
+    async def interrupt_streaming(self) -> int:
+        """Mark every ``streaming`` message ``interrupted``; how many there were."""
+        ...

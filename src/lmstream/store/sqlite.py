@@ -1,0 +1,321 @@
+"""The embedded store: one SQLite file (``lmstream.db`` in ``Settings.data_dir``).
+
+sqlite3 is blocking, so the store owns one dedicated worker thread and one connection
+that lives on it; every method ships a function to that thread and awaits it. One
+thread means one writer in FIFO order: a write submitted before a read is visible to
+it, and no locking is needed.
+
+* WAL journal with ``synchronous=NORMAL``: each committed transaction survives the
+  process being killed (SIGKILL); readers in other processes never block the writer.
+* The schema evolves through numbered migrations (``m001_initial``, ``m002_…``) in the
+  manner of simonw/llm: each runs once, in order, inside a transaction, and is
+  recorded in the ``schema_migrations`` table. Add a migration, never edit one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lmstream.store.base import (
+    Conversation,
+    ConversationPage,
+    MessageUpdate,
+    StoredMessage,
+    decode_cursor,
+    encode_cursor,
+    now,
+)
+
+__all__ = ["MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
+
+T = TypeVar("T")
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "m001_initial",
+        """
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            profile TEXT,
+            model TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX conversations_by_update ON conversations (updated_at DESC, id DESC);
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL,
+            model TEXT,
+            generation_id TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            ttft_ms REAL,
+            tokens_per_second REAL,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (conversation_id, seq)
+        );
+        CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
+        """,
+    ),
+]
+
+_CONVERSATION = """
+    SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile,
+           (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+    FROM conversations c
+"""
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, role, content, status, created_at, model, generation_id, "
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error"
+)
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model=row["model"],
+        profile=row["profile"],
+        message_count=row["message_count"],
+    )
+
+
+def _message(row: sqlite3.Row) -> StoredMessage:
+    return StoredMessage(**{key: row[key] for key in row.keys()})
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _like(query: str) -> str:
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded; the names of those applied now."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
+    applied: list[str] = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        with transaction(db):  # all of a migration or none of it (DDL included)
+            for statement in sql.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, now()))
+        applied.append(name)
+    return applied
+
+
+class SQLiteStore:
+    """``Store`` over one SQLite file, run on one dedicated thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the SQLite store is not open")
+        return self._db
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)  # autocommit; see `transaction`
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 5000")
+        migrate(db)
+        self._db = db
+
+    async def open(self) -> None:
+        await self._call(self._open)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def aclose(self) -> None:
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)
+
+    # Conversations --------------------------------------------------------------------
+
+    def _create(self, c: Conversation) -> None:
+        with transaction(self._conn()) as db:
+            db.execute(
+                "INSERT INTO conversations (id, title, profile, model, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (c.id, c.title, c.profile, c.model, c.created_at, c.updated_at),
+            )
+
+    async def create_conversation(self, conversation: Conversation) -> None:
+        await self._call(self._create, conversation)
+
+    def _get(self, conversation_id: str) -> Conversation | None:
+        row = self._conn().execute(_CONVERSATION + " WHERE c.id = ?", (conversation_id,)).fetchone()
+        return None if row is None else _conversation(row)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        return await self._call(self._get, conversation_id)
+
+    def _list(self, limit: int, cursor: str | None, query: str | None) -> ConversationPage:
+        where: list[str] = []
+        params: list[Any] = []
+        if cursor is not None:
+            updated_at, after_id = decode_cursor(cursor)
+            where.append("(c.updated_at, c.id) < (?, ?)")
+            params += [updated_at, after_id]
+        if query:
+            where.append("c.title LIKE ? ESCAPE '\\'")
+            params.append(_like(query))
+        sql = _CONVERSATION + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+        rows = self._conn().execute(sql, [*params, limit + 1]).fetchall()
+        data = [_conversation(row) for row in rows[:limit]]
+        more = len(rows) > limit and data
+        return ConversationPage(data, encode_cursor(data[-1].updated_at, data[-1].id) if more else None)
+
+    async def list_conversations(
+        self, *, limit: int, cursor: str | None = None, query: str | None = None
+    ) -> ConversationPage:
+        return await self._call(self._list, limit, cursor, query)
+
+    def _update(
+        self, conversation_id: str, title: str | None, model: str | None, only_untitled: bool
+    ) -> Conversation | None:
+        sets: list[str] = []
+        params: list[Any] = []
+        if title is not None:
+            sets.append("title = ?")
+            params.append(title)
+        if model is not None:
+            sets.append("model = ?")
+            params.append(model)
+        if sets:
+            sql = f"UPDATE conversations SET {', '.join(sets)} WHERE id = ?"
+            if only_untitled:
+                sql += " AND title = ''"
+            with transaction(self._conn()) as db:
+                db.execute(sql, [*params, conversation_id])
+        return self._get(conversation_id)
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        only_untitled: bool = False,
+    ) -> Conversation | None:
+        return await self._call(self._update, conversation_id, title, model, only_untitled)
+
+    def _delete(self, conversation_id: str) -> bool:
+        with transaction(self._conn()) as db:
+            return db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount > 0
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        return await self._call(self._delete, conversation_id)
+
+    # Messages -------------------------------------------------------------------------
+
+    def _add(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
+        with transaction(self._conn()) as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+            for offset, m in enumerate(messages, start=1):
+                db.execute(
+                    f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
+                        m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
+                        m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error,
+                    ),
+                )
+            if messages:
+                db.execute(
+                    "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                    (messages[-1].created_at, conversation_id),
+                )
+
+    async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
+        await self._call(self._add, conversation_id, list(messages))
+
+    def _update_message(self, message_id: str, u: MessageUpdate) -> None:
+        stamp = now()
+        with transaction(self._conn()) as db:
+            db.execute(
+                "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
+                "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
+                (
+                    u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
+                    u.tokens_per_second, u.error, stamp, message_id,
+                ),
+            )
+            db.execute(
+                "UPDATE conversations SET updated_at = ? "
+                "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
+                (stamp, message_id),
+            )
+
+    async def update_message(self, message_id: str, update: MessageUpdate) -> None:
+        await self._call(self._update_message, message_id, update)
+
+    def _messages(self, conversation_id: str) -> list[StoredMessage]:
+        rows = self._conn().execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,),
+        )
+        return [_message(row) for row in rows]
+
+    async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
+        return await self._call(self._messages, conversation_id)
+
+    def _interrupt(self) -> int:
+        with transaction(self._conn()) as db:
+            return db.execute(
+                "UPDATE messages SET status = 'interrupted', updated_at = ? WHERE status = 'streaming'",
+                (now(),),
+            ).rowcount
+
+    async def interrupt_streaming(self) -> int:
+        return await self._call(self._interrupt)
