@@ -23,7 +23,7 @@ from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import conversations_extension
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, conversations, native, ollama, openai
+from lmstream.http import anthropic, conversations, native, ollama, openai, web
 from lmstream.http.endpoint import error_response
 from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
@@ -103,6 +103,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *extra_routes,
+        *web.routes,  # the web chat last, so API routes always win
     ]
     return Starlette(
         routes=routes,

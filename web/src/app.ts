@@ -1,0 +1,490 @@
+/**
+ * The chat page's controller: wires the sidebar, the thread, the composer and the
+ * pickers to the API, and owns which conversation is shown.
+ *
+ * Generations outlive the view: switching conversations mid-answer leaves the answer
+ * streaming in the background (`running`), and coming back re-attaches to it. An answer
+ * the server lists as "streaming" that this page did not start (a reload, another tab)
+ * is followed from the server with `LiveGeneration.attach`.
+ */
+
+import { storedAnswer } from "./answer";
+import { Api, ApiError, type ConversationDetail, NetworkError, type StreamRequest } from "./api";
+import { byId, icon } from "./dom";
+import { prefs, type Theme } from "./prefs";
+import { Sidebar } from "./sidebar";
+import { LiveGeneration } from "./stream";
+import { Thread } from "./thread";
+
+type Turn = { role: "user" | "assistant"; content: string };
+
+export class App {
+  private readonly api = new Api(() => prefs.apiKey);
+  private readonly thread = new Thread(() => prefs.stream);
+  private readonly sidebar: Sidebar;
+  /** Generations this page follows, by generation id (they continue off-screen). */
+  private readonly running = new Map<string, LiveGeneration>();
+  private conversationId: string | null = null;
+  /** Bumped on every view change, so late async results for an old view are dropped. */
+  private view = 0;
+  private live: LiveGeneration | null = null;
+  /** The transcript, for servers without a conversation store. */
+  private turns: Turn[] = [];
+  private authRequired = false;
+
+  private readonly el = {
+    app: byId("app"),
+    title: byId("title"),
+    input: byId<HTMLTextAreaElement>("input"),
+    composer: byId<HTMLFormElement>("composer"),
+    send: byId<HTMLButtonElement>("send"),
+    stop: byId<HTMLButtonElement>("stop"),
+    streamToggle: byId<HTMLInputElement>("stream-toggle"),
+    model: byId<HTMLSelectElement>("model"),
+    modelPicker: byId("model-picker"),
+    profile: byId<HTMLSelectElement>("profile"),
+    profilePicker: byId("profile-picker"),
+    banner: byId("banner"),
+    bannerText: byId("banner-text"),
+    bannerRetry: byId<HTMLButtonElement>("banner-retry"),
+    status: byId("server-status"),
+    statusText: byId("server-status-text"),
+    themeToggle: byId<HTMLButtonElement>("theme-toggle"),
+    settings: byId<HTMLDialogElement>("settings"),
+    settingsForm: byId<HTMLFormElement>("settings-form"),
+    apiKey: byId<HTMLInputElement>("api-key"),
+    keyDialog: byId<HTMLDialogElement>("key-dialog"),
+    keyInput: byId<HTMLInputElement>("key-input"),
+    keyText: byId("key-text"),
+    announcer: byId("announcer"),
+    emptySub: byId("empty-sub"),
+  };
+  private bannerAction: (() => void) | null = null;
+
+  constructor() {
+    this.sidebar = new Sidebar(this.api, {
+      select: (id) => this.navigate(id),
+      deleted: (id) => {
+        if (id === this.conversationId) this.navigate(null);
+      },
+      renamed: (c) => {
+        if (c.id === this.conversationId) this.setTitle(c.title);
+      },
+      error: (err) => this.handleError(err),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.applyTheme();
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.applyTheme());
+    this.wireComposer();
+    this.wireChrome();
+    window.addEventListener("hashchange", () => void this.route());
+    await this.connect();
+  }
+
+  // ── connecting ──────────────────────────────────────────────────────────
+
+  private async connect(): Promise<void> {
+    this.setStatus("connecting");
+    try {
+      const health = await this.api.health();
+      this.authRequired = health.auth_required;
+    } catch {
+      this.setStatus("offline");
+      this.showBanner(`Can't reach the lmstream server at ${location.host}. Is it running?`, () => void this.connect());
+      return;
+    }
+    this.hideBanner();
+    this.setStatus("online");
+    byId("key-field").hidden = !this.authRequired && !prefs.apiKey;
+    if (this.authRequired && !prefs.apiKey) {
+      this.askForKey();
+      return;
+    }
+    try {
+      await Promise.all([this.loadModels(), this.loadProfiles(), this.sidebar.reload()]);
+    } catch (err) {
+      this.handleError(err);
+      return;
+    }
+    await this.route();
+  }
+
+  private async loadModels(): Promise<void> {
+    const models = await this.api.models();
+    const select = this.el.model;
+    select.replaceChildren();
+    if (models.length !== 1) select.append(new Option("Default model", ""));
+    for (const id of models) select.append(new Option(id, id));
+    select.value = models.includes(prefs.model) ? prefs.model : (select.options[0]?.value ?? "");
+    this.el.modelPicker.hidden = models.length === 0;
+    this.el.emptySub.textContent =
+      models.length === 1 ? `Chatting with ${models[0]}. Answers stream in as it writes them.` : "Answers stream in as the model writes them.";
+  }
+
+  private async loadProfiles(): Promise<void> {
+    let body;
+    try {
+      body = await this.api.profiles();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        this.el.profilePicker.hidden = true; // this server has no profiles
+        return;
+      }
+      throw err;
+    }
+    const select = this.el.profile;
+    select.replaceChildren();
+    if (!body.default) select.append(new Option("No profile", ""));
+    for (const profile of body.data) {
+      const option = new Option(profile.name, profile.name);
+      if (profile.description) option.title = profile.description;
+      select.append(option);
+    }
+    const names = body.data.map((p) => p.name);
+    const saved = prefs.profile;
+    select.value = saved !== null && (saved === "" || names.includes(saved)) ? saved : (body.default ?? "");
+    this.el.profilePicker.hidden = body.data.length === 0;
+  }
+
+  // ── navigation ──────────────────────────────────────────────────────────
+
+  private navigate(id: string | null): void {
+    const hash = id ? `#/c/${encodeURIComponent(id)}` : "";
+    if (location.hash === hash || (!id && !location.hash)) void this.route();
+    else if (id) location.hash = hash;
+    else {
+      history.pushState(null, "", location.pathname + location.search);
+      void this.route();
+    }
+    this.closeSidebar();
+  }
+
+  private async route(): Promise<void> {
+    const match = /^#\/c\/(.+)$/.exec(location.hash);
+    const id = match ? decodeURIComponent(match[1] as string) : null;
+    if (id && id === this.conversationId && this.view > 0) return;
+    if (id) await this.openConversation(id);
+    else this.newChat();
+  }
+
+  private newChat(): void {
+    this.view += 1;
+    this.conversationId = null;
+    this.turns = [];
+    this.live = null;
+    this.thread.clear();
+    this.sidebar.setSelected(null);
+    this.setTitle(null);
+    this.updateComposer();
+    this.el.input.focus();
+  }
+
+  private async openConversation(id: string): Promise<void> {
+    const view = ++this.view;
+    this.conversationId = id;
+    this.turns = [];
+    this.live = null;
+    this.thread.clear();
+    this.sidebar.setSelected(id);
+    this.setTitle(this.sidebar.find(id)?.title ?? null);
+    this.updateComposer();
+    let detail: ConversationDetail;
+    try {
+      detail = await this.api.conversation(id);
+    } catch (err) {
+      if (view !== this.view) return;
+      if (err instanceof ApiError && err.status === 404) {
+        this.showBanner("That conversation no longer exists.", null);
+        this.navigate(null);
+        return;
+      }
+      this.handleError(err);
+      return;
+    }
+    if (view !== this.view) return;
+    this.setTitle(detail.title);
+    if (detail.model && [...this.el.model.options].some((o) => o.value === detail.model)) {
+      this.el.model.value = detail.model;
+    }
+    if (detail.profile && [...this.el.profile.options].some((o) => o.value === detail.profile)) {
+      this.el.profile.value = detail.profile;
+    }
+    for (const message of detail.messages) {
+      if (message.role === "user") {
+        this.thread.addUser(message.content);
+      } else if (message.role === "assistant") {
+        if (message.status === "streaming" && message.generation_id) {
+          const live = this.follow(message.generation_id, message.model);
+          this.thread.addAssistant(live.answer, live);
+          this.live = live;
+        } else {
+          this.thread.addAssistant(storedAnswer(message), null);
+        }
+      }
+    }
+    this.thread.scrollToEnd();
+    this.updateComposer();
+  }
+
+  /** The running generation with this id: ours if we have it, else followed from the server. */
+  private follow(generationId: string, model: string | null): LiveGeneration {
+    const known = this.running.get(generationId);
+    if (known) return known;
+    const live = LiveGeneration.attach(this.api, generationId, model);
+    this.track(live);
+    return live;
+  }
+
+  private track(live: LiveGeneration): void {
+    let registered = false;
+    const unsubscribe = live.subscribe(() => {
+      if (!registered && live.id) {
+        registered = true;
+        this.running.set(live.id, live);
+      }
+    });
+    void live.finished.then(() => {
+      unsubscribe();
+      if (live.id) this.running.delete(live.id);
+      if (live === this.live) this.updateComposer();
+      const error = live.answer.error;
+      if (live.answer.status === "error" && error?.code === "unauthorized") this.askForKey(error.message);
+      void this.sidebar.reload();
+    });
+  }
+
+  // ── sending and stopping ────────────────────────────────────────────────
+
+  private send(): void {
+    const text = this.el.input.value.trim();
+    if (!text || (this.live && !this.live.done)) return;
+    const request: StreamRequest = { prompt: text };
+    if (this.el.model.value) request.model = this.el.model.value;
+    if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
+    if (this.conversationId) request.conversation_id = this.conversationId;
+    else if (!this.sidebar.available && this.turns.length) request.messages = [...this.turns];
+
+    this.el.input.value = "";
+    this.autosize();
+    this.thread.addUser(text);
+    const live = LiveGeneration.start(this.api, request);
+    this.track(live);
+    this.live = live;
+    this.thread.addAssistant(live.answer, live);
+    this.thread.scrollToEnd();
+    this.updateComposer();
+
+    const view = this.view;
+    let adopted = false;
+    live.subscribe(() => {
+      const cid = live.answer.conversationId;
+      if (!adopted && cid && view === this.view && this.conversationId === null) {
+        adopted = true; // the server created the conversation: this view is it now
+        this.conversationId = cid;
+        history.replaceState(null, "", `#/c/${encodeURIComponent(cid)}`);
+        this.sidebar.setSelected(cid);
+        void this.sidebar.reload().then(() => this.setTitle(this.sidebar.find(cid)?.title ?? null));
+      }
+    });
+    void live.finished.then(() => {
+      const a = live.answer;
+      if (a.text) this.turns.push({ role: "user", content: text }, { role: "assistant", content: a.text });
+      const word = a.status === "complete" ? "Answer complete" : a.status === "stopped" ? "Answer stopped" : "Answer ended";
+      this.announce(word);
+      if (view === this.view && this.conversationId) {
+        const cid = this.conversationId;
+        void this.sidebar.reload().then(() => {
+          if (cid === this.conversationId) this.setTitle(this.sidebar.find(cid)?.title ?? null);
+        });
+      }
+    });
+  }
+
+  private stop(): void {
+    if (this.live && !this.live.done) {
+      void this.live.stop();
+      this.updateComposer();
+    }
+  }
+
+  private updateComposer(): void {
+    const busy = this.live !== null && !this.live.done;
+    this.el.send.hidden = busy;
+    this.el.stop.hidden = !busy;
+    this.el.send.disabled = this.el.input.value.trim() === "";
+  }
+
+  // ── wiring ──────────────────────────────────────────────────────────────
+
+  private wireComposer(): void {
+    const { input, composer } = this.el;
+    input.addEventListener("input", () => {
+      this.autosize();
+      this.el.send.disabled = input.value.trim() === "";
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      } else if (event.key === "Escape" && this.live && !this.live.done) {
+        event.preventDefault();
+        this.stop();
+      }
+    });
+    composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    this.el.stop.addEventListener("click", () => this.stop());
+    this.el.streamToggle.checked = prefs.stream;
+    this.el.streamToggle.addEventListener("change", () => {
+      prefs.stream = this.el.streamToggle.checked;
+      this.thread.refresh();
+    });
+    this.el.model.addEventListener("change", () => {
+      prefs.model = this.el.model.value;
+    });
+    this.el.profile.addEventListener("change", () => {
+      prefs.profile = this.el.profile.value;
+    });
+  }
+
+  private wireChrome(): void {
+    byId("new-chat").addEventListener("click", () => this.navigate(null));
+    byId("open-sidebar").addEventListener("click", () => this.openSidebar());
+    byId("close-sidebar").addEventListener("click", () => this.closeSidebar());
+    byId("scrim").addEventListener("click", () => this.closeSidebar());
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.el.app.classList.contains("sidebar-open")) this.closeSidebar();
+      if ((event.metaKey || event.ctrlKey) && event.key.toLowerCase() === "k") {
+        event.preventDefault();
+        byId("search").focus();
+      }
+    });
+    this.el.bannerRetry.addEventListener("click", () => {
+      const action = this.bannerAction;
+      this.hideBanner();
+      action?.();
+    });
+    this.el.themeToggle.addEventListener("click", () => {
+      prefs.theme = this.resolvedTheme() === "dark" ? "light" : "dark";
+      this.applyTheme();
+    });
+    byId("open-settings").addEventListener("click", () => this.openSettings());
+    this.el.settings.addEventListener("close", () => {
+      if (this.el.settings.returnValue !== "save") return;
+      const theme = new FormData(this.el.settingsForm).get("theme");
+      if (theme === "light" || theme === "dark" || theme === "system") prefs.theme = theme as Theme;
+      this.applyTheme();
+      if (this.el.apiKey.value.trim() !== prefs.apiKey) {
+        prefs.apiKey = this.el.apiKey.value;
+        void this.connect();
+      }
+    });
+    this.el.keyDialog.addEventListener("close", () => {
+      const key = this.el.keyInput.value.trim();
+      if (this.el.keyDialog.returnValue === "save" && key) {
+        prefs.apiKey = key;
+        void this.connect();
+      } else if (!prefs.apiKey) {
+        this.showBanner("This server needs an API key.", () => this.askForKey());
+      }
+    });
+  }
+
+  private autosize(): void {
+    const input = this.el.input;
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+  }
+
+  private openSidebar(): void {
+    this.el.app.classList.add("sidebar-open");
+    byId("scrim").hidden = false;
+    byId("open-sidebar").setAttribute("aria-expanded", "true");
+    byId("new-chat").focus();
+  }
+
+  private closeSidebar(): void {
+    if (!this.el.app.classList.contains("sidebar-open")) return;
+    this.el.app.classList.remove("sidebar-open");
+    byId("scrim").hidden = true;
+    byId("open-sidebar").setAttribute("aria-expanded", "false");
+  }
+
+  private openSettings(): void {
+    const theme = prefs.theme;
+    for (const radio of this.el.settingsForm.querySelectorAll<HTMLInputElement>('input[name="theme"]')) {
+      radio.checked = radio.value === theme;
+    }
+    this.el.apiKey.value = prefs.apiKey;
+    byId("key-field").hidden = !this.authRequired && !prefs.apiKey;
+    this.el.settings.showModal();
+  }
+
+  private askForKey(message?: string): void {
+    if (this.el.keyDialog.open) return;
+    this.el.keyText.textContent = message
+      ? `${message}. Enter one of the keys lmstream was started with.`
+      : "Enter one of the keys lmstream was started with. It stays in this browser.";
+    this.el.keyInput.value = "";
+    this.el.keyDialog.showModal();
+  }
+
+  // ── small pieces of UI state ────────────────────────────────────────────
+
+  private handleError(err: unknown): void {
+    if (err instanceof ApiError && err.status === 401) {
+      this.askForKey(err.message);
+    } else if (err instanceof NetworkError) {
+      this.setStatus("offline");
+      this.showBanner("Lost contact with the lmstream server.", () => void this.connect());
+    } else {
+      this.showBanner(err instanceof Error ? err.message : String(err), null);
+    }
+  }
+
+  private showBanner(text: string, retry: (() => void) | null): void {
+    this.el.bannerText.textContent = text;
+    this.bannerAction = retry;
+    this.el.bannerRetry.textContent = retry ? "Retry" : "Dismiss";
+    this.el.banner.hidden = false;
+  }
+
+  private hideBanner(): void {
+    this.el.banner.hidden = true;
+    this.bannerAction = null;
+  }
+
+  private setStatus(state: "connecting" | "online" | "offline"): void {
+    this.el.status.dataset.state = state;
+    this.el.statusText.textContent =
+      state === "online" ? "Connected" : state === "offline" ? "Server unreachable" : "Connecting…";
+  }
+
+  private setTitle(title: string | null): void {
+    const text = title?.trim() || "New chat";
+    this.el.title.textContent = text;
+    document.title = title ? `${text} · lmstream` : "lmstream";
+  }
+
+  private announce(text: string): void {
+    this.el.announcer.textContent = text;
+  }
+
+  private resolvedTheme(): "light" | "dark" {
+    const theme = prefs.theme;
+    if (theme !== "system") return theme;
+    return matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  private applyTheme(): void {
+    const theme = this.resolvedTheme();
+    document.documentElement.dataset.theme = theme;
+    const next = theme === "dark" ? "light" : "dark";
+    this.el.themeToggle.setAttribute("aria-label", `Switch to ${next} theme`);
+    this.el.themeToggle.replaceChildren(icon(theme === "dark" ? "sun" : "moon"));
+  }
+}

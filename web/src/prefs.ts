@@ -1,0 +1,63 @@
+/** What the page remembers in this browser (localStorage), with safe defaults. */
+
+export type Theme = "system" | "light" | "dark";
+
+const KEYS = {
+  apiKey: "lmstream.apiKey",
+  stream: "lmstream.stream",
+  theme: "lmstream.theme",
+  model: "lmstream.model",
+  profile: "lmstream.profile",
+} as const;
+
+function read(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null; // storage disabled: behave as a fresh browser
+  }
+}
+
+function write(key: string, value: string | null): void {
+  try {
+    if (value === null || value === "") localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {
+    // storage full or disabled: the setting lasts for this page only
+  }
+}
+
+export const prefs = {
+  get apiKey(): string {
+    return read(KEYS.apiKey) ?? "";
+  },
+  set apiKey(value: string) {
+    write(KEYS.apiKey, value.trim());
+  },
+  /** Show tokens as they arrive (default) or the whole answer when it is done. */
+  get stream(): boolean {
+    return read(KEYS.stream) !== "off";
+  },
+  set stream(value: boolean) {
+    write(KEYS.stream, value ? "on" : "off");
+  },
+  get theme(): Theme {
+    const value = read(KEYS.theme);
+    return value === "light" || value === "dark" ? value : "system";
+  },
+  set theme(value: Theme) {
+    write(KEYS.theme, value === "system" ? null : value);
+  },
+  get model(): string {
+    return read(KEYS.model) ?? "";
+  },
+  set model(value: string) {
+    write(KEYS.model, value);
+  },
+  get profile(): string | null {
+    return read(KEYS.profile);
+  },
+  set profile(value: string | null) {
+    write(KEYS.profile, value);
+  },
+};
