@@ -38,7 +38,7 @@ def shorten(text: str, limit: int = MAX_TITLE) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
-    if " " in cut[limit // 2 :]:
+    if text[limit - 1] != " " and " " in cut[limit // 2 :]:  # the cut splits a word: drop it
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:-") + "…"
 

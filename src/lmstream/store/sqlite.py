@@ -117,6 +117,18 @@ def _like(query: str) -> str:
     return f"%{escaped}%"
 
 
+def _statements(sql: str) -> Iterator[str]:
+    """The complete statements of a script (a trigger's inner ``;`` does not split it)."""
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+
+
 def migrate(db: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; the names of those applied now."""
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
@@ -126,9 +138,8 @@ def migrate(db: sqlite3.Connection) -> list[str]:
         if name in done:
             continue
         with transaction(db):  # all of a migration or none of it (DDL included)
-            for statement in sql.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements(sql):
+                db.execute(statement)
             db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, now()))
         applied.append(name)
     return applied
