@@ -20,14 +20,16 @@ environment use ``__`` (``LMSTREAM_MODELS='[...]'`` takes JSON). A minimal file:
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -114,7 +116,7 @@ class Settings(BaseSettings):
     allow_insecure_bind: bool = Field(
         False, description="Allow binding a non-loopback address with no API keys configured."
     )
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key_file: Path | None = None
 
     # Shortcuts for the one-model case; ignored when `models` is given.
@@ -157,7 +159,9 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
+        if isinstance(value, str):  # LMSTREAM_API_KEYS="k1,k2" (or a JSON list)
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
 
