@@ -148,3 +148,15 @@ async def test_api_key_file(tmp_path: object) -> None:
     async with app_client(settings(api_key_file=key_file)) as client:
         assert (await client.get("/v1/models", headers={"x-api-key": "sk-file"})).status_code == 200
         assert (await client.get("/v1/models")).status_code == 401
+
+
+async def test_metrics_count_generations_and_tokens(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/chat/completions", json=chat(max_tokens=3))
+    await client.post("/v1/chat/completions", json=chat(model="echo"))
+    text = (await client.get("/metrics")).text
+    assert 'lmstream_generations_total{model="s"} 1.0' in text
+    assert 'lmstream_generations_finished_total{finish_reason="length",model="s"} 1.0' in text
+    assert 'lmstream_completion_tokens_total{model="s"} 3.0' in text
+    assert 'lmstream_generations_finished_total{finish_reason="stop",model="echo"} 1.0' in text
+    assert "lmstream_active_streams 0.0" in text
+    assert "lmstream_time_to_first_token_seconds_count" in text

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from lmstream import metrics
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import conversations_extension
@@ -51,7 +52,7 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [conversations_extension]
+    return [metrics.metrics_extension, conversations_extension]
 
 
 def create_app(
@@ -102,7 +103,7 @@ def create_app(
         return error_response(error, _plain_error)
 
     routes: list[BaseRoute] = [
-        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *extra_routes,
+        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *extra_routes,
         *web.routes,  # the web chat last, so API routes always win
     ]
     return Starlette(

@@ -1,0 +1,91 @@
+"""Prometheus metrics (``GET /metrics``), fed by a hub observer.
+
+Per generation, never per token: the observer counts tokens from ``Done.usage`` and
+reads timings from ``Done.timings``, so the streaming hot path pays nothing. Each app
+has its own ``CollectorRegistry`` (no module globals), so tests can build many apps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lmstream.dialects import native
+from lmstream.events import Done, Error, Event, Started
+from lmstream.http.endpoint import endpoint
+from lmstream.http.state import AppState, app_state
+from lmstream.hub import Generation
+
+__all__ = ["Metrics", "metrics_extension", "routes"]
+
+
+class Metrics:
+    def __init__(self, state: AppState) -> None:
+        self.registry = CollectorRegistry()
+        self.generations = Counter(
+            "lmstream_generations", "Generations started", ["model"], registry=self.registry
+        )
+        self.finished = Counter(
+            "lmstream_generations_finished", "Generations ended, by finish reason", ["model", "finish_reason"],
+            registry=self.registry,
+        )
+        self.prompt_tokens = Counter("lmstream_prompt_tokens", "Prompt tokens", ["model"], registry=self.registry)
+        self.completion_tokens = Counter(
+            "lmstream_completion_tokens", "Completion tokens streamed", ["model"], registry=self.registry
+        )
+        self.ttft = Histogram(
+            "lmstream_time_to_first_token_seconds", "Time to first token", ["model"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.tps = Histogram(
+            "lmstream_tokens_per_second", "Decode speed per generation", ["model"], registry=self.registry,
+            buckets=(1, 5, 10, 20, 40, 80, 160, 320, 640, 1280),
+        )
+        active = Gauge("lmstream_active_streams", "Generations running now", registry=self.registry)
+        active.set_function(lambda: state.hub.active)
+        queued = Gauge("lmstream_queue_length", "Requests waiting for a model", registry=self.registry)
+        queued.set_function(lambda: sum(int(b.stats().get("queue", 0)) for b in state.backends.values()))
+
+    def on_event(self, generation: Generation, seq: int, event: Event) -> None:
+        model = generation.model
+        if isinstance(event, Started):
+            self.generations.labels(model).inc()
+        elif isinstance(event, Done):
+            self.finished.labels(model, event.finish_reason).inc()
+            if event.usage is not None:
+                self.prompt_tokens.labels(model).inc(event.usage.prompt_tokens)
+                self.completion_tokens.labels(model).inc(event.usage.completion_tokens)
+            if event.timings is not None:
+                if event.timings.ttft_ms is not None:
+                    self.ttft.labels(model).observe(event.timings.ttft_ms / 1000)
+                if event.timings.tokens_per_second is not None:
+                    self.tps.labels(model).observe(event.timings.tokens_per_second)
+        elif isinstance(event, Error):
+            self.finished.labels(model, "error").inc()
+
+
+async def metrics_extension(state: AppState) -> Callable[[], Awaitable[None]] | None:
+    metrics = Metrics(state)
+    state.extensions["metrics"] = metrics
+    state.hub.observers.append(metrics)
+    return None
+
+
+@endpoint(native.error_body)
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = app_state(request).extensions["metrics"]
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
