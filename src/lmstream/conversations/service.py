@@ -169,21 +169,23 @@ class Conversations:
     # Titles ----------------------------------------------------------------------------
 
     def _finished(self, turn: Turn, generation: Generation, status: MessageStatus) -> None:
-        if not turn.wants_title:
-            return
-        task = asyncio.create_task(self._title(turn, generation, status), name="conversation title")
-        self._title_tasks.add(task)
-        task.add_done_callback(self._title_tasks.discard)
-
-    async def _title(self, turn: Turn, generation: Generation, status: MessageStatus) -> None:
         question = next((m.content for m in reversed(turn.messages) if m.role == "user"), None)
-        if question is None or self.store is None:
+        if not turn.wants_title or question is None:
             return
-        title = None
         if self.model_titles and status == "complete" and generation.model != FASTPATH_MODEL:
-            title = await generate_title(self.hub, generation.model, question, generation.completion.text)
-        chosen = title or fallback_title(question)
+            task = asyncio.create_task(self._title(turn, generation, question), name="conversation title")
+            self._title_tasks.add(task)
+            task.add_done_callback(self._title_tasks.discard)
+        else:  # queued now: a read after this answer's `done` sees the title
+            self._set_title(turn, fallback_title(question))
+
+    async def _title(self, turn: Turn, generation: Generation, question: str) -> None:
+        title = await generate_title(self.hub, generation.model, question, generation.completion.text)
+        self._set_title(turn, title or fallback_title(question))
+
+    def _set_title(self, turn: Turn, title: str) -> None:
         store = self.store
-        self.writes.submit(
-            lambda: store.update_conversation(turn.conversation_id, title=chosen, only_untitled=True)
-        )
+        if store is not None:
+            self.writes.submit(
+                lambda: store.update_conversation(turn.conversation_id, title=title, only_untitled=True)
+            )

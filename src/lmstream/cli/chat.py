@@ -1,0 +1,290 @@
+"""``lmstream chat``: ask once, or chat interactively, against any lmstream server.
+
+``lmstream chat "question"`` streams the answer to stdout as it arrives, then prints
+the time to first token and tokens/s on stderr. ``--no-stream`` prints the whole
+answer at once; ``--json`` prints every event as one JSON object per line. With no
+question it is an interactive chat that keeps the conversation (``/help`` lists the
+commands); Ctrl-C during an answer stops that generation on the server (stored as
+``stopped``) and returns to the prompt; Ctrl-C at the prompt exits.
+
+On a terminal the answer renders as Markdown while it streams (rich.live); piped, it
+is plain text. Failures (server down, wrong key, unknown model) are one line on
+stderr and exit status 1. Everything goes through ``lmstream.cli.client``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+
+from lmstream.cli.client import DEFAULT_URL, Client, ClientError, StreamEvent
+
+__all__ = ["ApiKeyOption", "Printer", "TurnResult", "UrlOption", "fail", "register", "run_turn"]
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="LMSTREAM_URL", help="The lmstream server.", show_default=True)
+]
+ApiKeyOption = Annotated[
+    str | None, typer.Option("--api-key", envvar="LMSTREAM_API_KEY", help="API key, if the server requires one.")
+]
+Mode = Literal["plain", "markdown", "buffered", "json"]
+PROMPT = "you> "
+HELP = """commands:
+  /new            start a new conversation
+  /model NAME     answer with model NAME (/model alone: list the models)
+  /profile NAME   use profile NAME (/profile alone: list the profiles)
+  /history        show this conversation
+  /exit           leave (Ctrl-D and Ctrl-C at the prompt too)
+Ctrl-C during an answer stops it."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; the caller raises the returned ``Exit(1)``."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(1)
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Printer:
+    """Shows one answer as it streams, in one of four modes."""
+
+    def __init__(self, mode: Mode, console: Console | None = None) -> None:
+        self.mode = mode
+        self.console = console or Console()
+        self.text = ""
+        self._live: Live | None = None
+
+    def __enter__(self) -> Printer:
+        self.text = ""
+        if self.mode == "markdown":
+            self._live = Live(
+                Markdown(""), console=self.console, refresh_per_second=12, vertical_overflow="visible"
+            )
+            self._live.start()
+        return self
+
+    def event(self, event: StreamEvent) -> None:
+        if self.mode == "json":
+            sys.stdout.write(event.as_json() + "\n")
+            sys.stdout.flush()
+
+    def token(self, text: str) -> None:
+        self.text += text
+        if self.mode == "plain":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif self._live is not None:
+            self._live.update(Markdown(self.text))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(Markdown(self.text), refresh=True)
+            self._live.stop()
+            self._live = None
+        elif self.mode == "plain" and self.text and not self.text.endswith("\n"):
+            sys.stdout.write("\n")
+        elif self.mode == "buffered":
+            sys.stdout.write(self.text.rstrip("\n") + "\n")
+        sys.stdout.flush()
+
+
+@dataclass(slots=True)
+class TurnResult:
+    stream_id: str | None = None
+    conversation_id: str | None = None
+    model: str | None = None
+    done: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    stopped: bool = False
+
+
+def run_turn(client: Client, body: dict[str, Any], printer: Printer) -> TurnResult:
+    """Stream one answer through ``printer``; Ctrl-C cancels it on the server."""
+    turn = TurnResult()
+    try:
+        with printer, client.stream(body) as events:
+            for event in events:
+                printer.event(event)
+                if event.event == "start":
+                    turn.stream_id = event.data.get("id")
+                    turn.conversation_id = event.data.get("conversation_id")
+                    turn.model = event.data.get("model")
+                elif event.event == "token":
+                    printer.token(event.data.get("text", ""))
+                elif event.event == "done":
+                    turn.done = event.data
+                    turn.stopped = event.data.get("finish_reason") == "cancelled"
+                elif event.event == "error":
+                    turn.error = event.data
+    except KeyboardInterrupt:
+        turn.stopped = True
+        if turn.stream_id is not None:
+            try:
+                client.cancel(turn.stream_id)
+            except ClientError as exc:
+                note(f"could not stop the generation on the server: {exc.message}")
+    return turn
+
+
+def stats_line(done: dict[str, Any]) -> str:
+    parts = []
+    if done.get("ttft_ms") is not None:
+        parts.append(f"ttft {done['ttft_ms']:.0f} ms")
+    if done.get("tokens_per_second") is not None:
+        parts.append(f"{done['tokens_per_second']:.1f} tokens/s")
+    usage = done.get("usage") or {}
+    if usage.get("completion_tokens") is not None:
+        parts.append(f"{usage['completion_tokens']} tokens")
+    return " · ".join(parts)
+
+
+def choose_mode(*, json_: bool, no_stream: bool) -> Mode:
+    if json_:
+        return "json"
+    if no_stream:
+        return "buffered"
+    return "markdown" if sys.stdout.isatty() else "plain"
+
+
+@dataclass(slots=True)
+class Session:
+    """What the interactive chat remembers between turns."""
+
+    client: Client
+    printer: Printer
+    model: str | None
+    profile: str | None
+    conversation_id: str | None
+    store: bool
+
+    def body(self, text: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"prompt": text, "store": self.store}
+        for key in ("model", "profile", "conversation_id"):
+            if getattr(self, key):
+                body[key] = getattr(self, key)
+        return body
+
+    def ask(self, text: str) -> None:
+        turn = run_turn(self.client, self.body(text), self.printer)
+        if turn.conversation_id:
+            self.conversation_id = turn.conversation_id
+        if turn.stopped:
+            note("[stopped]")
+        elif turn.error is not None:
+            note(f"error: {turn.error.get('message')}")
+        elif turn.done is not None and self.printer.mode != "json":
+            note(stats_line(turn.done))
+
+    def command(self, line: str) -> bool:
+        """Run a /command; False to leave the chat."""
+        name, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if name in ("/exit", "/quit"):
+            return False
+        if name == "/new":
+            self.conversation_id = None
+            note("new conversation")
+        elif name == "/model" and arg:
+            self.model = self.client.model(arg)["id"]
+            note(f"model: {self.model}")
+        elif name == "/model":
+            note("models: " + ", ".join(m["id"] for m in self.client.models()) + f" (now: {self.model or 'default'})")
+        elif name == "/profile":
+            profiles = self.client.profiles()
+            names = [p["name"] for p in profiles["data"]]
+            if arg and arg not in names:
+                raise ClientError(f"profile {arg!r} not found; available: {', '.join(names)}")
+            if arg:
+                self.profile = arg
+            note(f"profile: {self.profile or profiles['default']} (available: {', '.join(names)})")
+        elif name == "/history":
+            self.history()
+        else:
+            note(HELP)
+        return True
+
+    def history(self) -> None:
+        if self.conversation_id is None:
+            note("no conversation yet")
+            return
+        conversation = self.client.conversation(self.conversation_id)
+        note(f"{conversation['title'] or 'untitled'} ({conversation['id']})")
+        for message in conversation["messages"]:
+            who = "you" if message["role"] == "user" else message["role"]
+            status = "" if message["status"] == "complete" else f" [{message['status']}]"
+            sys.stdout.write(f"{who}{status}: {message['content'].strip()}\n")
+        sys.stdout.flush()
+
+
+def interactive(session: Session) -> None:
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
+    note(f"lmstream chat on {session.client.url} · /help for commands · Ctrl-C stops an answer")
+    while True:
+        try:
+            line = input(PROMPT).strip()
+        except (EOFError, KeyboardInterrupt):
+            sys.stdout.write("\n")
+            return
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if not session.command(line):
+                    return
+            else:
+                session.ask(line)
+        except ClientError as exc:
+            note(f"error: {exc.message}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def chat(
+        question: Annotated[
+            str | None, typer.Argument(help="Ask this and exit ('-' reads stdin); leave out to chat.")
+        ] = None,
+        model: Annotated[str | None, typer.Option("--model", "-m", help="Model name or alias.")] = None,
+        profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile (chat, code, ...).")] = None,
+        conversation: Annotated[
+            str | None, typer.Option("--conversation", "-c", help="Continue this conversation (conv_...).")
+        ] = None,
+        no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the whole answer at once.")] = False,
+        json_: Annotated[bool, typer.Option("--json", help="Print the raw events, one JSON per line.")] = False,
+        no_store: Annotated[bool, typer.Option("--no-store", help="Keep nothing on the server.")] = False,
+        url: UrlOption = DEFAULT_URL,
+        api_key: ApiKeyOption = None,
+    ) -> None:
+        """Ask a question (streamed as it is written), or chat when no question is given."""
+        printer = Printer(choose_mode(json_=json_, no_stream=no_stream))
+        with Client(url, api_key) as client:
+            session = Session(client, printer, model, profile, conversation, not no_store)
+            try:
+                if question is None:
+                    client.profiles()  # fail now, not at the first question: server down, bad key
+                    if model:
+                        session.model = client.model(model)["id"]
+                    interactive(session)
+                    return
+                text = sys.stdin.read() if question == "-" else question
+                turn = run_turn(client, session.body(text), printer)
+            except ClientError as exc:
+                raise fail(exc.message) from None
+        if turn.error is not None:
+            raise fail(str(turn.error.get("message")))
+        if turn.stopped:
+            note("[stopped]")
+            raise typer.Exit(130)
+        if turn.done is not None and printer.mode != "json":
+            note(stats_line(turn.done))

@@ -1,0 +1,154 @@
+"""``lmstream chat`` against a real server: one-shot, piped, JSON, errors, interactive."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pexpect
+
+from tests.cli.conftest import ANSWER, API_KEY, STORY, Run, cli_env
+from tests.support import LiveServer, free_port
+
+
+def api(server: LiveServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+
+
+def slow_tokens(server: LiveServer) -> int:
+    models = httpx.get(server.url + "/health", timeout=5).json()["models"]
+    return int(next(m for m in models if m["name"] == "slow")["tokens_generated"])
+
+
+def test_one_shot_prints_the_answer_then_timings_on_stderr(lmstream: Run) -> None:
+    result = lmstream("chat", "What do you do?")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ANSWER + "\n"
+    assert "ttft" in result.stderr and "tokens/s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_piped_question_is_read_from_stdin(lmstream: Run) -> None:
+    result = lmstream("chat", "-", "--no-store", input="What do you do?\n")
+    assert result.returncode == 0 and result.stdout == ANSWER + "\n"
+
+
+def test_no_stream_prints_the_whole_answer(lmstream: Run) -> None:
+    result = lmstream("chat", "--no-stream", "What do you do?")
+    assert result.returncode == 0 and result.stdout == ANSWER + "\n"
+
+
+def test_json_prints_every_event_one_per_line(lmstream: Run, cli_server: LiveServer) -> None:
+    result = lmstream("chat", "--json", "--profile", "code", "What do you do?")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0
+    assert events[0]["event"] == "start" and events[0]["id"] == 0 and events[-1]["event"] == "done"
+    assert "".join(e["data"]["text"] for e in events if e["event"] == "token") == ANSWER
+    conversation_id = events[0]["data"]["conversation_id"]
+    again = lmstream("chat", "--conversation", conversation_id, "And then?")
+    with api(cli_server) as client:
+        conversation = client.get(f"/v1/conversations/{conversation_id}").json()
+    assert again.returncode == 0
+    assert conversation["profile"] == "code"
+    assert [m["content"] for m in conversation["messages"] if m["role"] == "user"] == ["What do you do?", "And then?"]
+
+
+def test_tokens_reach_stdout_while_generating_and_ctrl_c_stops_the_server(cli_server: LiveServer) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lmstream", "chat", "--model", "slow", "Tell me a story."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(cli_server),
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.read(len("word0 word1"))
+        assert first == b"word0 word1" and child.poll() is None  # still generating
+        child.send_signal(signal.SIGINT)
+        assert child.wait(15) == 130
+    finally:
+        child.kill()
+    with api(cli_server) as client:
+        newest = client.get("/v1/conversations", params={"limit": 1}).json()["data"][0]
+        answer = client.get(f"/v1/conversations/{newest['id']}").json()["messages"][-1]
+    assert answer["status"] == "stopped" and answer["content"].startswith("word0 word1")
+
+
+def test_server_down_is_one_line_and_exit_1(lmstream: Run, cli_server: LiveServer) -> None:
+    down = cli_env(cli_server, LMSTREAM_URL=f"http://127.0.0.1:{free_port()}")
+    for args in (["chat", "hello?"], ["chat"], ["conversations", "list"]):
+        result = lmstream(*args, env=down)
+        assert result.returncode == 1, args
+        assert result.stderr.startswith("error: cannot connect to lmstream at http://127.0.0.1:")
+        assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_a_wrong_key_is_one_line_and_exit_1(lmstream: Run, cli_server: LiveServer) -> None:
+    for args in (["chat", "hello?"], ["chat"]):
+        result = lmstream(*args, env=cli_env(cli_server, LMSTREAM_API_KEY="sk-wrong"))
+        assert result.returncode == 1
+        assert result.stderr == "error: the server rejected the API key (give a valid one: --api-key or LMSTREAM_API_KEY)\n"
+
+
+def test_an_unknown_model_is_one_line_and_exit_1(lmstream: Run) -> None:
+    for args in (["chat", "--model", "nope", "hello?"], ["chat", "--model", "nope"]):
+        result = lmstream(*args)
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: model 'nope' not found") and "Traceback" not in result.stderr
+
+
+def test_an_interactive_chat_keeps_the_conversation_when_piped(lmstream: Run, cli_server: LiveServer) -> None:
+    result = lmstream("chat", input="first question\n/history\nsecond question\n/exit\nnever sent\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(ANSWER) == 3  # two answers and one in /history
+    assert "you: first question" in result.stdout
+    with api(cli_server) as client:
+        newest = client.get("/v1/conversations", params={"limit": 1}).json()["data"][0]
+    assert newest["message_count"] == 4 and newest["title"] == "first question"
+
+
+def test_ctrl_c_in_the_interactive_chat_stops_the_answer_on_the_server(cli_server: LiveServer) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "lmstream", "chat", "--model", "slow"],
+        env=cli_env(cli_server, TERM="xterm", COLUMNS="100", LINES="30"),
+        dimensions=(30, 100),
+        timeout=15,
+        encoding="utf-8",
+    )
+    try:
+        child.expect_exact("you> ")
+        child.sendline("Tell me a story.")
+        child.expect_exact("word3")  # the answer is streaming
+        child.sendintr()
+        child.expect_exact("[stopped]")
+        child.expect_exact("you> ")
+
+        with api(cli_server) as client:
+            newest = client.get("/v1/conversations", params={"limit": 1}).json()["data"][0]
+            answer = client.get(f"/v1/conversations/{newest['id']}").json()["messages"][-1]
+        assert answer["status"] == "stopped" and answer["content"].startswith("word0 word1 word2 word3")
+        assert len(answer["content"]) < len(STORY)
+        stopped_at = slow_tokens(cli_server)
+        time.sleep(0.5)  # an observation window (≈ 7 token intervals), not a wait for an event
+        assert slow_tokens(cli_server) == stopped_at
+
+        child.sendline("/model scripted")
+        child.expect_exact("model: scripted")
+        child.sendline("What do you do?")
+        child.expect_exact("\x1b[1mevery\x1b[0m token.")  # rendered as Markdown: bold, no **
+        child.expect_exact("you> ")
+        assert "**" not in child.before
+        with api(cli_server) as client:
+            same = client.get(f"/v1/conversations/{newest['id']}").json()
+        assert same["message_count"] == 4 and same["messages"][-1]["status"] == "complete"
+
+        child.sendintr()  # at the prompt: leave
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+    finally:
+        child.close(force=True)
