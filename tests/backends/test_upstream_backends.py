@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.request import ChatRequest, Message
 from lmstream.settings import ModelConfig, Settings
 
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 REQUEST = ChatRequest(messages=(Message("system", "be brief"), Message("user", "hi")), max_tokens=5, temperature=0.0, stop=("END",))
 
 

@@ -33,7 +33,7 @@ def sse(event: str | None, data: Any) -> bytes:
 
 
 def openai_stream() -> bytes:
-    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "usage": None}]
+    chunks: list[dict[str, Any]] = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "usage": None}]
     chunks += [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}], "usage": None} for t in TEXT]
     chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}], "usage": None})
     chunks.append({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}})

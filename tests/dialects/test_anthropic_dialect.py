@@ -9,7 +9,17 @@ import pytest
 
 from lmstream.dialects import anthropic
 from lmstream.errors import BadRequest, ModelNotFound, Overloaded
-from lmstream.events import Completion, Done, Error, Queued, Started, TextDelta, Usage, accumulate
+from lmstream.events import (
+    Completion,
+    Done,
+    Error,
+    Event,
+    Queued,
+    Started,
+    TextDelta,
+    Usage,
+    accumulate,
+)
 
 
 def body(**fields: Any) -> bytes:
@@ -66,12 +76,12 @@ def test_count_tokens_body_needs_no_max_tokens() -> None:
     assert anthropic.prompt_text(request) == "s\nhi"
 
 
-def frames(events: list[Any], input_tokens: int = 3) -> list[tuple[str, dict[str, Any]]]:
+def frames(events: list[Event], input_tokens: int = 3) -> list[tuple[str, dict[str, Any]]]:
     encoder = anthropic.MessageEncoder("msg_1", "m", input_tokens=input_tokens)
     out = []
     for event in events:
         for frame in encoder.encode(event):
-            out.append((frame.event, json.loads(frame.data)))
+            out.append((str(frame.event), json.loads(str(frame.data))))
     return out
 
 
@@ -120,7 +130,8 @@ def test_error_mid_stream_is_an_error_event() -> None:
 
 def test_render_message_from_a_folded_stream() -> None:
     completion = Completion()
-    for event in [Started("gen", "m", 1), TextDelta("Hi "), TextDelta("there"), Done("stop_sequence", "X", Usage(4, 2))]:
+    events: list[Event] = [Started("gen", "m", 1), TextDelta("Hi "), TextDelta("there"), Done("stop_sequence", "X", Usage(4, 2))]
+    for event in events:
         accumulate(event, completion)
     message = anthropic.render_message("msg_2", "m", completion, input_tokens=9)
     assert message == {

@@ -11,7 +11,17 @@ import pytest
 from lmstream.backends.base import ModelInfo
 from lmstream.dialects import ollama
 from lmstream.errors import BadRequest, ModelNotFound
-from lmstream.events import Completion, Done, Error, Started, TextDelta, Timings, Usage, accumulate
+from lmstream.events import (
+    Completion,
+    Done,
+    Error,
+    Event,
+    Started,
+    TextDelta,
+    Timings,
+    Usage,
+    accumulate,
+)
 
 
 def raw(**fields: Any) -> bytes:
@@ -56,11 +66,11 @@ def test_missing_model_is_a_bad_request() -> None:
 def test_stream_lines_end_with_done_durations_and_counts() -> None:
     encoder = ollama.LineEncoder("m:latest", "chat")
     timings = Timings(ttft_ms=20.0, total_ms=120.0, tokens_per_second=10.0)
-    lines = [
-        line
-        for event in [Started("g", "m", 1), TextDelta("The"), TextDelta(" end"), Usage(5, 2), Done("length", usage=Usage(5, 2), timings=timings)]
-        for line in encoder.encode(event)
+    events: list[Event] = [
+        Started("g", "m", 1), TextDelta("The"), TextDelta(" end"), Usage(5, 2),
+        Done("length", usage=Usage(5, 2), timings=timings),
     ]
+    lines = [line for event in events for line in encoder.encode(event)]
     assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
     objects = [json.loads(line) for line in lines]
     assert [o["message"]["content"] for o in objects] == ["The", " end", ""]
@@ -82,7 +92,8 @@ def test_generate_lines_use_response_and_errors_are_a_line() -> None:
 
 def test_non_streaming_response_holds_the_whole_answer() -> None:
     completion = Completion()
-    for event in [Started("g", "m", 1), TextDelta("a"), TextDelta("b"), Done("stop", usage=Usage(3, 2))]:
+    events: list[Event] = [Started("g", "m", 1), TextDelta("a"), TextDelta("b"), Done("stop", usage=Usage(3, 2))]
+    for event in events:
         accumulate(event, completion)
     body = ollama.render_response("m", "chat", completion)
     assert body["message"] == {"role": "assistant", "content": "ab"} and body["done"] is True
