@@ -324,3 +324,12 @@ async def test_a_title_is_made_after_the_first_exchange(tmp_path: Path, model: M
             return str((await client.get(path)).json()["title"])
 
         assert await until(titled, "a title") == title
+
+
+async def test_a_side_question_with_store_false_sees_the_history_but_adds_nothing(tmp_path: Path) -> None:
+    async with app_client(settings(tmp_path, scripted(echo_prompt=True), fast_path=[])) as client:
+        conversation_id, _ = await answer(client, prompt="The code word is teal.")
+        _, side = await answer(client, prompt="What was it?", conversation_id=conversation_id, store=False)
+        body = (await client.get(f"/v1/conversations/{conversation_id}")).json()
+    assert "User: The code word is teal." in side and side.endswith("User: What was it?\nAssistant:")
+    assert body["message_count"] == 2
