@@ -94,7 +94,7 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
 
 
 async def test_native_202_then_follow_then_state(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/streams", json={"prompt": "hi", "model": "s"})
+    r = await client.post("/v1/streams", json={"prompt": "tell me", "model": "s"})
     assert r.status_code == 202
     created = r.json()
     assert r.headers["location"] == created["url"]

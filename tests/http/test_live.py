@@ -102,7 +102,7 @@ def read_events(source_iter: object, count: int) -> list[tuple[int, str, dict[st
 def test_native_resume_with_last_event_id_loses_and_repeats_nothing(server_factory: Factory) -> None:
     server = server_factory([scripted("s", text=" ".join(WORDS[:60]), tokens_per_second=150)], grace_period=5)
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "hi"}, headers={"Accept": "text/event-stream"}) as source:
+        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "tell me"}, headers={"Accept": "text/event-stream"}) as source:
             first = read_events(source.iter_sse(), 10)
         # the connection is gone; the stream goes on during the grace period
         stream_id = first[0][2]["id"]
@@ -121,7 +121,7 @@ def test_native_resume_with_last_event_id_loses_and_repeats_nothing(server_facto
 def test_native_disconnect_cancels_after_the_grace_period(server_factory: Factory) -> None:
     server = server_factory([scripted("s", text=LONG, tokens_per_second=100)], grace_period=0.3)
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "hi"}, headers={"Accept": "text/event-stream"}) as source:
+        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "tell me"}, headers={"Accept": "text/event-stream"}) as source:
             first = read_events(source.iter_sse(), 3)
         stream_id = first[0][2]["id"]
         stats = wait_until_idle(server)
@@ -133,7 +133,7 @@ def test_native_disconnect_cancels_after_the_grace_period(server_factory: Factor
 def test_delete_cancels_and_keeps_partial_text(server_factory: Factory) -> None:
     server = server_factory([scripted("s", text=LONG, tokens_per_second=100)])
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "hi"}, headers={"Accept": "text/event-stream"}) as source:
+        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "tell me"}, headers={"Accept": "text/event-stream"}) as source:
             events = source.iter_sse()
             start = json.loads(next(events).data)
             next(events)

@@ -13,7 +13,7 @@ from tests.support import LiveServer, scripted
 def test_tokens_arrive_while_generating(server_factory: Callable[..., LiveServer]) -> None:
     server = server_factory([scripted(tokens_per_second=40)])
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "hi"}, headers={"Accept": "text/event-stream"}) as source:
+        with connect_sse(client, "POST", "/v1/streams", json={"prompt": "tell me"}, headers={"Accept": "text/event-stream"}) as source:
             names = []
             first_id = ""
             for sse in source.iter_sse():

@@ -75,7 +75,6 @@ def create_app(
                 stack.push_async_callback(backend.aclose)
             router = Router(backends, settings.resolved_default_model())
             hub = StreamHub(router, replay_buffer=settings.replay_buffer, retention=settings.retention)
-            stack.push_async_callback(hub.aclose)
             state = AppState(
                 settings=settings,
                 router=router,
@@ -90,6 +89,9 @@ def create_app(
                 cleanup = await extension(state)
                 if cleanup is not None:
                     stack.push_async_callback(cleanup)
+            # Shutdown runs in reverse: the hub cancels what still runs (observers such as
+            # the store record it) before extensions, backends and the HTTP client close.
+            stack.push_async_callback(hub.aclose)
             log.info("lmstream ready: models %s", ", ".join(backends))
             yield
 
