@@ -293,13 +293,19 @@ export class App {
       if (a.text) this.turns.push({ role: "user", content: text }, { role: "assistant", content: a.text });
       const word = a.status === "complete" ? "Answer complete" : a.status === "stopped" ? "Answer stopped" : "Answer ended";
       this.announce(word);
-      if (view === this.view && this.conversationId) {
-        const cid = this.conversationId;
-        void this.sidebar.reload().then(() => {
-          if (cid === this.conversationId) this.setTitle(this.sidebar.find(cid)?.title ?? null);
-        });
-      }
+      if (view === this.view && this.conversationId) void this.watchTitle(this.conversationId);
     });
+  }
+
+  /** The server names a new conversation in the background after its first answer. */
+  private async watchTitle(cid: string): Promise<void> {
+    for (const wait of [0, 700, 1500, 3000, 6000]) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      await this.sidebar.reload();
+      const title = this.sidebar.find(cid)?.title;
+      if (cid === this.conversationId) this.setTitle(title ?? null);
+      if (title) return;
+    }
   }
 
   private stop(): void {

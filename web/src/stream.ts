@@ -4,7 +4,7 @@
  *     POST /v1/streams (Accept: text/event-stream) ──► events ──► applyEvent ──► listeners
  *          │ the connection drops (read fails, or the body ends before done/error)
  *          ▼
- *     GET /v1/streams/{id}/events  Last-Event-ID: <last applied seq>   (backoff 0.5 s … 8 s)
+ *     GET /v1/streams/{id}/events  Last-Event-ID: <last applied seq>   (backoff, then every 5 s)
  *          │ 410: the replay buffer moved on ─► GET /v1/streams/{id}: text + last_event_id,
  *          │                                   then follow from there
  *          │ 404: the server forgot the generation ─► "interrupted"
@@ -21,8 +21,10 @@ import { readEvents } from "./sse";
 
 export type Connection = "live" | "reconnecting" | "offline";
 
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 8000];
-const OFFLINE_RETRY_MS = 15000;
+// Quick retries first (a blip, a proxy restart); then "can't reach the server", still
+// retrying every few seconds, with a "Retry now" button.
+const BACKOFF_MS = [300, 1000, 2000];
+const OFFLINE_RETRY_MS = 5000;
 
 export class LiveGeneration {
   readonly answer: Answer;

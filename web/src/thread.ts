@@ -88,6 +88,7 @@ export class AssistantView {
     const finished = TERMINAL.has(a.status);
     const stopping = this.live?.stopping && !finished;
     this.el.dataset.status = a.status;
+    if (a.generationId) this.el.dataset.generationId = a.generationId;
     this.el.setAttribute("aria-busy", String(!finished));
     // With streaming off, nothing shows until the whole answer is there.
     const visible = finished || this.thread.streamVisible() ? a.text : "";
