@@ -1,0 +1,48 @@
+"""``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
+
+Scenarios: overhead, many, embedded, cancel (default: all, in that order). Each prints
+its tables and writes ``bench/results/<scenario>.json``; server logs and configs go to
+``bench/results/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from bench.procs import raise_nofile
+from bench.report import write_result
+from bench.scenarios import Options
+
+SCENARIOS = {
+    "overhead": "bench.scenarios.overhead",
+    "many": "bench.scenarios.many_clients",
+    "embedded": "bench.scenarios.embedded",
+    "cancel": "bench.scenarios.cancellation",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], help="which to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke test of the harness")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the targets per phase")
+    args = parser.parse_args(argv)
+    raise_nofile()
+    options = Options(quick=args.quick, rounds=max(1, args.rounds))
+    for name in args.scenarios or list(SCENARIOS):
+        module = importlib.import_module(SCENARIOS[name])
+        started = time.monotonic()
+        print(f"\n=== {name}: {module.TITLE} ===", flush=True)
+        data = module.run(options)
+        data["options"] = {"quick": options.quick, "rounds": options.rounds}
+        data["duration_s"] = round(time.monotonic() - started, 1)
+        path = write_result(name, data)
+        print(f"[bench] {name} done in {data['duration_s']}s -> {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

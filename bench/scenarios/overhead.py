@@ -1,0 +1,178 @@
+"""Scenario 1, relay overhead: the fake upstream directly vs lmstream vs LiteLLM.
+
+Both proxies relay the same fake OpenAI upstream (``openai`` backend for lmstream,
+``openai/`` provider for LiteLLM). Phases, each run against the three targets in turn,
+``rounds`` times (alternating, so machine noise hits all three alike):
+
+* ``single``  one client, streams one after the other (20 tokens/s upstream pace);
+* ``c100``    100 clients in closed loops, starts spread over 2 s (20 tokens/s each);
+* ``burst100`` 100 streams opened at the same instant (20 tokens/s each);
+* ``sat1`` / ``sat100``  the upstream writes tokens flat out: relayed tokens/s at
+  saturation, with one stream and with 100.
+
+"Added" figures are the proxy's percentile minus the direct percentile from the same
+run. CPU is the server process tree's user+system time over the phase (/proc), per
+1,000 tokens delivered to clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.fake_upstream import expected_text
+from bench.loadgen import LoadSpec
+from bench.procs import Server, running
+from bench.report import print_table, summarize
+from bench.scenarios import Options
+from bench.scenarios.common import Measured, Target, chat_body, measure
+from bench.targets import LITELLM_KEY, start_fake_upstream, start_litellm, start_lmstream
+
+__all__ = ["NAME", "run"]
+
+NAME = "overhead"
+TITLE = "Relay overhead (fake upstream direct / lmstream / LiteLLM)"
+PACED_TPS = 20.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    model: str  # "paced" or "fast"
+    clients: int
+    streams_per_client: int
+    ramp_s: float
+    tokens: int
+
+
+def _phases(quick: bool) -> list[Phase]:
+    if quick:
+        return [
+            Phase("single", "paced", 1, 3, 0.0, 16),
+            Phase("c100", "paced", 100, 1, 1.0, 32),
+            Phase("sat100", "fast", 100, 1, 0.2, 200),
+        ]
+    return [
+        Phase("single", "paced", 1, 10, 0.0, 16),
+        Phase("c100", "paced", 100, 2, 2.0, 64),
+        Phase("burst100", "paced", 100, 1, 0.0, 64),
+        Phase("sat1", "fast", 1, 3, 0.0, 2000),
+        Phase("sat100", "fast", 100, 1, 0.2, 500),
+    ]
+
+
+def run(options: Options) -> dict[str, Any]:
+    paced = start_fake_upstream(tps=PACED_TPS, tokens=2000, name="fake-paced")
+    fast = start_fake_upstream(tps=0, tokens=2000, name="fake-fast")
+    servers: list[Server] = [paced, fast]
+    with running(servers):
+        upstreams = {"paced": paced, "fast": fast}
+        lm = start_lmstream(
+            [{"name": m, "backend": "openai", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()],
+            name="lmstream-overhead",
+        )
+        servers.append(lm)
+        lite = start_litellm(upstreams)
+        servers.append(lite)
+        targets = {
+            "direct": {m: Target("direct", _port(up), up) for m, up in upstreams.items()},
+            "lmstream": {m: Target("lmstream", _port(lm), lm) for m in upstreams},
+            "litellm": {m: Target("litellm", _port(lite), lite, {"Authorization": f"Bearer {LITELLM_KEY}"}) for m in upstreams},
+        }
+        phases = _phases(options.quick)
+        measured: dict[tuple[str, str], Measured] = {}
+        # warm-up: a few streams through each target (imports, pools, caches)
+        for by_model in targets.values():
+            t = by_model["paced"]
+            spec = LoadSpec(port=t.port, path="/v1/chat/completions", body=chat_body("paced", max_tokens=4), headers=t.headers, clients=4, streams_per_client=2)
+            measure(spec, t, None, Measured())
+        for round_no in range(options.rounds):
+            for phase in phases:
+                for name, by_model in targets.items():
+                    target = by_model[phase.model]
+                    spec = LoadSpec(
+                        port=target.port,
+                        path="/v1/chat/completions",
+                        body=chat_body(phase.model, f"{NAME} {phase.name} {name} r{round_no} __I__", max_tokens=phase.tokens),
+                        headers=target.headers,
+                        clients=phase.clients,
+                        streams_per_client=phase.streams_per_client,
+                        ramp_s=phase.ramp_s,
+                        expect_text=expected_text(phase.tokens),
+                        timeout_s=300,
+                    )
+                    upstream = upstreams[phase.model]
+                    into = measured.setdefault((phase.name, name), Measured())
+                    result = measure(spec, target, upstream, into)
+                    s = summarize(result, expect_tokens=phase.tokens)
+                    print(f"[overhead] r{round_no} {phase.name:8} {name:8} streams={s['streams']} failed={s['failed']} "
+                          f"ttft p50={s['ttft_ms']['p50']}ms p99={s['ttft_ms']['p99']}ms tok/s={s['tokens_per_s']}", flush=True)  # fmt: skip
+        return _report(phases, measured, versions={"litellm": lite.extra.get("version", "?")})
+
+
+def _port(server: Server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], versions: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"versions": versions, "phases": {}}
+    rows: list[list[Any]] = []
+    for phase in phases:
+        per: dict[str, Any] = {}
+        for name in ("direct", "lmstream", "litellm"):
+            m = measured[(phase.name, name)]
+            s = summarize(m.result(), expect_tokens=phase.tokens)
+            tokens = max(1, s["tokens"])
+            s["server_cpu_s"] = round(m.server_cpu_s, 3)
+            s["server_cpu_s_per_1k_tokens"] = round(1000 * m.server_cpu_s / tokens, 4)
+            s["loadgen_cpu_s_per_1k_tokens"] = round(1000 * m.loadgen_cpu_s / tokens, 4)
+            s["upstream_cpu_s_per_1k_tokens"] = round(1000 * m.upstream_cpu_s / tokens, 4)
+            s["tokens_per_cpu_s"] = round(tokens / m.server_cpu_s, 1) if m.server_cpu_s > 0 else None
+            per[name] = s
+        direct = per["direct"]
+        for name in ("lmstream", "litellm"):
+            s = per[name]
+            s["added_ttft_ms"] = {k: _sub(s["ttft_ms"][k], direct["ttft_ms"][k]) for k in ("p50", "p99")}
+            s["added_gap_p99_ms"] = _sub(s["gap_ms"]["p99"], direct["gap_ms"]["p99"])
+        out["phases"][phase.name] = {"phase": phase.__dict__, **per}
+        for name in ("direct", "lmstream", "litellm"):
+            s = per[name]
+            added = s.get("added_ttft_ms", {})
+            rows.append([
+                phase.name, name, s["streams"], s["failed"], s["ttft_ms"]["p50"], s["ttft_ms"]["p99"],
+                added.get("p50"), added.get("p99"), s["gap_ms"]["p99"], s.get("added_gap_p99_ms"),
+                s["tokens_per_s"], s["server_cpu_s_per_1k_tokens"], s["loadgen_cpu_s_per_1k_tokens"],
+            ])  # fmt: skip
+    header = ["phase", "target", "streams", "failed", "TTFT p50 ms", "TTFT p99 ms", "added p50", "added p99",
+              "gap p99 ms", "added gap p99", "tokens/s", "server CPU s/1k tok", "loadgen CPU s/1k tok"]  # fmt: skip
+    out["table"] = print_table(TITLE, header, rows)
+    out["ratios"] = _ratios(out["phases"])
+    print_table("Relay overhead: lmstream vs LiteLLM", ["figure", "lmstream", "LiteLLM", "ratio"], out["ratios"])
+    return out
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _ratios(phases: dict[str, Any]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+
+    def add(label: str, lm: float | None, lite: float | None, higher_better: bool) -> None:
+        ratio = None
+        if lm is not None and lite is not None and lm != 0 and lite != 0:
+            ratio = round(lite / lm, 1) if not higher_better else round(lm / lite, 1)
+        rows.append([label, lm, lite, ratio])
+
+    for name in ("c100", "burst100", "single"):
+        if name in phases:
+            p = phases[name]
+            add(f"{name}: added TTFT p50 ms", p["lmstream"]["added_ttft_ms"]["p50"], p["litellm"]["added_ttft_ms"]["p50"], False)
+            add(f"{name}: added TTFT p99 ms", p["lmstream"]["added_ttft_ms"]["p99"], p["litellm"]["added_ttft_ms"]["p99"], False)
+            add(f"{name}: added gap p99 ms", p["lmstream"]["added_gap_p99_ms"], p["litellm"]["added_gap_p99_ms"], False)
+    for name in ("sat1", "sat100", "c100"):
+        if name in phases:
+            p = phases[name]
+            add(f"{name}: tokens/s", p["lmstream"]["tokens_per_s"], p["litellm"]["tokens_per_s"], True)
+            add(f"{name}: tokens per CPU s", p["lmstream"]["tokens_per_cpu_s"], p["litellm"]["tokens_per_cpu_s"], True)
+    return rows
