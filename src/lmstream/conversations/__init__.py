@@ -4,8 +4,8 @@
 configured store (``settings.store``) and marks answers a dead server left
 ``streaming`` as ``interrupted``, gives the hub a router that knows the fast path,
 and installs the ``Conversations`` preprocessor and its ``Recorder`` observer. At
-shutdown it first stops the hub's generations (so their last words are written as
-``interrupted``), drains the write queue, then closes the store.
+shutdown (after ``create_app`` has closed the hub, so the answers it cancelled are
+queued as ``interrupted``) it drains the write queue, then closes the store.
 
 See ``service.py`` (what happens to a request), ``recorder.py`` (what is written
 when), ``history.py`` (trimming) and ``titles.py``.
@@ -73,7 +73,7 @@ async def conversations_extension(state: AppState) -> Callable[[], Awaitable[Non
     state.extensions[EXTENSION_KEY] = service
 
     async def cleanup() -> None:
-        await state.hub.aclose()  # generations end now, recorded as interrupted
+        # create_app closes the hub first: running answers are already queued as interrupted.
         await service.aclose()
         if store is not None:
             await store.aclose()
