@@ -27,12 +27,16 @@ MODELS = ["s", "via-openai", "via-ollama", "via-anthropic"]
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     upstream = start_server(tmp_path_factory.mktemp("upstream"), [scripted("s", text=TEXT)])
     try:
-        models = [scripted("s", text=TEXT), scripted("failing", text=TEXT, fail_after=2)]
+        models = [
+            scripted("s", text=TEXT),
+            scripted("failing", text=TEXT, fail_after=2),
+            scripted("slow", text=TEXT, tokens_per_second=15),
+        ]
         models += [
             ModelConfig(name=f"via-{kind}", backend=kind, url=upstream.url, upstream_model="s")
             for kind in ("openai", "ollama", "anthropic")
         ]
-        server = start_server(tmp_path_factory.mktemp("front"), models, api_keys=[KEY])
+        server = start_server(tmp_path_factory.mktemp("front"), models, api_keys=[KEY], heartbeat_interval=0.05)
         try:
             yield server
         finally:
@@ -81,6 +85,19 @@ def test_anthropic_sdk_stop_sequences_errors_and_bearer_auth(front: LiveServer) 
 
     bearer = anthropic.Anthropic(base_url=front.url, auth_token=KEY, max_retries=0)  # Authorization: Bearer
     assert bearer.messages.count_tokens(model="s", messages=messages).input_tokens > 0
+
+
+def test_heartbeats_are_sse_comments_and_never_reach_ndjson(front: LiveServer) -> None:
+    body = {"model": "slow", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.stream("POST", front.url + "/v1/messages", json=body, headers={"x-api-key": KEY}) as raw:
+        lines = list(raw.iter_lines())
+    assert ": ping" in lines  # SSE comments, never a data event
+    client = anthropic.Anthropic(base_url=front.url, api_key=KEY, max_retries=0)
+    with client.messages.stream(model="slow", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as stream:
+        assert "".join(stream.text_stream) == TEXT
+    ollama_client = ollama.Client(host=front.url, headers={"Authorization": f"Bearer {KEY}"})
+    parts = list(ollama_client.chat(model="slow", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert "".join(p.message.content or "" for p in parts) == TEXT
 
 
 # ollama ------------------------------------------------------------------------------
