@@ -80,6 +80,7 @@ async def test_openai_request_shape_and_usage_from_the_upstream() -> None:
     request = seen[0]
     assert str(request.url) == "http://up.test:8000/v1/chat/completions"  # a bare host gets /v1
     assert request.headers["authorization"] == "Bearer sk-up" and request.headers["x-team"] == "a"
+    assert request.headers["accept-encoding"] == "identity"  # a compressed stream would be buffered
     body = json.loads(request.content)
     assert body == {
         "model": "up-model", "stream": True, "stream_options": {"include_usage": True},

@@ -9,7 +9,8 @@ once::
       └─ send ──► POST, connect_timeout ──► status within status_wait?
       │             429/503 ─► Overloaded (Retry-After)      ┐ retried (upstream_retries)
       │             5xx, connect error ─► UpstreamUnavailable ┘ before the first token
-      │             other 4xx ─► UpstreamError(upstream's message, upstream's status)
+      │             other 4xx ─► UpstreamError(upstream's message; 400/404/413/422 keep
+      │                          their status, 401/403 are our credentials: 502)
       └─ returns the event stream (the hub drains it in the generation task)
            decode(response) under first_token_timeout, then token_timeout per event
            StopMatcher: a stop string the upstream leaked never reaches the client
@@ -27,6 +28,8 @@ Deliberate choices:
   token is an error, never a replay (no token is sent twice).
 * Timeouts are ``asyncio`` deadlines around each step, not httpx read timeouts, so the
   first-token budget covers the wait for headers and prompt processing.
+* Streams are requested with ``Accept-Encoding: identity``: a compressing upstream or
+  proxy would buffer the tokens.
 * SSE is decoded by httpx-sse (``EventSource.aiter_sse`` over httpx's incremental UTF-8
   text decoding); NDJSON by :class:`NdjsonDecoder`, which splits bytes before decoding
   them. Both survive an event split at any byte.
@@ -329,7 +332,7 @@ class UpstreamBackend:
     async def _send(self, request: ChatRequest, budget: _Budget) -> _Sent:
         body, headers = self.build(request)
         content = orjson.dumps(body)
-        headers = {"content-type": "application/json", **self.config.headers, **headers}
+        headers = {"content-type": "application/json", "accept-encoding": "identity", **self.config.headers, **headers}
         timeout = httpx.Timeout(None, connect=self.config.connect_timeout, pool=self.config.connect_timeout)
         loop = asyncio.get_running_loop()
         while True:
@@ -365,7 +368,7 @@ class UpstreamBackend:
                 return await anext(events, None)
         except TimeoutError:
             raise UpstreamTimeout(f"the {self.kind} upstream sent no {what} in time") from None
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise UpstreamUnavailable(
                 f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}"
             ) from None
