@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from lmstream.settings import ModelConfig
 from tests.support import LiveServer, start_server
 
 os.environ.setdefault("LMSTREAM_LOG_LEVEL", "warning")
+# Apps built without an explicit data_dir keep their conversations here, never in ~.
+os.environ["LMSTREAM_DATA_DIR"] = tempfile.mkdtemp(prefix="lmstream-tests-")
 
 
 @pytest.fixture
