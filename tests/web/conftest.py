@@ -82,6 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             scripted("long", text=LONG, tokens_per_second=10),
             scripted("markdown", text=MARKDOWN, tokens_per_second=25),
             scripted("hostile", text=HOSTILE, tokens_per_second=60),
+            scripted("failing", text="one two three four five", tokens_per_second=20, fail_after=3),
         ],
         conversation_titles=False,
     )
