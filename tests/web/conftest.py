@@ -62,8 +62,12 @@ def page(context: BrowserContext) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield page
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    assert errors == [], f"errors in the page: {errors}"
 
 
 @pytest.fixture

@@ -82,3 +82,33 @@ def test_a_failed_generation_says_what_went_wrong(chat: ChatPage, server: LiveSe
     expect(answer.locator(".badge")).to_have_text("Error")
     expect(answer.locator(".msg__notice")).to_contain_text("scripted failure after 3 tokens")
     assert chat.answer_text().strip() == "one two three"
+
+
+def test_scrolling_up_pauses_auto_scroll_until_jump_to_latest(chat: ChatPage, page: Page, server: LiveServer) -> None:
+    page.set_viewport_size({"width": 480, "height": 360})
+    chat.open(server.url)
+    chat.pick_model("long")
+    chat.send("Write enough to scroll")
+    thread = page.locator("#thread")
+
+    def distance_from_bottom() -> float:
+        return float(thread.evaluate("t => t.scrollHeight - t.scrollTop - t.clientHeight"))
+
+    chat.poll(chat.answer_text, until=lambda text: "long040" in text)
+    assert thread.evaluate("t => t.scrollHeight > t.clientHeight + 100"), "the answer overflows"
+    assert distance_from_bottom() < 5, "it follows the answer"
+    thread.hover()
+    page.mouse.wheel(0, -300)
+    page.wait_for_timeout(300)
+    top = thread.evaluate("t => t.scrollTop")
+    chat.poll(chat.answer_text, until=lambda text: "long055" in text)
+    assert thread.evaluate("t => t.scrollTop") == top, "it stays where the reader is"
+    jump = page.get_by_role("button", name="Jump to latest")
+    expect(jump).to_be_visible()
+    jump.click()
+    expect(jump).to_be_hidden()
+    chat.poll(chat.answer_text, until=lambda text: "long065" in text)
+    page.wait_for_timeout(300)
+    assert distance_from_bottom() < 5, "and follows again after the jump"
+    page.click("#stop")
+    chat.wait_status("stopped")

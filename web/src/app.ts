@@ -234,6 +234,7 @@ export class App {
     if (known) return known;
     const live = LiveGeneration.attach(this.api, generationId, model);
     this.track(live);
+    void live.finished.then(() => this.sidebar.reload());
     return live;
   }
 
@@ -251,7 +252,6 @@ export class App {
       if (live === this.live) this.updateComposer();
       const error = live.answer.error;
       if (live.answer.status === "error" && error?.code === "unauthorized") this.askForKey(error.message);
-      void this.sidebar.reload();
     });
   }
 
