@@ -118,6 +118,7 @@ def start_server(
     log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **(env or {})}
     full_env.pop("LMSTREAM_CONFIG", None)
+    full_env["LMSTREAM_DATA_DIR"] = str(settings["data_dir"])  # the environment beats the file
     process = subprocess.Popen(
         [sys.executable, "-m", "lmstream", "serve", "--config", str(config), "--port", str(port), *(args or [])],
         stdout=log_path.open("wb"),

@@ -88,11 +88,8 @@ register_backend("fastpath", FastPathBackend)
 def install_fast_path(
     router: Router, rules: list[FastPathRule], context: BackendContext
 ) -> tuple[Router, FastPathBackend]:
-    """A router that also knows the ``fastpath`` backend (built through the registry).
-
-    The returned router is meant for the hub only: ``AppState.router`` (what
-    ``/v1/models`` lists) keeps the configured models.
-    """
+    """Add the ``fastpath`` backend (built through the registry) to ``router``, unlisted:
+    the hub can route to it, ``/v1/models`` and error messages do not show it."""
     if FASTPATH_MODEL in router.backends:
         raise ValueError(f"the model name {FASTPATH_MODEL!r} is reserved for the fast path")
     config = ModelConfig(
@@ -101,4 +98,5 @@ def install_fast_path(
     backend = get_backend_factory("fastpath")(config, context)
     if not isinstance(backend, FastPathBackend):
         raise TypeError(f"backend kind 'fastpath' is {type(backend).__name__}, not FastPathBackend")
-    return Router({**router.backends, FASTPATH_MODEL: backend}, router.default_model), backend
+    router.add(FASTPATH_MODEL, backend, listed=False)
+    return router, backend

@@ -60,7 +60,9 @@ async def test_alias_and_default_model(client: httpx.AsyncClient) -> None:
         assert r.status_code == 200, r.text
         assert r.json()["model"] == "s"
     models = (await client.get("/v1/models")).json()
-    assert {m["id"] for m in models["data"]} == {"s", "alias-s", "echo"}
+    assert {m["id"] for m in models["data"]} == {"s", "alias-s", "echo"}  # no "fastpath"
+    missing = await client.post("/v1/chat/completions", json=chat(model="gone"))
+    assert "fastpath" not in missing.json()["error"]["message"]
     assert (await client.get("/v1/models/echo")).json()["id"] == "echo"
 
 
@@ -91,6 +93,10 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await client.put("/v1/chat/completions")
     assert r.status_code == 405
+    r = await client.get("/api/nothing")  # Ollama clients parse {"error": "..."}
+    assert r.status_code == 404 and isinstance(r.json()["error"], str)
+    r = await client.get("/v1/messages/nothing")
+    assert r.status_code == 404 and r.json()["type"] == "error"
 
 
 async def test_native_202_then_follow_then_state(client: httpx.AsyncClient) -> None:

@@ -25,7 +25,10 @@ from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import conversations_extension
 from lmstream.errors import LmstreamError, NotFound
 from lmstream.http import anthropic, conversations, native, ollama, openai, web
-from lmstream.http.endpoint import error_response
+from lmstream.dialects import anthropic as anthropic_dialect
+from lmstream.dialects import ollama as ollama_dialect
+from lmstream.dialects import openai as openai_dialect
+from lmstream.http.endpoint import ErrorBody, error_response
 from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
 from lmstream.router import Router
@@ -96,13 +99,14 @@ def create_app(
             yield
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error_response(NotFound(f"no route {request.method} {request.url.path}"), _plain_error)
+        error = NotFound(f"no route {request.method} {request.url.path}")
+        return error_response(error, _error_shape(request.url.path))
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         error = LmstreamError(f"method {request.method} not allowed on {request.url.path}")
         error.status_code = 405
         error.code = "method_not_allowed"
-        return error_response(error, _plain_error)
+        return error_response(error, _error_shape(request.url.path))
 
     routes: list[BaseRoute] = [
         *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *extra_routes,
@@ -115,5 +119,10 @@ def create_app(
     )
 
 
-def _plain_error(exc: LmstreamError) -> dict[str, object]:
-    return {"error": {"message": exc.message, "code": exc.code}}
+def _error_shape(path: str) -> ErrorBody:
+    """Unknown routes answer in the shape the client of that path family parses."""
+    if path.startswith("/api/"):
+        return ollama_dialect.error_body
+    if path.startswith("/v1/messages"):
+        return anthropic_dialect.error_body
+    return openai_dialect.error_body

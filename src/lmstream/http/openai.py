@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.dialects import openai
-from lmstream.errors import ModelNotFound
+from lmstream.errors import ERROR_CODES, ModelNotFound
 from lmstream.events import Event
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
@@ -43,7 +43,7 @@ async def chat_completions(request: Request) -> Response:
         return Response(status_code=499)
     if completion.error is not None:
         body = {"error": {"message": completion.error.message, "type": openai.error_type(completion.error.code), "param": None, "code": completion.error.code}}
-        return JSON(body, status_code=502 if completion.error.code.startswith("upstream") else 500)
+        return JSON(body, status_code=ERROR_CODES.get(completion.error.code, 500))
     return JSON(openai.render_completion(completion_id, generation.model, completion))
 
 
