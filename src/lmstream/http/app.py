@@ -23,11 +23,11 @@ from lmstream import metrics
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import conversations_extension
-from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, conversations, native, ollama, openai, web
 from lmstream.dialects import anthropic as anthropic_dialect
 from lmstream.dialects import ollama as ollama_dialect
 from lmstream.dialects import openai as openai_dialect
+from lmstream.errors import LmstreamError, NotFound
+from lmstream.http import anthropic, conversations, native, ollama, openai, web
 from lmstream.http.endpoint import ErrorBody, error_response
 from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
