@@ -49,3 +49,10 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.5", False)])
 def test_loopback_detection(host: str, loopback: bool) -> None:
     assert load_settings(host=host).is_loopback() is loopback
+
+
+def test_upstream_shortcut_flags() -> None:
+    [model] = load_settings(backend="ollama", upstream_url="http://127.0.0.1:11434", upstream_model="llama3.2:3b").resolved_models()
+    assert (model.name, model.backend, model.url, model.upstream_model) == (
+        "llama3.2:3b", "ollama", "http://127.0.0.1:11434", "llama3.2:3b"
+    )

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # Shortcuts for the one-model case; ignored when `models` is given.
     backend: str = "llama_cpp"
     model: str | None = Field(None, description="GGUF path for the default llama_cpp model.")
+    upstream_url: str | None = Field(None, description="Base URL when `backend` is an upstream kind.")
+    upstream_model: str | None = Field(None, description="The upstream's model name (also ours).")
     default_model: str | None = None
     models: list[ModelConfig] = Field(default_factory=list)
 
@@ -187,7 +189,8 @@ class Settings(BaseSettings):
         if self.backend == "llama_cpp":
             name = DEFAULT_MODEL_NAME if self.model is None else Path(self.model).stem
             return [ModelConfig(name=name, backend="llama_cpp", path=self.model)]
-        return [ModelConfig(name=self.backend, backend=self.backend)]
+        name = self.upstream_model or self.backend
+        return [ModelConfig(name=name, backend=self.backend, url=self.upstream_url, upstream_model=self.upstream_model)]
 
     def resolved_default_model(self) -> str:
         return self.default_model or self.resolved_models()[0].name

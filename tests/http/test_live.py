@@ -14,7 +14,7 @@ import openai
 import pytest
 from httpx_sse import connect_sse
 
-from tests.support import LiveServer, scripted
+from tests.support import LiveServer, free_port, scripted
 
 WORDS = [f"w{i}" for i in range(300)]
 LONG = " ".join(WORDS)
@@ -186,3 +186,27 @@ def test_malformed_http_never_hangs(server_factory: Factory) -> None:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{\"a\":")
         reply = sock.recv(4096).decode()
     assert reply.startswith("HTTP/1.1 400")
+
+
+def test_serve_fronts_an_upstream_from_flags(server_factory: Factory, tmp_path: object) -> None:
+    upstream = server_factory([scripted("s", text="relayed words")])
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lmstream", "serve", "--port", str(port), "--backend", "openai",
+         "--upstream-url", upstream.url + "/v1", "--upstream-model", "s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        reply = client.chat.completions.create(model="s", messages=[{"role": "user", "content": "x"}])
+        assert reply.choices[0].message.content == "relayed words"
+    finally:
+        process.terminate()
+        process.wait(10)
