@@ -38,7 +38,9 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="package")
+# Module scope: while Playwright's sync API is alive it owns the thread's event loop, so
+# an async test in another module must not run under a browser left open.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (scripts/bootstrap.sh test does)")

@@ -114,6 +114,11 @@ def test_a_server_gone_mid_answer_is_explained_and_retried(
     chat.wait_status("interrupted")
     expect(chat.assistant().locator(".badge")).to_have_text("Interrupted")
     assert chat.answer_text().strip() == partial.strip()
+    # The restarted server marked the stored answer interrupted too: a reload shows it so.
+    page.reload()
+    chat.wait_status("interrupted")
+    expect(chat.assistant().locator(".badge")).to_have_text("Interrupted")
+    assert partial.strip().startswith(chat.answer_text().strip())  # as far as the last flush
     chat.send("Count again")
     chat.wait_status("complete")
     assert chat.answer_text().strip() == NUMBERED
