@@ -51,6 +51,9 @@ class LoadSpec:
     ramp_s: float = 0.0
     expect_text: str | None = None
     disconnect_after: int | None = None
+    # instead of streams_per_client x body: each client runs these (body, disconnect_after)
+    sequence: list[tuple[str, int | None]] | None = None
+    keep_text: bool = False  # keep each answer's text in its record
     idle_timeout_s: float = 30.0
     timeout_s: float = 120.0
     # set by run_load for each worker
@@ -74,6 +77,7 @@ class StreamRecord:
     pings: int = 0
     max_idle: float = 0.0  # longest silence (any bytes) while open
     text: str | None = None  # the answer, kept when the spec expects a text
+    usage_tokens: int | None = None  # completion_tokens of the usage chunk, when sent
 
 
 @dataclass
@@ -112,12 +116,14 @@ class _Stream(asyncio.Protocol):
         "request",
     )  # fmt: skip
 
-    def __init__(self, rec: StreamRecord, request: bytes, spec: LoadSpec, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self, rec: StreamRecord, request: bytes, spec: LoadSpec, disconnect_after: int | None, done: asyncio.Future[None]
+    ) -> None:
         self.rec = rec
         self.request = request
         self.dialect = spec.dialect
-        self.disconnect_after = spec.disconnect_after
-        self._want_text = spec.expect_text is not None
+        self.disconnect_after = disconnect_after
+        self._want_text = spec.expect_text is not None or spec.keep_text
         self._done = done
         self._head: ResponseHead | None = ResponseHead()
         self._chunked: ChunkedDecoder | None = None
@@ -183,6 +189,9 @@ class _Stream(asyncio.Protocol):
             elif "error" in obj:
                 self._finish(f"error event: {payload[:300]!r}")
                 return
+            usage = obj.get("usage")
+            if usage:
+                self.rec.usage_tokens = usage.get("completion_tokens")
         if not text:
             return
         rec = self.rec
@@ -218,8 +227,8 @@ class _Stream(asyncio.Protocol):
             self._finish(f"connection lost: {exc!r}" if exc else "connection closed before the end", close=False)
 
 
-def _request_bytes(spec: LoadSpec, index: int) -> bytes:
-    body = spec.body.replace("__I__", str(index)).encode()
+def _request_bytes(spec: LoadSpec, template: str, index: int) -> bytes:
+    body = template.replace("__I__", str(index)).encode()
     headers = {
         "Host": f"{spec.host}:{spec.port}",
         "Content-Type": "application/json",
@@ -244,14 +253,16 @@ async def _worker(spec: LoadSpec) -> list[StreamRecord]:
         delay = spec.start_at + global_i * spec.ramp_s / total - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        for k in range(spec.streams_per_client):
+        plan = spec.sequence or [(spec.body, spec.disconnect_after)] * spec.streams_per_client
+        for k, (template, disconnect_after) in enumerate(plan):
             if time.monotonic() > deadline:
                 return
-            index = global_i * spec.streams_per_client + k
+            index = global_i * len(plan) + k
+            request = _request_bytes(spec, template, index)
             rec = StreamRecord(client=global_i, index=index, t0=time.monotonic())
             records.append(rec)
             done: asyncio.Future[None] = loop.create_future()
-            proto = _Stream(rec, _request_bytes(spec, index), spec, done)
+            proto = _Stream(rec, request, spec, disconnect_after, done)
             try:
                 await loop.create_connection(lambda p=proto: p, spec.host, spec.port)  # type: ignore[misc]
             except OSError as exc:
@@ -355,7 +366,8 @@ def run_load(
                 if spec.expect_text is not None and rec.complete and rec.text != spec.expect_text:
                     rec.complete = False
                     rec.error = f"text differs: got {len(rec.text or '')} chars, expected {len(spec.expect_text)}"
-                rec.text = None
+                if not spec.keep_text:
+                    rec.text = None
                 streams.append(rec)
     return LoadResult(streams, cpu, wall)
 
