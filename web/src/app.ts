@@ -115,7 +115,7 @@ export class App {
     const models = await this.api.models();
     const select = this.el.model;
     select.replaceChildren();
-    if (models.length !== 1) select.append(new Option("Default model", ""));
+    if (models.length !== 1) select.append(new Option("Default", ""));
     for (const id of models) select.append(new Option(id, id));
     select.value = models.includes(prefs.model) ? prefs.model : (select.options[0]?.value ?? "");
     this.el.modelPicker.hidden = models.length === 0;
