@@ -15,6 +15,10 @@ lint:
 	.venv/bin/python -m ruff check src tests
 	.venv/bin/python -m mypy
 
+web:            ## rebuild the web chat and run its unit tests (vitest)
+	scripts/build-web.sh --force
+	cd web && npm test
+
 bench:          ## every benchmark scenario; rewrites bench/results/*.json
 	scripts/bootstrap.sh test
 	.venv/bin/python -m bench $(ARGS)
