@@ -27,6 +27,7 @@ __all__ = [
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
+    "error_from_code",
 ]
 
 
@@ -100,3 +101,11 @@ ERROR_CODES: dict[str, int] = {
         UpstreamTimeout,
     )
 }
+
+
+def error_from_code(code: str, message: str) -> LmstreamError:
+    """The error an ``events.Error(code=...)`` stands for (non-streaming answers)."""
+    error = LmstreamError(message)
+    error.code = code
+    error.status_code = ERROR_CODES.get(code, 500)
+    return error

@@ -14,17 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.dialects import anthropic
-from lmstream.errors import ERROR_CODES, LmstreamError
-from lmstream.events import Event
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import (
-    JSON,
-    Frame,
-    follow_frames,
-    stream_response,
-    wait_unless_disconnected,
-)
+from lmstream.http.streaming import JSON, answer
 from lmstream.request import ChatRequest
 
 __all__ = ["routes"]
@@ -42,23 +34,16 @@ async def messages(request: Request) -> Response:
     generation = await state.hub.start(chat)
     input_tokens = _input_tokens(state, generation.model, generation.request)
     message_id = "msg_" + secrets.token_hex(12)
-    if stream:
-        encoder = anthropic.MessageEncoder(message_id, generation.model, input_tokens=input_tokens)
-
-        def encode(seq: int, event: Event) -> list[Frame]:
-            return list(encoder.encode(event))
-
-        frames = follow_frames(state.hub, generation, encode, grace=0)
-        return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
-    completion = await wait_unless_disconnected(request, state.hub, generation)
-    if completion is None:
-        return Response(status_code=499)
-    if completion.error is not None:
-        error = LmstreamError(completion.error.message)
-        error.code = completion.error.code
-        return JSON(anthropic.error_body(error), status_code=ERROR_CODES.get(error.code, 500))
-    return JSON(
-        anthropic.render_message(message_id, generation.model, completion, input_tokens=input_tokens)
+    return await answer(
+        request,
+        state.hub,
+        generation,
+        encoder=anthropic.MessageEncoder(message_id, generation.model, input_tokens=input_tokens) if stream else None,
+        render=lambda completion: anthropic.render_message(
+            message_id, generation.model, completion, input_tokens=input_tokens
+        ),
+        error_body=anthropic.error_body,
+        heartbeat=state.settings.heartbeat_interval,
     )
 
 

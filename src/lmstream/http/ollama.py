@@ -15,17 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.dialects import ollama
-from lmstream.errors import ERROR_CODES, ModelNotFound
-from lmstream.events import Event
+from lmstream.errors import ModelNotFound
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import (
-    JSON,
-    Frame,
-    follow_frames,
-    stream_response,
-    wait_unless_disconnected,
-)
+from lmstream.http.streaming import JSON, answer
 from lmstream.request import ChatRequest
 
 __all__ = ["routes"]
@@ -51,20 +44,16 @@ async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollam
     if not chat.messages and chat.raw_prompt is None:
         return JSON(ollama.load_response(asked, kind))
     generation = await state.hub.start(chat)
-    if stream:
-        encoder = ollama.LineEncoder(asked, kind)
-
-        def encode(seq: int, event: Event) -> list[Frame]:
-            return list(encoder.encode(event))
-
-        frames = follow_frames(state.hub, generation, encode, grace=0)
-        return stream_response(frames, heartbeat=0, media_type="application/x-ndjson")
-    completion = await wait_unless_disconnected(request, state.hub, generation)
-    if completion is None:
-        return Response(status_code=499)
-    if completion.error is not None:
-        return JSON({"error": completion.error.message}, status_code=ERROR_CODES.get(completion.error.code, 500))
-    return JSON(ollama.render_response(asked, kind, completion))
+    return await answer(
+        request,
+        state.hub,
+        generation,
+        encoder=ollama.LineEncoder(asked, kind) if stream else None,
+        render=lambda completion: ollama.render_response(asked, kind, completion),
+        error_body=ollama.error_body,
+        heartbeat=0,
+        media_type="application/x-ndjson",
+    )
 
 
 @endpoint(ollama.error_body)

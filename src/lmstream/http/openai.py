@@ -9,17 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.dialects import openai
-from lmstream.errors import ERROR_CODES, ModelNotFound
-from lmstream.events import Event
+from lmstream.errors import ModelNotFound
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
-from lmstream.http.streaming import (
-    JSON,
-    Frame,
-    follow_frames,
-    stream_response,
-    wait_unless_disconnected,
-)
+from lmstream.http.streaming import JSON, answer
 
 __all__ = ["routes"]
 
@@ -30,21 +23,15 @@ async def chat_completions(request: Request) -> Response:
     chat, stream, include_usage = openai.parse_request(await request.body())
     generation = await state.hub.start(chat)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
-    if stream:
-        encoder = openai.ChunkEncoder(completion_id, generation.model, include_usage=include_usage)
-
-        def encode(seq: int, event: Event) -> list[Frame]:
-            return list(encoder.encode(event))
-
-        frames = follow_frames(state.hub, generation, encode, grace=0)
-        return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
-    completion = await wait_unless_disconnected(request, state.hub, generation)
-    if completion is None:
-        return Response(status_code=499)
-    if completion.error is not None:
-        body = {"error": {"message": completion.error.message, "type": openai.error_type(completion.error.code), "param": None, "code": completion.error.code}}
-        return JSON(body, status_code=ERROR_CODES.get(completion.error.code, 500))
-    return JSON(openai.render_completion(completion_id, generation.model, completion))
+    return await answer(
+        request,
+        state.hub,
+        generation,
+        encoder=openai.ChunkEncoder(completion_id, generation.model, include_usage=include_usage) if stream else None,
+        render=lambda completion: openai.render_completion(completion_id, generation.model, completion),
+        error_body=openai.error_body,
+        heartbeat=state.settings.heartbeat_interval,
+    )
 
 
 @endpoint(openai.error_body)
