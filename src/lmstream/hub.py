@@ -88,7 +88,8 @@ class Generation:
         self._max = max(16, replay_buffer)
         self._waiters: list[asyncio.Future[None]] = []
         self._observers = observers
-        self._finished = asyncio.Event()
+        self._done = False
+        self._done_event: asyncio.Event | None = None  # made only when someone waits
         self._task: asyncio.Task[None] | None = None
         self._stream: EventStream | None = None
         self._grace_timer: asyncio.TimerHandle | None = None
@@ -107,7 +108,7 @@ class Generation:
 
     @property
     def finished(self) -> bool:
-        return self._finished.is_set()
+        return self._done
 
     def _record(self, event: Event) -> None:
         seq = self.next_seq
@@ -182,7 +183,9 @@ class Generation:
             self._close()
 
     def _close(self) -> None:
-        self._finished.set()
+        self._done = True
+        if self._done_event is not None:
+            self._done_event.set()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -204,25 +207,36 @@ class Generation:
 
     async def follow(self, after: int = -1) -> AsyncIterator[tuple[int, Event]]:
         """Events with seq > ``after``: first the replay, then live, until the end."""
+        async for batch in self.follow_batches(after):
+            for item in batch:
+                yield item
+
+    async def follow_batches(self, after: int = -1) -> AsyncIterator[list[tuple[int, Event]]]:
+        """Like :meth:`follow`, but every event already recorded comes in one list, so a
+        consumer that was busy catches up in one step (one write for several events)."""
         seq = after + 1
         loop = asyncio.get_running_loop()
         while True:
             if seq < self._base:
                 raise ReplayGone(f"events before {self._base} of stream {self.id} are no longer kept")
             end = self.next_seq
-            while seq < end:
-                yield seq, self._events[seq - self._base]
-                seq += 1
-            if self.finished and seq >= self.next_seq:
-                return
-            if seq < self.next_seq:
+            if seq < end:
+                base = self._base
+                batch = [(s, self._events[s - base]) for s in range(seq, end)]
+                seq = end
+                yield batch
                 continue
+            if self.finished:
+                return
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
             await waiter
 
     async def wait(self) -> Completion:
-        await self._finished.wait()
+        if not self._done:
+            if self._done_event is None:
+                self._done_event = asyncio.Event()
+            await self._done_event.wait()
         return self.completion
 
     def cancel(self, reason: str = "cancelled") -> bool:
