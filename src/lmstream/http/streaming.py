@@ -45,6 +45,8 @@ __all__ = [
     "JSON",
     "Frame",
     "StreamResponse",
+    "WireEncoder",
+    "answer",
     "follow_frames",
     "stream_response",
     "wait_unless_disconnected",
