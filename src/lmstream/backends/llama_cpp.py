@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import math
 import os
 import threading
@@ -66,6 +67,18 @@ from lmstream.events import Done, Event, FinishReason, Progress, Queued, TextDel
 from lmstream.model_assets import default_model_path
 from lmstream.prompt import TRANSCRIPT_STOPS, transcript_prompt
 from lmstream.request import ChatRequest, Message
+
+_llama_log = logging.getLogger("lmstream.llama_cpp")
+
+
+def _log_llama(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's own log lines go to Python logging (debug), not straight to stderr."""
+    if _llama_log.isEnabledFor(logging.DEBUG):
+        _llama_log.debug("%s", text.decode(errors="replace").rstrip())
+
+
+_route_llama_log = llama_cpp.llama_log_callback(_log_llama)  # kept alive: C holds a pointer
+llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
 from lmstream.settings import ModelConfig
 from lmstream.text import StopMatcher, Utf8Decoder
 
