@@ -67,6 +67,10 @@ from lmstream.events import Done, Event, FinishReason, Progress, Queued, TextDel
 from lmstream.model_assets import default_model_path
 from lmstream.prompt import TRANSCRIPT_STOPS, transcript_prompt
 from lmstream.request import ChatRequest, Message
+from lmstream.settings import ModelConfig
+from lmstream.text import StopMatcher, Utf8Decoder
+
+__all__ = ["LlamaCppBackend", "TokenDecoder", "render_chat_template"]
 
 _llama_log = logging.getLogger("lmstream.llama_cpp")
 
@@ -79,10 +83,6 @@ def _log_llama(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
 
 _route_llama_log = llama_cpp.llama_log_callback(_log_llama)  # kept alive: C holds a pointer
 llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
-from lmstream.settings import ModelConfig
-from lmstream.text import StopMatcher, Utf8Decoder
-
-__all__ = ["LlamaCppBackend", "TokenDecoder", "render_chat_template"]
 
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
