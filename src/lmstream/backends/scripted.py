@@ -46,6 +46,8 @@ class ScriptedBackend:
     def __init__(self, config: ModelConfig, context: BackendContext | None = None) -> None:
         options: dict[str, Any] = dict(config.options)
         self.text: str = str(options.get("text", DEFAULT_TEXT))
+        # split once: 10,000 streams of the same text share its tokens (memory per stream)
+        self._pieces = tuple(split_tokens(self.text))
         self.echo = bool(options.get("echo", False))
         self.echo_prompt = bool(options.get("echo_prompt", False))
         self.tokens_per_second = float(options.get("tokens_per_second", 0) or 0)
@@ -107,7 +109,7 @@ class ScriptedBackend:
             interval = 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
             start = time.monotonic()
             produced = 0
-            for piece in split_tokens(text):
+            for piece in self._pieces if text is self.text else split_tokens(text):
                 if limit is not None and produced >= limit:
                     yield Usage(prompt_tokens, produced)
                     yield Done("length")
