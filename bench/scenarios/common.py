@@ -45,8 +45,18 @@ class Measured:
     upstream_cpu_s: float = 0.0
     loadgen_cpu_s: float = 0.0
     wall_s: float = 0.0
+    span_s: float = 0.0  # first stream start to last stream end, summed over the runs
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        tokens = sum(s.tokens for s in self.streams)
+        return round(tokens / self.span_s, 1) if self.span_s > 0 else None
 
     def add(self, result: LoadResult, server_cpu: float, upstream_cpu: float) -> None:
+        if result.streams:
+            first = min(s.t0 for s in result.streams)
+            last = max(s.t_end or s.t0 for s in result.streams)
+            self.span_s += last - first
         self.streams.extend(result.streams)
         self.server_cpu_s += server_cpu
         self.upstream_cpu_s += upstream_cpu

@@ -122,6 +122,7 @@ def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], vers
         for name in ("direct", "lmstream", "litellm"):
             m = measured[(phase.name, name)]
             s = summarize(m.result(), expect_tokens=phase.tokens)
+            s["tokens_per_s"] = m.tokens_per_s  # per run, not across the rounds' gaps
             tokens = max(1, s["tokens"])
             s["server_cpu_s"] = round(m.server_cpu_s, 3)
             s["server_cpu_s_per_1k_tokens"] = round(1000 * m.server_cpu_s / tokens, 4)
