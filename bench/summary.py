@@ -1,0 +1,110 @@
+"""``python -m bench.summary``: the results in ``bench/results/*.json`` as Markdown.
+
+Prints the machine, every scenario's tables and the targets with their status, as
+BENCHMARKS.md shows them (so a rerun can refresh that page).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from bench.report import RESULTS
+
+__all__ = ["main", "targets"]
+
+ORDER = ("overhead", "many", "cancel", "embedded")
+
+
+def _load() -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in ORDER:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            out[name] = orjson.loads(path.read_bytes())
+    return out
+
+
+def _get(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        value = f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    return f"{value}{unit}"
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, lmstream's figure, comparison, met?)."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    over = results.get("overhead", {})
+    c100 = _get(over, "phases", "c100") or {}
+    lm, lite = c100.get("lmstream", {}), c100.get("litellm", {})
+    p50, p99 = _get(lm, "added_ttft_ms", "p50"), _get(lm, "added_ttft_ms", "p99")
+    l50, l99 = _get(lite, "added_ttft_ms", "p50"), _get(lite, "added_ttft_ms", "p99")
+    if p50 is not None:
+        rows.append(("TTFT added at 100 streams: p50 <= 1 ms", _fmt(p50, " ms"), "", p50 <= 1))
+        rows.append(("TTFT added at 100 streams: p99 <= 5 ms", _fmt(p99, " ms"), "", p99 <= 5))
+        rows.append(("TTFT added: <= 1/10 of LiteLLM's (p50, p99)", f"{_fmt(p50)} / {_fmt(p99)} ms", f"LiteLLM {_fmt(l50)} / {_fmt(l99)} ms",
+                     bool(l50 and l99 and p50 * 10 <= l50 and p99 * 10 <= l99)))  # fmt: skip
+    for phase in ("c100", "sat100", "sat1"):
+        p = _get(over, "phases", phase) or {}
+        a, b = _get(p, "lmstream", "tokens_per_cpu_s"), _get(p, "litellm", "tokens_per_cpu_s")
+        if a and b:
+            rows.append((f"tokens per CPU second >= 10x LiteLLM's ({phase})", f"{a:,.0f}", f"LiteLLM {b:,.0f} ({a / b:.1f}x)", a >= 10 * b))
+    many = _get(results.get("many", {}), "levels", "10000")
+    if many:
+        rows.append(("10,000 open streams: none failed, no token lost", f"{many['failed']} failed, {many['lost_tokens']} lost", "", many["failed"] == 0 and many["lost_tokens"] == 0))
+        rows.append(("10,000 open streams: < 20 KB server memory per stream", _fmt(many["kb_per_stream"], " KB"), "", many["kb_per_stream"] < 20))
+    cancel = _get(results.get("cancel", {}), "targets")
+    if cancel:
+        lm_c = cancel["lmstream"]
+        worst = lm_c["latency_ms"]["max"]
+        ok = worst is not None and worst <= 50 and lm_c["not_cancelled_within_wait"] == 0
+        lite_c = cancel.get("litellm", {})
+        rows.append(("upstream closed <= 50 ms after the client left (max)", _fmt(worst, " ms"), f"LiteLLM max {_fmt(_get(lite_c, 'latency_ms', 'max'), ' ms')}", ok))
+    emb = results.get("embedded", {})
+    stop = _get(emb, "cancel", "lmstream", "stop_after_disconnect_ms")
+    if stop:
+        rows.append(("embedded model stops <= 50 ms after the client left (max)", _fmt(max(stop), " ms"), "", max(stop) <= 50))
+    single = _get(emb, "single")
+    if single:
+        a, b = single["lmstream"], single["llama_cpp.server"]
+        rows.append(("embedded tokens/s >= llama_cpp.server's", _fmt(a["tokens_per_s_p50"]), f"peer {_fmt(b['tokens_per_s_p50'])}",
+                     (a["tokens_per_s_p50"] or 0) >= (b["tokens_per_s_p50"] or 0)))  # fmt: skip
+        rows.append(("embedded TTFT <= llama_cpp.server's", _fmt(a["ttft_ms_p50"], " ms"), f"peer {_fmt(b['ttft_ms_p50'], ' ms')}",
+                     (a["ttft_ms_p50"] or 1e9) <= (b["ttft_ms_p50"] or 0)))  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    results = _load()
+    if not results:
+        raise SystemExit(f"no results in {RESULTS}: run python -m bench first")
+    first = next(iter(results.values()))
+    m = first["machine"]
+    print(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}")
+    for name, data in results.items():
+        print(f"\n## {name} (run {data['machine']['when']}, {data.get('duration_s')} s, load average at start {', '.join(f'{x:.2f}' for x in data['machine']['load_avg'])})")
+        for key, value in data.items():
+            if key == "table" or key.endswith("_table"):
+                print(value)
+        if "ratios" in data:
+            print("\n| figure | lmstream | LiteLLM | ratio |\n|---|---|---|---|")
+            for row in data["ratios"]:
+                print("| " + " | ".join(_fmt(v) for v in row) + " |")
+    print("\n## Targets\n\n| target | lmstream | compared with | met |\n|---|---|---|---|")
+    for target, figure, other, ok in targets(results):
+        print(f"| {target} | {figure} | {other} | {'yes' if ok else 'no' if ok is not None else '?'} |")
+
+
+if __name__ == "__main__":
+    main()
