@@ -178,6 +178,10 @@ class StreamResponse(Response):
             # normally, unless someone else cancelled the task too
             if sender.uncancel() > 0:
                 raise
+            if not (state["gone"] or state["done"]):  # shutting down: end the body properly
+                async with lock:
+                    state["done"] = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             state["done"] = True
             listener.cancel()
