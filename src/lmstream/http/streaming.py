@@ -113,6 +113,9 @@ def _watch(task: asyncio.Task[Any]) -> _ShutdownWatch:
     return watch
 
 
+_RAW_HEADERS: dict[tuple[str, ...], list[tuple[bytes, bytes]]] = {}
+
+
 class StreamResponse(Response):
     """A streamed body, a heartbeat every ``heartbeat`` seconds (0 = none), and the
     sender cancelled as soon as the client disconnects or the server shuts down."""
@@ -130,7 +133,14 @@ class StreamResponse(Response):
         self.status_code = 200
         self.media_type = media_type
         self.background = None
-        self.init_headers(headers)
+        key = (media_type, *(f"{k}: {v}" for k, v in headers.items()))
+        cached = _RAW_HEADERS.get(key)
+        if cached is None:
+            self.init_headers(headers)
+            if len(_RAW_HEADERS) < 64:
+                _RAW_HEADERS[key] = list(self.raw_headers)
+        else:
+            self.raw_headers = list(cached)  # the same bytes for every stream, a list of its own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
