@@ -300,10 +300,11 @@ def _worker_main(spec_path: str, out_path: str) -> None:
     use_uvloop()
     spec = LoadSpec(**json.loads(Path(spec_path).read_text()))
     t0 = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_SELF)  # the load only, not start-up/imports
     records = asyncio.run(_worker(spec))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out = {
-        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "cpu_s": usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime,
         "wall_s": time.monotonic() - t0,
         "streams": [asdict(r) for r in records],
     }

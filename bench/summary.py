@@ -1,11 +1,16 @@
-"""``python -m bench.summary``: the results in ``bench/results/*.json`` as Markdown.
+"""``python -m bench.summary [--write]``: the results in ``bench/results/*.json`` as Markdown.
 
-Prints the machine, every scenario's tables and the targets with their status, as
-BENCHMARKS.md shows them (so a rerun can refresh that page).
+Prints the machine, every scenario's tables and the targets with their status; with
+``--write`` it puts them into BENCHMARKS.md between its ``results:begin``/``results:end``
+markers, so a rerun refreshes that page.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +20,8 @@ from bench.report import RESULTS
 __all__ = ["main", "targets"]
 
 ORDER = ("overhead", "many", "cancel", "embedded")
+PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def _load() -> dict[str, dict[str, Any]]:
@@ -86,6 +93,20 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, boo
 
 
 def main() -> None:
+    if "--write" in sys.argv[1:]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            _print()
+        page = PAGE.read_text()
+        head, _, rest = page.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        PAGE.write_text(f"{head}{BEGIN}\n{out.getvalue()}\n{END}{tail}")
+        print(f"wrote {PAGE}")
+    else:
+        _print()
+
+
+def _print() -> None:
     results = _load()
     if not results:
         raise SystemExit(f"no results in {RESULTS}: run python -m bench first")
