@@ -34,6 +34,7 @@ class Target:
     port: int
     server: Server
     headers: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # the model name to ask for, when not the phase's
 
 
 @dataclass

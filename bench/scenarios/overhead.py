@@ -10,6 +10,10 @@ Both proxies relay the same fake OpenAI upstream (``openai`` backend for lmstrea
 * ``sat1`` / ``sat100``  the upstream writes tokens flat out: relayed tokens/s at
   saturation, with one stream and with 100.
 
+A fourth target, ``lmstream-core``, is lmstream serving its ``scripted`` backend at the
+same pace (no upstream at all) in the paced phases: what lmstream's own request path
+(HTTP, dialect, hub, streaming) adds, apart from its upstream HTTP client.
+
 "Added" figures are the proxy's percentile minus the direct percentile from the same
 run. CPU is the server process tree's user+system time over the phase (/proc), per
 1,000 tokens delivered to clients.
@@ -33,6 +37,7 @@ __all__ = ["NAME", "run"]
 NAME = "overhead"
 TITLE = "Relay overhead (fake upstream direct / lmstream / LiteLLM)"
 PACED_TPS = 20.0
+TARGETS = ("direct", "lmstream", "lmstream-core", "litellm")
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,9 @@ def run(options: Options) -> dict[str, Any]:
     servers: list[Server] = [paced, fast]
     with running(servers):
         upstreams = {"paced": paced, "fast": fast}
+        core = {"name": "core", "backend": "scripted", "options": {"text": expected_text(2000), "tokens_per_second": PACED_TPS}}
         lm = start_lmstream(
-            [{"name": m, "backend": "openai", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()],
+            [*({"name": m, "backend": "openai", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()), core],
             name="lmstream-overhead",
         )
         servers.append(lm)
@@ -77,6 +83,7 @@ def run(options: Options) -> dict[str, Any]:
         targets = {
             "direct": {m: Target("direct", _port(up), up) for m, up in upstreams.items()},
             "lmstream": {m: Target("lmstream", _port(lm), lm) for m in upstreams},
+            "lmstream-core": {"paced": Target("lmstream-core", _port(lm), lm, model="core")},
             "litellm": {m: Target("litellm", _port(lite), lite, {"Authorization": f"Bearer {LITELLM_KEY}"}) for m in upstreams},
         }
         phases = _phases(options.quick)
@@ -89,23 +96,26 @@ def run(options: Options) -> dict[str, Any]:
         for round_no in range(options.rounds):
             for phase in phases:
                 for name, by_model in targets.items():
+                    if phase.model not in by_model:
+                        continue
                     target = by_model[phase.model]
+                    relayed = target.model is None  # the scripted core's words are not the upstream's tokens
                     spec = LoadSpec(
                         port=target.port,
                         path="/v1/chat/completions",
-                        body=chat_body(phase.model, f"{NAME} {phase.name} {name} r{round_no} __I__", max_tokens=phase.tokens),
+                        body=chat_body(target.model or phase.model, f"{NAME} {phase.name} {name} r{round_no} __I__", max_tokens=phase.tokens),
                         headers=target.headers,
                         clients=phase.clients,
                         streams_per_client=phase.streams_per_client,
                         ramp_s=phase.ramp_s,
-                        expect_text=expected_text(phase.tokens),
+                        expect_text=expected_text(phase.tokens) if relayed else None,
                         timeout_s=300,
                     )
-                    upstream = upstreams[phase.model]
+                    upstream = upstreams[phase.model] if relayed else None
                     into = measured.setdefault((phase.name, name), Measured())
                     result = measure(spec, target, upstream, into)
-                    s = summarize(result, expect_tokens=phase.tokens)
-                    print(f"[overhead] r{round_no} {phase.name:8} {name:8} streams={s['streams']} failed={s['failed']} "
+                    s = summarize(result, expect_tokens=phase.tokens if relayed else None)
+                    print(f"[overhead] r{round_no} {phase.name:8} {name:13} streams={s['streams']} failed={s['failed']} "
                           f"ttft p50={s['ttft_ms']['p50']}ms p99={s['ttft_ms']['p99']}ms tok/s={s['tokens_per_s']}", flush=True)  # fmt: skip
         return _report(phases, measured, versions={"litellm": lite.extra.get("version", "?")})
 
@@ -119,9 +129,10 @@ def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], vers
     rows: list[list[Any]] = []
     for phase in phases:
         per: dict[str, Any] = {}
-        for name in ("direct", "lmstream", "litellm"):
+        names = [n for n in TARGETS if (phase.name, n) in measured]
+        for name in names:
             m = measured[(phase.name, name)]
-            s = summarize(m.result(), expect_tokens=phase.tokens)
+            s = summarize(m.result(), expect_tokens=None if name == "lmstream-core" else phase.tokens)
             s["tokens_per_s"] = m.tokens_per_s  # per run, not across the rounds' gaps
             tokens = max(1, s["tokens"])
             s["server_cpu_s"] = round(m.server_cpu_s, 3)
@@ -131,12 +142,12 @@ def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], vers
             s["tokens_per_cpu_s"] = round(tokens / m.server_cpu_s, 1) if m.server_cpu_s > 0 else None
             per[name] = s
         direct = per["direct"]
-        for name in ("lmstream", "litellm"):
+        for name in names[1:]:
             s = per[name]
             s["added_ttft_ms"] = {k: _sub(s["ttft_ms"][k], direct["ttft_ms"][k]) for k in ("p50", "p99")}
             s["added_gap_p99_ms"] = _sub(s["gap_ms"]["p99"], direct["gap_ms"]["p99"])
         out["phases"][phase.name] = {"phase": phase.__dict__, **per}
-        for name in ("direct", "lmstream", "litellm"):
+        for name in names:
             s = per[name]
             added = s.get("added_ttft_ms", {})
             rows.append([
