@@ -23,7 +23,13 @@ from typing import Any
 import httpx
 
 from lmstream.backends.base import BackendContext
-from lmstream.backends.upstream import UpstreamBackend, UpstreamUnavailable, parse_json, sse_events
+from lmstream.backends.upstream import (
+    UpstreamBackend,
+    UpstreamUnavailable,
+    drain,
+    parse_json,
+    sse_events,
+)
 from lmstream.errors import Overloaded, UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
 from lmstream.request import ChatRequest
@@ -131,8 +137,10 @@ class AnthropicBackend(UpstreamBackend):
         async with aclosing(sse_events(response)) as events:
             async for name, data in events:
                 for event in decoder.feed(name, data):
-                    yield event
                     if isinstance(event, Done):
+                        await drain(events)  # so the pooled connection is reused
+                        yield event
                         return
+                    yield event
         for event in decoder.end():
             yield event

@@ -24,6 +24,7 @@ import httpx
 from lmstream.backends.upstream import (
     UpstreamBackend,
     UpstreamUnavailable,
+    drain,
     ndjson_lines,
     parse_json,
 )
@@ -95,8 +96,10 @@ class OllamaBackend(UpstreamBackend):
         async with aclosing(ndjson_lines(response)) as lines:
             async for line in lines:
                 for event in decoder.feed(line):
-                    yield event
                     if isinstance(event, Done):
+                        await drain(lines)  # so the pooled connection is reused
+                        yield event
                         return
+                    yield event
         for event in decoder.end():
             yield event

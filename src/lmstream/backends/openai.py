@@ -26,6 +26,7 @@ from lmstream.backends.base import BackendContext
 from lmstream.backends.upstream import (
     UpstreamBackend,
     UpstreamUnavailable,
+    drain,
     error_message,
     parse_json,
     sse_events,
@@ -127,8 +128,10 @@ class OpenAIBackend(UpstreamBackend):
         async with aclosing(sse_events(response)) as events:
             async for _, data in events:
                 for event in decoder.feed(data):
-                    yield event
                     if isinstance(event, Done):
+                        await drain(events)  # so the pooled connection is reused
+                        yield event
                         return
+                    yield event
         for event in decoder.end():
             yield event

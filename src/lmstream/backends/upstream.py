@@ -43,6 +43,7 @@ Per-model ``options`` (all optional): ``headers`` (extra request headers),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ __all__ = [
     "UpstreamBackend",
     "UpstreamConfig",
     "UpstreamUnavailable",
+    "drain",
     "error_message",
     "is_retryable",
     "ndjson_lines",
@@ -84,6 +86,9 @@ _CLIENT_STATUSES = frozenset({400, 404, 413, 422})
 
 class UpstreamUnavailable(UpstreamError):
     """The upstream could not be reached, failed with a 5xx, or broke its stream: retryable."""
+
+
+DRAIN_SECONDS = 0.05
 
 
 def is_retryable(exc: LmstreamError) -> bool:
@@ -164,6 +169,17 @@ async def ndjson_lines(response: httpx.Response) -> AsyncGenerator[str, None]:
             yield line
     for line in decoder.flush():
         yield line
+
+
+async def drain(rest: AsyncIterator[object], seconds: float = DRAIN_SECONDS) -> None:
+    """Read what follows the upstream's end marker (usually just the end of the chunked
+    body, in the same packet) so httpx hands the connection back to its pool; a response
+    closed half-read costs a new TCP connection on the next request. Bounded: an
+    upstream that keeps the body open is cut off, as before."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            async for _ in rest:
+                pass
 
 
 async def sse_events(response: httpx.Response) -> AsyncGenerator[tuple[str, str], None]:
