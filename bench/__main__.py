@@ -1,8 +1,9 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
 Scenarios: overhead, many, embedded, cancel (default: all, in that order). Each prints
-its tables and writes ``bench/results/<scenario>.json``; server logs and configs go to
-``bench/results/logs/``.
+its tables and writes ``bench/results/<scenario>.json`` (``bench/results/quick/`` with
+``--quick``, so a smoke test never replaces the real figures); server logs and configs
+go to ``bench/results/logs/``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 
 from bench.procs import raise_nofile
-from bench.report import write_result
+from bench.report import RESULTS, write_result
 from bench.scenarios import Options
 
 SCENARIOS = {
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         data = module.run(options)
         data["options"] = {"quick": options.quick, "rounds": options.rounds}
         data["duration_s"] = round(time.monotonic() - started, 1)
-        path = write_result(name, data)
+        path = write_result(name, data, RESULTS / "quick" if options.quick else RESULTS)
         print(f"[bench] {name} done in {data['duration_s']}s -> {path}", flush=True)
     return 0
 

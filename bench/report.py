@@ -115,8 +115,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(scenario: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{scenario}.json"
+def write_result(scenario: str, data: dict[str, Any], directory: Path = RESULTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{scenario}.json"
     path.write_bytes(orjson.dumps({"scenario": scenario, "machine": machine(), **data}, option=orjson.OPT_INDENT_2))
     return path
