@@ -10,9 +10,12 @@ Both proxies relay the same fake OpenAI upstream (``openai`` backend for lmstrea
 * ``sat1`` / ``sat100``  the upstream writes tokens flat out: relayed tokens/s at
   saturation, with one stream and with 100.
 
-A fourth target, ``lmstream-core``, is lmstream serving its ``scripted`` backend at the
-same pace (no upstream at all) in the paced phases: what lmstream's own request path
-(HTTP, dialect, hub, streaming) adds, apart from its upstream HTTP client.
+Two more lmstream targets locate its overhead. ``lmstream-core`` is lmstream serving its
+``scripted`` backend at the same pace (no upstream at all) in the paced phases: what
+lmstream's own request path (HTTP, dialect, hub, streaming) adds, apart from its upstream
+HTTP client. ``lmstream-lean`` is lmstream relaying the same upstream through
+``bench/lean_upstream.py``, a prototype upstream client on a raw asyncio protocol instead
+of httpx (not part of lmstream; what replacing that client would give).
 
 "Added" figures are the proxy's percentile minus the direct percentile from the same
 run. CPU is the server process tree's user+system time over the phase (/proc), per
@@ -37,7 +40,7 @@ __all__ = ["NAME", "run"]
 NAME = "overhead"
 TITLE = "Relay overhead (fake upstream direct / lmstream / LiteLLM)"
 PACED_TPS = 20.0
-TARGETS = ("direct", "lmstream", "lmstream-core", "litellm")
+TARGETS = ("direct", "lmstream", "lmstream-core", "lmstream-lean", "litellm")
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,19 @@ def run(options: Options) -> dict[str, Any]:
             name="lmstream-overhead",
         )
         servers.append(lm)
+        lean = start_lmstream(
+            [{"name": m, "backend": "openai-lean", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()],
+            name="lmstream-lean",
+            launcher="bench.lean_upstream",
+        )
+        servers.append(lean)
         lite = start_litellm(upstreams)
         servers.append(lite)
         targets = {
             "direct": {m: Target("direct", _port(up), up) for m, up in upstreams.items()},
             "lmstream": {m: Target("lmstream", _port(lm), lm) for m in upstreams},
             "lmstream-core": {"paced": Target("lmstream-core", _port(lm), lm, model="core")},
+            "lmstream-lean": {m: Target("lmstream-lean", _port(lean), lean) for m in upstreams},
             "litellm": {m: Target("litellm", _port(lite), lite, {"Authorization": f"Bearer {LITELLM_KEY}"}) for m in upstreams},
         }
         phases = _phases(options.quick)
