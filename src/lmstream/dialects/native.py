@@ -93,13 +93,7 @@ def parse_request(body: bytes) -> ChatRequest:
 
 
 def usage_dict(usage: Usage | None) -> dict[str, int] | None:
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+    return None if usage is None else usage.as_dict()
 
 
 def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> ServerSentEvent | None:

@@ -114,14 +114,8 @@ def finish_reason(reason: FinishReason | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def _usage(usage: Usage | None) -> dict[str, int] | None:
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+def _usage(usage: Usage | None) -> dict[str, int]:
+    return (usage or Usage(0, 0)).as_dict()
 
 
 class ChunkEncoder:
@@ -162,7 +156,7 @@ class ChunkEncoder:
                         "model": self.model,
                         "system_fingerprint": None,
                         "choices": [],
-                        "usage": _usage(event.usage) or _usage(Usage(0, 0)),
+                        "usage": _usage(event.usage),
                     }
                     frames.append(ServerSentEvent(data=dumps(usage)))
                 frames.append(ServerSentEvent(data="[DONE]"))
@@ -189,7 +183,7 @@ def render_completion(completion_id: str, model: str, completion: Completion) ->
                 "finish_reason": finish_reason(completion.finish_reason),
             }
         ],
-        "usage": _usage(completion.usage) or _usage(Usage(0, 0)),
+        "usage": _usage(completion.usage),
     }
 
 
