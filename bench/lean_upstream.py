@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bench.wire import ChunkedDecoder, ResponseHead, SSEParser
 from lmstream.backends.base import EventStream
 from lmstream.backends.openai import ChunkDecoder, OpenAIBackend
 from lmstream.errors import UpstreamError
@@ -38,64 +39,25 @@ __all__ = ["LeanOpenAIBackend", "main"]
 
 
 class _Response(asyncio.Protocol):
-    """One upstream request's connection: head, chunked body, SSE data → ``items``."""
+    """One upstream request's connection: head, chunked body, SSE data → ``items``
+    (through the load generator's own parsers in ``bench/wire.py``)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.status: asyncio.Future[int] = loop.create_future()
         self.items: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._buf = b""
-        self._remaining = 0  # data bytes left in the current chunk
-        self._skip = 0  # CRLF bytes after it
-        self._tail = b""  # an incomplete SSE line
-        self._data: list[bytes] = []
+        self._head = ResponseHead()
+        self._body = ChunkedDecoder()
+        self._sse = SSEParser()
 
     def data_received(self, data: bytes) -> None:
         if not self.status.done():
-            self._buf += data
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
+            rest = self._head.feed(data)
+            if rest is None:
                 return
-            self.status.set_result(int(self._buf[9:12]))
-            data, self._buf = self._buf[end + 4 :], b""
-        buf = self._buf + data if self._buf else data
-        self._buf = b""
-        pieces: list[bytes] = []
-        pos, size = 0, len(buf)
-        while pos < size:
-            if self._remaining:
-                take = min(self._remaining, size - pos)
-                pieces.append(buf[pos : pos + take])
-                pos += take
-                self._remaining -= take
-                if not self._remaining:
-                    self._skip = 2
-            elif self._skip:
-                take = min(self._skip, size - pos)
-                pos += take
-                self._skip -= take
-            else:
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    self._buf = buf[pos:]
-                    break
-                length = int(buf[pos:eol].split(b";", 1)[0], 16)
-                pos = eol + 2
-                if length == 0:
-                    break
-                self._remaining = length
-        text = self._tail + b"".join(pieces)
-        lines = text.split(b"\n")
-        self._tail = lines.pop()
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    self.items.put_nowait(b"\n".join(self._data))
-                    self._data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value[:1] == b" " else value)
+            self.status.set_result(self._head.status)
+            data = rest
+        for _, payload in self._sse.feed(self._body.feed(data)):
+            self.items.put_nowait(payload)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.status.done():
