@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -17,9 +16,10 @@ from tests.web.texts import LONG, NUMBERED
 pytestmark = pytest.mark.browser
 
 
-def _tokens_generated(server: LiveServer, model: str) -> int:
+def _model_stats(server: LiveServer, model: str) -> dict[str, int]:
     health = httpx.get(server.url + "/health", timeout=5).json()
-    return next(int(m["tokens_generated"]) for m in health["models"] if m["name"] == model)
+    stats: dict[str, int] = next(m for m in health["models"] if m["name"] == model)
+    return stats
 
 
 def test_stop_cancels_the_generation_on_the_server_and_keeps_the_partial_answer(
@@ -38,10 +38,11 @@ def test_stop_cancels_the_generation_on_the_server_and_keeps_the_partial_answer(
     state = httpx.get(f"{server.url}/v1/streams/{generation}", timeout=5).json()
     assert state["state"] == "cancelled"
     assert state["finish_reason"] == "cancelled"
-    before = _tokens_generated(server, "long")
-    time.sleep(0.6)  # the model writes 10 tokens a second when it runs
-    assert _tokens_generated(server, "long") == before
-    assert before < 300
+    # "cancelled" is recorded once the backend's generator has been closed: nothing is
+    # generating any more (the scripted backend only counts tokens while active).
+    stats = _model_stats(server, "long")
+    assert stats["active"] == 0
+    assert stats["tokens_generated"] < 300
 
     partial = chat.answer_text().strip()
     assert partial and LONG.startswith(partial) and partial != LONG
