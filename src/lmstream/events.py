@@ -26,18 +26,15 @@ the prompt is read, then the totals); the hub keeps the largest values. ``Done``
 always last on success; ``Error`` is last on failure. A cancelled generation ends with
 ``Done(finish_reason="cancelled", cancel_reason=...)``.
 
-``to_json``/``from_json`` are the codec for logs kept outside the process (Redis).
+``lmstream.codec`` turns events into JSON and back, for logs kept outside the process.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias
-
-import orjson
 
 __all__ = [
     "CancelReason",
@@ -63,8 +60,6 @@ __all__ = [
     "ToolResult",
     "Usage",
     "accumulate",
-    "from_json",
-    "to_json",
 ]
 
 FinishReason: TypeAlias = Literal["stop", "length", "stop_sequence", "tool_calls", "cancelled", "error"]
@@ -365,57 +360,3 @@ def accumulate(event: Event, snapshot: Completion) -> Completion:
         case Queued() | Progress() | ToolProgress() | ToolChunk() | Custom():
             pass
     return snapshot
-
-
-# The codec --------------------------------------------------------------------------
-
-_KINDS: dict[str, type[Any]] = {
-    "started": Started,
-    "queued": Queued,
-    "text": TextDelta,
-    "tool_call": ToolCallDelta,
-    "tool_progress": ToolProgress,
-    "tool_chunk": ToolChunk,
-    "tool_result": ToolResult,
-    "usage": Usage,
-    "done": Done,
-    "error": Error,
-    "progress": Progress,
-    "sources": Sources,
-    "custom": Custom,
-}
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def to_json(event: Event) -> bytes:
-    """One event as JSON bytes (``kind`` names its type)."""
-    return orjson.dumps(_plain(event))
-
-
-def from_json(data: bytes | str) -> Event:
-    """The event ``to_json`` wrote; ValueError for anything else."""
-    raw = orjson.loads(data)
-    if not isinstance(raw, dict) or raw.get("kind") not in _KINDS:
-        raise ValueError(f"not an lmstream event: {str(data)[:80]!r}")
-    fields = dict(raw)
-    cls = _KINDS[fields.pop("kind")]
-    if cls is Done:
-        if fields.get("usage") is not None:
-            fields["usage"] = Usage(**{k: v for k, v in fields["usage"].items() if k != "kind"})
-        if fields.get("timings") is not None:
-            fields["timings"] = Timings(**fields["timings"])
-        if fields.get("cancel_reason") is not None:
-            fields["cancel_reason"] = CancelReason(fields["cancel_reason"])
-    elif cls is Sources:
-        fields["items"] = tuple(Source(**item) for item in fields["items"])
-    event: Event = cls(**fields)
-    return event
