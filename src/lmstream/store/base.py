@@ -83,6 +83,7 @@ class StoredMessage:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     error: str | None = None
+    instance_id: str | None = None  # the lmstream instance whose generation writes this answer
 
 
 @dataclass(frozen=True, slots=True)
