@@ -10,6 +10,7 @@ server, as it would in production::
         url = pg.create_database()        # a fresh database: postgresql://…@127.0.0.1:PORT/db
         pg.stop()                         # fast shutdown; pg.start() brings it back
         pg.kill()                         # SIGKILL of every server process (crash recovery next)
+        pg.pause(); pg.resume()           # SIGSTOP/SIGCONT: a hung server, connections open
     with RedisServer() as redis:
         redis.restart()                   # the same port; data kept only with persistence
 
@@ -136,7 +137,7 @@ class _Server:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: kill() reaches every child
+                start_new_session=True,  # not in the test run's group: a ^C goes to pytest alone
                 preexec_fn=_die_with_parent(self.stop_signal),
                 **self.popen_options(),
             )
@@ -167,9 +168,31 @@ class _Server:
         process = self.process
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        self._signal_tree(signal.SIGKILL)
         process.wait()
+
+    def _signal_tree(self, sig: int) -> None:
+        """Send ``sig`` to the server and all its descendants (PostgreSQL's backends
+        are session leaders of their own, so its process group is not enough)."""
+        if self.process is None:
+            return
+        pids = [self.process.pid]
+        for pid in pids:  # grows as children are found: a breadth-first walk
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError, ValueError):
+                        pids.extend(int(child) for child in (task / "children").read_text().split())
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def pause(self) -> None:
+        """SIGSTOP the server's processes: connections stay open, nothing answers (a hung
+        host, a network partition). ``resume()`` lets them go on."""
+        self._signal_tree(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_tree(signal.SIGCONT)
 
     def restart(self) -> Self:
         self.stop()
@@ -178,9 +201,11 @@ class _Server:
     def close(self) -> None:
         """Stop the server and remove its directory (if this object made it)."""
         try:
+            if self.running:
+                self.resume()  # a paused server cannot shut down
             self.stop()
         finally:
-            self.kill()  # anything the server's own shutdown left (its process group)
+            self.kill()  # anything the server's own shutdown left
             if self._own_root:
                 shutil.rmtree(self.root, ignore_errors=True)
 
@@ -242,7 +267,9 @@ class PostgresServer(_Server):
         return {"user": self._as.pw_uid, "group": self._as.pw_gid, "extra_groups": [], "env": env, "cwd": self.root}
 
     def _run_tool(self, args: Sequence[str], *, input: bytes | None = None) -> str:
-        result = subprocess.run(args, input=input, capture_output=True, check=False, **self.popen_options())
+        result: subprocess.CompletedProcess[bytes] = subprocess.run(
+            args, input=input, capture_output=True, check=False, **self.popen_options()
+        )
         if result.returncode != 0:
             raise ServiceError(f"{' '.join(args[:2])} failed: {result.stderr.decode(errors='replace')}")
         return result.stdout.decode()
