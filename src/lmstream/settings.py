@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     store: Literal["sqlite", "none"] = Field(
         "sqlite", description="Where native conversations are kept: sqlite (data_dir/lmstream.db) or none."
     )
+    database_url: str | None = Field(
+        None,
+        description="postgresql://user:password@host:port/dbname: keep conversations in PostgreSQL "
+        "(shared by every instance that names it) instead of SQLite.",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections each instance keeps to PostgreSQL.")
     conversation_titles: bool = True
     profiles: list[ProfileConfig] = Field(default_factory=list)
     default_profile: str | None = None
@@ -157,6 +163,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")
     log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return value or None
 
     @field_validator("api_keys", mode="before")
     @classmethod
