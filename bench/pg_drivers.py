@@ -36,11 +36,11 @@ def from_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime(TIME_FORMAT)
 
 
-def conversation(row: Sequence[Any]) -> Conversation:
+def conversation(row: Any) -> Conversation:  # a tuple (psycopg) or a Record (asyncpg)
     return Conversation(row[0], row[1], from_time(row[2]), from_time(row[3]), row[4], row[5], row[6])
 
 
-def message(row: Sequence[Any]) -> StoredMessage:
+def message(row: Any) -> StoredMessage:
     return StoredMessage(
         row[0], row[1], row[2], row[3], row[4], from_time(row[5]), row[6], row[7], row[8], row[9],
         row[10], row[11], row[12], row[13],
