@@ -30,7 +30,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
@@ -195,11 +195,17 @@ class PostgresStore:
 
     # Connections and failures ---------------------------------------------------------
 
-    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+    def _raise_unavailable(self, exc: BaseException) -> NoReturn:
+        """Raise the ``StoreUnavailable`` that ``exc`` means (and log it); a malformed
+        ``database_url`` is raised as it is (a configuration error, not an outage)."""
+        if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
+            raise exc
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         for secret in {self._password, unquote(self._password)} - {""}:
             reason = reason.replace(secret, "***")
-        return StoreUnavailable(f"the conversation store ({self.where}) is unavailable: {reason}")
+        error = StoreUnavailable(f"the conversation store ({self.where}) is unavailable: {reason}")
+        log.warning("%s", error.message)
+        raise error from exc
 
     async def _ready(self) -> asyncpg.Pool:
         """The pool, once the database is reached and migrated (tried again on each call)."""
@@ -227,17 +233,23 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
-        """A pooled connection; database-unreachable failures become ``StoreUnavailable``."""
+        """A pooled connection; database-unreachable failures become ``StoreUnavailable``.
+
+        Once the caller's statements have run, their outcome stands: a connection that
+        dies while going back to the pool (its reset fails) is the pool's to drop, not
+        a failure of a write the server already committed."""
         try:
             pool = await self._ready()
-            async with pool.acquire(timeout=self.acquire_timeout) as conn:
-                yield conn
+            conn = await pool.acquire(timeout=self.acquire_timeout)
         except UNAVAILABLE as exc:
-            if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
-                raise  # a malformed database_url: a configuration error, not an outage
-            error = self._unavailable(exc)
-            log.warning("%s", error.message)
-            raise error from exc
+            self._raise_unavailable(exc)
+        try:
+            yield conn
+        except UNAVAILABLE as exc:
+            self._raise_unavailable(exc)
+        finally:
+            with contextlib.suppress(*UNAVAILABLE):
+                await pool.release(conn, timeout=self.acquire_timeout)
 
     # Lifecycle ------------------------------------------------------------------------
 
