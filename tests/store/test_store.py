@@ -173,3 +173,57 @@ async def test_nul_characters_are_kept_or_replaced_never_an_error(store: Store, 
     assert await store.get_conversation("conv_\x00") is None
     assert await store.list_messages("conv_\x00") == []
     assert await store.delete_conversation("conv_\x00") is False
+
+
+async def test_many_flushes_in_one_call_and_the_last_one_wins(store: Store) -> None:
+    c, other = conversation(updated_at="2026-01-01T00:00:00.000000Z"), conversation()
+    await store.create_conversation(c)
+    await store.create_conversation(other)
+    answers = [message(c.id, "assistant", "", status="streaming") for _ in range(3)]
+    await store.add_messages(c.id, answers)
+    await store.add_messages(other.id, [message(other.id, "assistant", "untouched", status="streaming")])
+    await store.update_messages([])
+    await store.update_messages(
+        [
+            (answers[0].id, MessageUpdate("first draft", "streaming")),
+            (answers[1].id, MessageUpdate("done", "complete", completion_tokens=7, ttft_ms=1.5)),
+            (answers[0].id, MessageUpdate("second draft", "streaming")),
+            (answers[2].id, MessageUpdate("oops", "error", error="backend died")),
+            ("msg_gone", MessageUpdate("nobody", "complete")),
+        ]
+    )
+    stored = await store.list_messages(c.id)
+    assert [(m.content, m.status, m.completion_tokens, m.ttft_ms, m.error) for m in stored] == [
+        ("second draft", "streaming", None, None, None),
+        ("done", "complete", 7, 1.5, None),
+        ("oops", "error", None, None, "backend died"),
+    ]
+    assert [m.content for m in await store.list_messages(other.id)] == ["untouched"]
+    got = await store.get_conversation(c.id)
+    assert got is not None and got.updated_at > stored[-1].created_at
+
+
+async def test_deleting_conversations_while_their_answers_stream(open_store: OpenStore) -> None:
+    """One instance deletes conversations while another flushes their answers, one by
+    one and in batches: every call returns (no deadlock, no error) and the deleted are gone."""
+    deleter, writer = await open_store(), await open_store()
+    conversations = [conversation() for _ in range(6)]
+    answers = []
+    for c in conversations:
+        await deleter.create_conversation(c)
+        pair = [message(c.id, "assistant", "", status="streaming") for _ in range(2)]
+        await deleter.add_messages(c.id, pair)
+        answers += pair
+
+    async def stream() -> None:
+        for flush in range(30):
+            await writer.update_messages([(m.id, MessageUpdate(str(flush), "streaming")) for m in reversed(answers)])
+            await writer.update_message(answers[flush % len(answers)].id, MessageUpdate(f"{flush}!", "streaming"))
+
+    async def delete() -> None:
+        for c in conversations:
+            assert await deleter.delete_conversation(c.id) is True
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(asyncio.gather(stream(), delete()), 30)
+    assert [await writer.get_conversation(c.id) for c in conversations] == [None] * len(conversations)

@@ -165,6 +165,12 @@ class Store(Protocol):
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None: ...
 
+    async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
+        """``update_message`` for many messages in one transaction (a message named
+        twice gets its last update): how one writer keeps up with thousands of
+        answers flushing while they stream (one round trip instead of one each)."""
+        ...
+
     async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         """All messages of a conversation, oldest first."""
         ...

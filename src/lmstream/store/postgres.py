@@ -125,6 +125,11 @@ def _message_row(seq: int, conversation_id: str, m: StoredMessage) -> tuple[Any,
     )  # fmt: skip
 
 
+def _update_fields(u: MessageUpdate) -> tuple[Any, ...]:
+    """A ``MessageUpdate``'s values in ``UPDATE_MESSAGES``' column order (after the id)."""
+    return (u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second, u.error)
+
+
 def _count(status: str) -> int:
     """The row count of a command status (``UPDATE 3`` → 3)."""
     return int(status.rsplit(" ", 1)[-1])
@@ -168,6 +173,10 @@ class PostgresStore:
     _ADD = sql.numbered(sql.ADD_MESSAGE)
     _UPDATE_MESSAGE = sql.numbered(sql.UPDATE_MESSAGE)
     _MESSAGES = sql.numbered(sql.LIST_MESSAGES)
+    _LOCK_MESSAGES = sql.numbered(sql.LOCK_MESSAGES)
+    _UPDATE_MESSAGES = sql.numbered(sql.UPDATE_MESSAGES)
+    _TOUCH_CONVERSATIONS = sql.numbered(sql.TOUCH_CONVERSATIONS)
+    _LOCK_CONVERSATION_MESSAGES = sql.numbered(sql.LOCK_CONVERSATION_MESSAGES)
     _INTERRUPT_ALL = sql.numbered(sql.INTERRUPT_ALL)
     _INTERRUPT_INSTANCE = sql.numbered(sql.INTERRUPT_INSTANCE)
     _INTERRUPT_UNLESS_ALIVE = sql.numbered(sql.INTERRUPT_UNLESS_ALIVE)
@@ -313,7 +322,9 @@ class PostgresStore:
         return None if row is None else _conversation(row)
 
     async def delete_conversation(self, conversation_id: str) -> bool:
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
+            # Its messages first, as every writer locks them (an answer may be streaming).
+            await conn.execute(self._LOCK_CONVERSATION_MESSAGES, *_args(conversation_id))
             return _count(await conn.execute(self._DELETE, *_args(conversation_id))) > 0
 
     # Messages -------------------------------------------------------------------------
@@ -342,6 +353,19 @@ class PostgresStore:
                     u.tokens_per_second, u.error, datetime.now(UTC), message_id,
                 ),
             )  # fmt: skip
+
+    async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
+        latest = {message_id: update for message_id, update in updates}
+        if not latest:
+            return
+        ids = sorted(latest)
+        columns = list(zip(*(_args(*_update_fields(latest[i])) for i in ids), strict=True))
+        stamp = datetime.now(UTC)
+        async with self._connection() as conn, conn.transaction():
+            rows = await conn.fetch(self._LOCK_MESSAGES, list(_args(*ids)))
+            await conn.execute(self._UPDATE_MESSAGES, stamp, list(_args(*ids)), *map(list, columns))
+            conversations = sorted({row["conversation_id"] for row in rows})
+            await conn.execute(self._TOUCH_CONVERSATIONS, stamp, conversations)
 
     async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         async with self._connection() as conn:

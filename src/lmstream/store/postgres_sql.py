@@ -34,11 +34,15 @@ __all__ = [
     "INTERRUPT_INSTANCE",
     "INTERRUPT_UNLESS_ALIVE",
     "LIST_MESSAGES",
+    "LOCK_CONVERSATION_MESSAGES",
+    "LOCK_MESSAGES",
     "MESSAGE_COLUMNS",
     "MIGRATIONS",
     "MIGRATION_LOCK",
+    "TOUCH_CONVERSATIONS",
     "UPDATE_CONVERSATION",
     "UPDATE_MESSAGE",
+    "UPDATE_MESSAGES",
     "list_conversations_sql",
     "numbered",
 ]
@@ -114,7 +118,7 @@ UPDATE_CONVERSATION = (
     "UPDATE conversations SET title = COALESCE(%s, title), model = COALESCE(%s, model) "
     "WHERE id = %s AND (NOT %s OR title = '')"
 )
-DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %s"
+DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %s"  # after LOCK_CONVERSATION_MESSAGES
 
 # how many messages, updated_at, conversation id → the conversation's new last seq
 BUMP_SEQ = "UPDATE conversations SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s RETURNING last_seq"
@@ -134,6 +138,25 @@ UPDATE_MESSAGE = """
     UPDATE conversations c SET updated_at = changed.updated_at
     FROM changed WHERE c.id = changed.conversation_id
 """
+# Many flushes in one transaction. Rows are locked in one order everywhere — messages
+# in id order, then their conversations in id order — so writers that touch the same
+# rows (two instances, a delete while an answer streams) wait for each other instead
+# of deadlocking.
+LOCK_MESSAGES = "SELECT conversation_id FROM messages WHERE id = ANY (%s) ORDER BY id FOR UPDATE"
+UPDATE_MESSAGES = """
+    UPDATE messages m SET content = u.content, status = u.status, prompt_tokens = u.prompt_tokens,
+           completion_tokens = u.completion_tokens, ttft_ms = u.ttft_ms,
+           tokens_per_second = u.tokens_per_second, error = u.error, updated_at = %s
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],
+                %s::double precision[], %s::double precision[], %s::text[])
+         AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error)
+    WHERE m.id = u.id
+"""
+TOUCH_CONVERSATIONS = """
+    UPDATE conversations SET updated_at = %s
+    WHERE id IN (SELECT id FROM conversations WHERE id = ANY (%s) ORDER BY id FOR UPDATE)
+"""
+LOCK_CONVERSATION_MESSAGES = "SELECT 1 FROM messages WHERE conversation_id = %s ORDER BY id FOR UPDATE"
 LIST_MESSAGES = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s ORDER BY seq"
 
 # The rows are locked in id order, so two survivors sweeping the same dead instance

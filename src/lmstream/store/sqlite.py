@@ -302,25 +302,30 @@ class SQLiteStore:
     async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
         await self._call(self._add, conversation_id, list(messages))
 
-    def _update_message(self, message_id: str, u: MessageUpdate) -> None:
+    def _update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
         stamp = now()
         with transaction(self._conn()) as db:
-            db.execute(
-                "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
-                (
-                    u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                    u.tokens_per_second, u.error, stamp, message_id,
-                ),
-            )
-            db.execute(
-                "UPDATE conversations SET updated_at = ? "
-                "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
-                (stamp, message_id),
-            )
+            for message_id, u in updates:
+                db.execute(
+                    "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
+                    "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
+                    (
+                        u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
+                        u.tokens_per_second, u.error, stamp, message_id,
+                    ),
+                )
+                db.execute(
+                    "UPDATE conversations SET updated_at = ? "
+                    "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
+                    (stamp, message_id),
+                )
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None:
-        await self._call(self._update_message, message_id, update)
+        await self._call(self._update_messages, [(message_id, update)])
+
+    async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
+        if updates:
+            await self._call(self._update_messages, list(updates))
 
     def _messages(self, conversation_id: str) -> list[StoredMessage]:
         rows = self._conn().execute(
