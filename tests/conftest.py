@@ -38,6 +38,18 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 # kills a server starts its own with ``postgres_factory`` / ``redis_factory``.
 
 
+SERVICE_FIXTURES = {
+    "postgres_server", "postgres_url", "postgres_factory", "redis_server", "redis_url", "redis_factory",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use a real server are marked ``services`` (``-m "not services"`` skips them)."""
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     with PostgresServer() as server:

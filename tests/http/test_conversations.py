@@ -16,7 +16,7 @@ from tests.support import app_client, scripted
 SSE = {"Accept": "text/event-stream"}
 
 
-@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
+@pytest.fixture(autouse=True, params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on each store: SQLite in tmp_path, PostgreSQL on a fresh database."""
     if request.param == "postgres":

@@ -14,7 +14,7 @@ from lmstream.store.sqlite import SQLiteStore
 OpenStore = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
