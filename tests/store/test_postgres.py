@@ -281,3 +281,9 @@ async def test_a_hung_server_times_out_into_store_unavailable_and_recovers(
     finally:
         pg.resume()
         await store.aclose()
+
+
+def test_the_database_url_is_a_secret_in_settings() -> None:
+    settings = Settings(database_url="postgresql://lm:hunter2@db/chat")
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+    assert Settings(database_url="").database_url is None

@@ -44,7 +44,7 @@ def build_store(settings: Settings) -> Store | None:
             raise RuntimeError(
                 "database_url needs the PostgreSQL driver: pip install 'lmstream[postgres]'"
             ) from exc
-        return PostgresStore(settings.database_url, pool_size=settings.database_pool_size)
+        return PostgresStore(settings.database_url.get_secret_value(), pool_size=settings.database_pool_size)
     from lmstream.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.data_dir / "lmstream.db")
