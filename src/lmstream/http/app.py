@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
+from lmstream.cluster import open_coordinator
 from lmstream.conversations import ConversationsExtension
 from lmstream.dialects import anthropic as anthropic_dialect
 from lmstream.dialects import ollama as ollama_dialect
@@ -32,7 +33,7 @@ from lmstream.http import anthropic, native, ollama, openai, web
 from lmstream.http.endpoint import ErrorBody, error_response
 from lmstream.http.extension import Extension
 from lmstream.http.state import AppState
-from lmstream.hub import LocalCoordinator, StreamHub
+from lmstream.hub import StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
@@ -73,7 +74,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
                 await backend.start()
                 stack.push_async_callback(backend.aclose)
             router = Router(backends, settings.resolved_default_model())
-            coordinator = LocalCoordinator(replay_buffer=settings.replay_buffer)
+            coordinator = await open_coordinator(settings)  # Redis when redis_url is set
             stack.push_async_callback(coordinator.aclose)
             hub = StreamHub(router, retention=settings.retention, coordinator=coordinator)
             state = AppState(

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lmstream.errors import LmstreamError, Overloaded
+from lmstream.errors import LmstreamError
 from lmstream.http.auth import check_api_key
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON
@@ -29,7 +29,7 @@ ErrorBody = Callable[[LmstreamError], dict[str, Any]]
 
 def error_response(exc: LmstreamError, body: ErrorBody) -> Response:
     headers = {}
-    if isinstance(exc, Overloaded):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
