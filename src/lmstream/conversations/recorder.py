@@ -1,7 +1,9 @@
 """Recording generations into the store as they happen, never blocking the hub.
 
 The hub calls observers synchronously as it records each event, so the ``Recorder``
-only *queues* writes; one writer task (``WriteQueue``) applies them in order::
+only *queues* writes; one writer task (``writes.py``: ``WriteQueue``) applies them in
+order, coalesces the flushes of streaming answers, and retries through a store
+outage::
 
     Started    ─► conversation row (if new) + the user's message(s) + the assistant's
                   message, status "streaming", empty
@@ -13,7 +15,9 @@ Nothing is written before ``Started``, i.e. before ``backend.open`` accepted the
 request: a refused request (context too long, queue full, unknown model) leaves the
 conversation exactly as it was, and the client holds the refusal (an HTTP error) and
 its own text. A server killed mid-answer leaves the user's message and the answer up
-to the last flush, still "streaming"; the next start marks it "interrupted".
+to the last flush, still "streaming", with the ``instance_id`` of the instance that
+wrote it; the next start marks it "interrupted" — or, with several instances, a
+survivor does as soon as it sees the instance die (``ConversationsExtension``).
 
 ``WriteQueue.sync()`` is the read-your-writes barrier: a read that awaits it sees
 every write queued before it (a client that got a ``done`` event and then asks for
@@ -22,12 +26,12 @@ the conversation sees the final message).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lmstream.conversations.writes import WriteQueue
 from lmstream.events import CancelReason, Done, Error, Event, Started, TextDelta
 from lmstream.hub import RunningStream
 from lmstream.store.base import (
@@ -45,8 +49,6 @@ log = logging.getLogger("lmstream.conversations")
 
 FLUSH_INTERVAL = 0.5
 FLUSH_TOKENS = 32
-
-Write = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,47 +81,6 @@ def final_status(event: Done | Error) -> MessageStatus:
     return "complete"
 
 
-class WriteQueue:
-    """Store writes applied one after another by one task, in the order queued."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Write | asyncio.Future[None]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="lmstream store writer")
-
-    def submit(self, write: Write) -> None:
-        self._queue.put_nowait(write)
-
-    async def sync(self) -> None:
-        """Return once every write queued before this call has been applied."""
-        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(marker)
-        await marker
-
-    async def _run(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, asyncio.Future):
-                if not item.done():
-                    item.set_result(None)
-                continue
-            try:
-                await item()
-            except Exception:
-                log.exception("a conversation store write failed")
-
-    async def aclose(self) -> None:
-        """Apply what is queued, then stop."""
-        if self._task is None:
-            return
-        await self.sync()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-
-
 class Recorder:
     """The hub observer that turns a recorded request's events into store writes."""
 
@@ -131,13 +92,16 @@ class Recorder:
         on_finished: Callable[[Turn, RunningStream, MessageStatus], None] | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         flush_tokens: int = FLUSH_TOKENS,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
         self.writes = writes
+        self.instance_id = instance_id
         self.on_finished = on_finished
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
         self._streaming: dict[str, _Flushes] = {}  # generation id -> bookkeeping
+        self._begin_tried: set[str] = set()  # generations whose _begin failed once
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         match event:
@@ -162,6 +126,7 @@ class Recorder:
                 if done is None:
                     return
                 status = final_status(event)
+                self.writes.finished(done.turn.assistant_id)
                 self.writes.submit(lambda: self._finish(done.turn, generation, status))
                 if self.on_finished is not None:
                     self.on_finished(done.turn, generation, status)
@@ -173,14 +138,19 @@ class Recorder:
         flushes.unflushed = 0
         flushes.at = time.monotonic()
         update = MessageUpdate(content=generation.completion.text, status="streaming")
-        assistant_id = flushes.turn.assistant_id
-        self.writes.submit(lambda: self.store.update_message(assistant_id, update))
+        self.writes.flush(flushes.turn.assistant_id, update)
 
     async def _begin(self, turn: Turn, generation: RunningStream) -> None:
+        """Write the turn's rows; tried again (by the writer) after a store outage, so a
+        retry first looks at what the failed attempt may have committed."""
+        store = self.store
+        retry = generation.id in self._begin_tried
+        self._begin_tried.add(generation.id)
         if turn.create is not None:
-            await self.store.create_conversation(turn.create)
+            if not retry or await store.get_conversation(turn.conversation_id) is None:
+                await store.create_conversation(turn.create)
         elif turn.model is not None:
-            await self.store.update_conversation(turn.conversation_id, model=turn.model)
+            await store.update_conversation(turn.conversation_id, model=turn.model)
         assistant = StoredMessage(
             id=turn.assistant_id,
             conversation_id=turn.conversation_id,
@@ -190,8 +160,12 @@ class Recorder:
             created_at=now(),
             model=generation.model,
             generation_id=generation.id,
+            instance_id=self.instance_id,
         )
-        await self.store.add_messages(turn.conversation_id, [*turn.messages, assistant])
+        if not retry or all(m.id != turn.assistant_id for m in await store.list_messages(turn.conversation_id)):
+            await store.add_messages(turn.conversation_id, [*turn.messages, assistant])
+        self._begin_tried.discard(generation.id)
+        self.writes.begun(turn.assistant_id)
 
     async def _finish(self, turn: Turn, generation: RunningStream, status: MessageStatus) -> None:
         completion = generation.completion

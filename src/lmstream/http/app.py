@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.cluster import open_coordinator
+from lmstream.cluster.extension import ClusterExtension
 from lmstream.conversations import ConversationsExtension
 from lmstream.dialects import anthropic as anthropic_dialect
 from lmstream.dialects import ollama as ollama_dialect
@@ -55,7 +56,7 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [MetricsExtension(), ConversationsExtension(settings)]
+    return [MetricsExtension(), ConversationsExtension(settings), ClusterExtension()]
 
 
 def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:

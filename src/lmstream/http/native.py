@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,6 +13,7 @@ from lmstream.dialects import native
 from lmstream.errors import BadRequest
 from lmstream.events import CancelReason, Event
 from lmstream.http.endpoint import endpoint
+from lmstream.http.extension import ReportsHealth
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
 from lmstream.hub import ReplayGone
@@ -76,18 +78,19 @@ async def stream_events(request: Request) -> Response:
 
 @endpoint(native.error_body)
 async def get_stream(request: Request) -> Response:
-    stream = await app_state(request).hub.get(request.path_params["stream_id"])
-    return JSON(
-        native.stream_state(
-            stream.id,
-            stream.state,
-            stream.model,
-            stream.created,
-            stream.completion,
-            stream.next_seq,
-            stream.conversation_id,
-        )
+    hub = app_state(request).hub
+    stream = await hub.get(request.path_params["stream_id"])
+    body = native.stream_state(
+        stream.id,
+        stream.state,
+        stream.model,
+        stream.created,
+        stream.completion,
+        stream.next_seq,
+        stream.conversation_id,
     )
+    body["instance"] = hub.coordinator.owner_of(stream)  # which instance runs it
+    return JSON(body)
 
 
 @endpoint(native.error_body)
@@ -105,9 +108,16 @@ async def health(request: Request) -> Response:
     models = []
     for name, backend in state.backends.items():
         models.append({"name": name, "backend": backend.info.backend, **backend.stats().as_dict()})
+    checks: dict[str, Any] = {}
+    for name, part in [("cluster", state.hub.coordinator), *((e.name, e) for e in state.extensions)]:
+        if isinstance(part, ReportsHealth):
+            checks[name] = part.health()
+    degraded = any(check.get("status") != "ok" for check in checks.values())
     return JSON(
         {
-            "status": "ok",
+            "status": "degraded" if degraded else "ok",
+            "instance": state.hub.coordinator.instance_id,
+            **checks,
             "auth_required": bool(state.api_keys),
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),
