@@ -1,17 +1,21 @@
-"""``lmstream serve``: run the server (uvicorn, uvloop, httptools)."""
+"""``lmstream serve``: run the server (uvicorn, uvloop, httptools); ``--workers N``: N of
+them on one port, coordinated through Redis (``workers.py``)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lmstream.cli.workers import run_workers, worker_index
 from lmstream.settings import Settings, load_settings
 
-__all__ = ["register", "run_server", "tune_gc"]
+__all__ = ["register", "reuse_port_socket", "run_server", "tune_gc"]
 
 # Young-generation threshold: CPython's default (700) runs a collection every few hundred
 # allocations, and the older generations follow; with 10,000 open streams the heap holds
@@ -29,7 +33,19 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run_server(settings: Settings) -> None:
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` that other workers bind too (``SO_REUSEPORT``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def run_server(settings: Settings, *, worker: int | None = None) -> None:
     import uvicorn
 
     from lmstream.http.app import create_app
@@ -45,7 +61,7 @@ def run_server(settings: Settings) -> None:
     )
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -55,6 +71,11 @@ def run_server(settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
+    if worker is None:
+        server.run()
+    else:  # one of --workers: the port is shared with the others
+        server.run(sockets=[reuse_port_socket(settings.host, settings.port)])
 
 
 def register(app: typer.Typer) -> None:
@@ -76,6 +97,8 @@ def register(app: typer.Typer) -> None:
         heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between SSE heartbeats [15].")] = None,
         grace_period: Annotated[float | None, typer.Option(help="Seconds a native stream waits for a resume [10].")] = None,
         data_dir: Annotated[Path | None, typer.Option(help="Where conversations are kept.")] = None,
+        redis_url: Annotated[str | None, typer.Option(help="Share streams with other instances through this Redis (redis://host:port/db).")] = None,
+        workers: Annotated[int | None, typer.Option(help="Server processes on this port, coordinated through Redis (needs redis_url) [1].")] = None,
         log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     ) -> None:
         """Serve the API (and the web chat) on 127.0.0.1:8000."""
@@ -97,10 +120,21 @@ def register(app: typer.Typer) -> None:
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 data_dir=data_dir,
+                redis_url=redis_url,
+                workers=workers,
                 log_level=log_level,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
         if settings.model is not None and not Path(settings.model).is_file():
             raise typer.BadParameter(f"no GGUF file at {settings.model}", param_hint="--model")
-        run_server(settings)
+        index = worker_index()
+        if settings.workers > 1 and index is None:
+            if settings.redis_url is None:
+                raise typer.BadParameter(
+                    f"--workers {settings.workers} needs Redis, where the workers share their streams: "
+                    "set redis_url (--redis-url, LMSTREAM_REDIS_URL or the config file)",
+                    param_hint="--workers",
+                )
+            raise typer.Exit(run_workers(settings, sys.argv[1:]))
+        run_server(settings, worker=index)
