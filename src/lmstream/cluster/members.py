@@ -10,8 +10,9 @@ follower anywhere gets it in-band) and calls the ``instance lost`` hooks (the
 conversation store marks the answers it was writing ``interrupted``).
 
 No instance is declared dead in the first ``ttl`` seconds after this one reached Redis
-again (after an outage, or a Redis restart that lost the keys), so that everyone has
-had time to heartbeat. An instance that finds its own ``alive`` key gone *and* a
+again — after an outage, or after Redis restarted (its ``run_id`` changed: the client
+may have reconnected without an error, and the ``alive`` keys may be gone) — so that
+everyone has had time to heartbeat. An instance that finds its own ``alive`` key gone *and* a
 ``reaping`` mark on itself was declared dead by the others (it stalled for longer than
 ``ttl``): it stops its own generations (``fenced``), whose followers have already
 been told. A restart with the same instance id waits until the previous run's key has
@@ -73,6 +74,7 @@ class Membership:
         self.joined = False
         self._reap_after = 0.0
         self.reaped = 0
+        self.run_id: str | None = None  # of the Redis server, as of the last beat
 
     def is_alive(self, instance: str, boot: str) -> bool | None:
         """Whether that run of ``instance`` is alive (None: not known right now)."""
@@ -111,7 +113,13 @@ class Membership:
         pipe.sadd(self._keys.instances(), self.instance_id)
         pipe.smembers(self._keys.instances())
         pipe.exists(self._keys.reaping(self.instance_id))
-        previous, _, members, reaping = await pipe.execute()
+        pipe.info("server")
+        previous, _, members, reaping, server = await pipe.execute()
+        run_id = str(server.get("run_id", ""))
+        if self.run_id is not None and run_id != self.run_id:
+            log.warning("Redis restarted (run_id %s): waiting %.1f s before declaring anyone lost", run_id, self.ttl)
+            self.outage()
+        self.run_id = run_id
         if previous is None and self.joined and reaping:
             log.error("this instance (%s) was declared lost by the others: stopping its streams", self.instance_id)
             await self._redis.delete(self._keys.reaping(self.instance_id))
