@@ -72,10 +72,14 @@ def run_server(settings: Settings, *, worker: int | None = None) -> None:
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
-    if worker is None:
-        server.run()
-    else:  # one of --workers: the port is shared with the others
-        server.run(sockets=[reuse_port_socket(settings.host, settings.port)])
+    # one of --workers: the port is shared with the others
+    sockets = None if worker is None else [reuse_port_socket(settings.host, settings.port)]
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it shut down on (as uvicorn.run does)
+        pass
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 
 def register(app: typer.Typer) -> None:
