@@ -1,6 +1,7 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, store_drivers, store_flushes (default: all,
+Scenarios: overhead, many, embedded, cancel, store_drivers, store_flushes, redis_log,
+cluster_relay, cluster_many, cluster_latency (default: all,
 in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
 figures); server logs and configs go to ``bench/results/logs/``.
@@ -24,6 +25,7 @@ SCENARIOS = {
     "cancel": "bench.scenarios.cancellation",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
+    "redis_log": "bench.scenarios.redis_log",
 }
 
 

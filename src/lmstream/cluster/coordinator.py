@@ -10,9 +10,9 @@ only, with redis-py's asyncio client. Its parts, one concept per module:
 * ``control.py``: stop requests (pub/sub plus a flag) and consumer leases;
 * ``members.py``: heartbeats, the live set, and ending a dead instance's streams.
 
-Connections: one pool for short commands and the control channel, one connection for
-the writer (a Redis restart must reach it as an error, so that it rewrites what Redis
-lost, see ``writer.py``), one for the reader's blocking ``XREAD``. When Redis cannot
+Connections: one pool for short commands and the control channel, of which the writer
+keeps one connection for itself (a Redis restart must reach it as an error, so that it
+rewrites what Redis lost, see ``writer.py``), and one for the reader's blocking ``XREAD``. When Redis cannot
 be reached, the instance keeps serving its own streams (their events wait in memory
 and are written once Redis is back); what needs Redis — a stream another instance
 runs, a remote stop — answers 503 ``cluster_unavailable`` with where and why, and
@@ -75,12 +75,11 @@ class RedisCoordinator:
         no_retry = Retry(NoBackoff(), 0)  # failures reach the loops below, which retry themselves
         options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0, "retry": no_retry}
         self.redis = Redis.from_url(url, **options)
-        self._writer_redis = Redis.from_url(url, single_connection_client=True, **options)
         reader_options = {**options, "socket_timeout": 10.0}  # above the XREAD BLOCK time
         self._reader_redis = Redis.from_url(url, single_connection_client=True, **reader_options)
         ended_ttl = max(1, int(retention))
         self.writer = LogWriter(
-            self._writer_redis, self.keys, instance_id,
+            self.redis, self.keys, instance_id,
             maxlen=replay_buffer, running_ttl=ended_ttl + 3600, ended_ttl=ended_ttl,
         )  # fmt: skip
         self.membership = Membership(
@@ -133,7 +132,7 @@ class RedisCoordinator:
         await self.control.aclose()
         await self.reader.aclose()
         await self.writer.aclose()
-        for client in (self.redis, self._writer_redis, self._reader_redis):
+        for client in (self.redis, self._reader_redis):
             await client.aclose()
 
     async def _maintain(self) -> None:
