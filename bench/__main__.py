@@ -26,6 +26,9 @@ SCENARIOS = {
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
     "redis_log": "bench.scenarios.redis_log",
+    "cluster_relay": "bench.scenarios.cluster_relay",
+    "cluster_latency": "bench.scenarios.cluster_latency",
+    "cluster_many": "bench.scenarios.cluster_many",
 }
 
 

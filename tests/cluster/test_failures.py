@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from lmstream.cluster.writer import WRITE_TIMEOUT
 from lmstream.errors import INSTANCE_LOST
 from lmstream.events import Error
 from tests.cluster.support import TEXT, ask, cluster, coordinator, crash, read, text_of
@@ -88,3 +89,22 @@ async def test_followers_get_an_error_when_redis_stays_away_then_resume(
         whole = events[:-1] + rest
         assert [seq for seq, _ in whole] == list(range(len(whole)))
         assert text_of(whole) == TEXT
+
+
+async def test_a_hung_redis_times_out_and_nothing_is_lost(redis_factory: Callable[..., RedisServer]) -> None:
+    redis = redis_factory()
+    async with cluster(redis.url, tokens_per_second=20) as (a, b):
+        stream = await a.start(ask())
+        remote = await b.get(stream.id)
+        five = asyncio.Event()
+        reader = asyncio.ensure_future(read(remote, reached=(5, five)))
+        await five.wait()
+        redis.pause()  # connections stay open; nothing answers (a hung host) ...
+        try:
+            await asyncio.sleep(WRITE_TIMEOUT + 1)  # ... for longer than a write may take
+        finally:
+            redis.resume()
+        events = await asyncio.wait_for(reader, timeout=30)
+        assert coordinator(a).writer.failures > 0  # the write in flight timed out, and was redone
+        assert [seq for seq, _ in events] == list(range(len(events)))
+        assert text_of(events) == TEXT
