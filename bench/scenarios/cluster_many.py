@@ -116,14 +116,16 @@ def _one_level(target: str, streams: int, tps: float, redis: RedisServer, option
     return s
 
 
-def run(options: Options, levels: list[tuple[int, float]] | None = None) -> dict[str, Any]:
+def run(
+    options: Options, levels: list[tuple[int, float]] | None = None, targets: tuple[str, ...] = TARGETS
+) -> dict[str, Any]:
     levels = levels or ([(1000, 2.0), (2000, 1.0)] if options.quick else [(10_000, 2.0), (20_000, 1.0)])
     out: dict[str, Any] = {"config": {"tokens": TOKENS, "idle_s_after_ramp": IDLE_S, "heartbeat_s": HEARTBEAT_S,
                                       "open_rate": OPEN_RATE}, "levels": []}  # fmt: skip
     rows = []
     with RedisServer() as redis:
         for streams, tps in levels:
-            for target in TARGETS:
+            for target in targets:
                 s = _one_level(target, streams, tps, redis, options)
                 out["levels"].append(s)
                 rows.append([f"{streams} @ {tps:g}/s", target, s["failed"], s["lost_tokens"], s["kb_per_stream"],

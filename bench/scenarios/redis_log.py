@@ -15,6 +15,12 @@ to a real ``redis-server`` (``tests/services.py``):
 Figures per event: this process's CPU (``time.process_time``: redis-py's packing and
 parsing, the codec), Redis's CPU (``/proc``), and events per second of wall time.
 
+**Paced**: the shipped writer under a steady load instead — ``PACED_STREAMS`` streams
+at 2 tokens/s each (an event every 0.5 ms, evenly spread), for ``PACED_S`` seconds —
+with writes at least ``spacing`` apart (0 = a write per tick, as soon as the previous
+one returned; lmstream's default is 10 ms). Each write has a fixed cost (a round trip, a
+script call, waking Redis); the spacing decides how many events share it.
+
 Run: ``python -m bench redis_log [--quick]``.
 """
 
@@ -35,12 +41,16 @@ from lmstream.cluster.log import RedisLog
 from lmstream.cluster.writer import LogWriter
 from lmstream.codec import to_json
 from lmstream.events import TextDelta
+from lmstream.hub.log import MemoryLog
 
 __all__ = ["NAME", "TITLE", "run"]
 
 NAME = "redis_log"
 TITLE = "Redis log writes: one XADD per event vs one pipeline per tick vs one script call per tick"
 MAXLEN = 10_000
+PACED_STREAMS = 1000
+PACED_S = 8.0
+SPACINGS = (None, 0.0, 0.002, 0.005, 0.010)  # None: in-memory logs, the loop's own cost
 
 
 def _event(stream: int, tick: int) -> TextDelta:
@@ -83,6 +93,45 @@ async def script_tick(redis: aredis.Redis, streams: int, ticks: int) -> dict[str
     return {"writes": writer.writes, "events_per_write": round(writer.entries / max(1, writer.writes), 1)}
 
 
+async def paced(url: str, redis_pid: int, spacing: float | None, seconds: float) -> dict[str, Any]:
+    """``spacing`` None: the same loop on in-memory logs (what the loop itself costs)."""
+    client = aredis.Redis.from_url(url)
+    await client.flushall()
+    keys = Keys("bench:p")
+    writer = LogWriter(client, keys, "bench", maxlen=MAXLEN, running_ttl=3600, ended_ttl=60, spacing=spacing or 0.0)
+    logs: list[RedisLog | MemoryLog]
+    if spacing is None:
+        logs = [MemoryLog(100) for _ in range(PACED_STREAMS)]
+    else:
+        writer.start()
+        logs = [RedisLog(f"s{s}", keys, writer, 100) for s in range(PACED_STREAMS)]
+        for stream_log in logs:
+            writer.track(stream_log)
+            stream_log.meta = {"owner": "bench"}
+            writer.created(stream_log)
+        await writer.drain()
+    rate = PACED_STREAMS * 2.0
+    total = int(rate * seconds)
+    writes0 = writer.writes
+    server0, cpu0, start = cpu_seconds(redis_pid), time.process_time(), time.monotonic()
+    for k in range(total):
+        due = start + k / rate
+        ahead = due - time.monotonic()
+        if ahead > 0.001:
+            await asyncio.sleep(ahead)
+        logs[k % PACED_STREAMS].append(_event(k, k // PACED_STREAMS))
+    await writer.drain()
+    cpu, server = time.process_time() - cpu0, cpu_seconds(redis_pid) - server0
+    writes = writer.writes - writes0
+    await writer.aclose()
+    await client.aclose()
+    return {
+        "spacing_ms": None if spacing is None else spacing * 1000, "events": total, "writes_per_s": round(writes / seconds),
+        "events_per_write": round(total / writes, 1) if writes else None, "client_us_per_event": round(1e6 * cpu / total, 2),
+        "redis_us_per_event": round(1e6 * server / total, 2),
+    }
+
+
 async def _measure(url: str, redis_pid: int, streams: int, ticks: int) -> list[dict[str, Any]]:
     rows = []
     for name in ("xadd_each", "pipeline_tick", "script_tick"):
@@ -120,11 +169,14 @@ async def _measure(url: str, redis_pid: int, streams: int, ticks: int) -> list[d
 def run(options: Options) -> dict[str, Any]:
     use_uvloop()
     streams, ticks = (500, 10) if options.quick else (2000, 30)
-    results: dict[str, Any] = {"config": {"streams": streams, "ticks": ticks}, "rounds": []}
+    seconds = 3.0 if options.quick else PACED_S
+    results: dict[str, Any] = {"config": {"streams": streams, "ticks": ticks, "paced_s": seconds}, "rounds": [], "paced": []}
     with RedisServer() as redis:
         assert redis.process is not None
         for _ in range(options.rounds):
             results["rounds"].append(asyncio.run(_measure(redis.url, redis.process.pid, streams, ticks)))
+            for spacing in SPACINGS:
+                results["paced"].append(asyncio.run(paced(redis.url, redis.process.pid, spacing, seconds)))
     rows = []
     for method in ("xadd_each", "pipeline_tick", "script_tick"):
         runs = [r for rnd in results["rounds"] for r in rnd if r["method"] == method]
@@ -133,4 +185,15 @@ def run(options: Options) -> dict[str, Any]:
                      best["events_per_s"], best.get("events_per_write", 1)])  # fmt: skip
     header = ["method", "events", "client µs/event", "Redis µs/event", "events/s", "events per write"]
     results["table"] = print_table(TITLE, header, rows)
+    paced_rows = []
+    for spacing in SPACINGS:
+        runs = [r for r in results["paced"] if r["spacing_ms"] == (None if spacing is None else spacing * 1000)]
+        best = min(runs, key=lambda r: r["client_us_per_event"])
+        paced_rows.append(["memory (no writer)" if spacing is None else best["spacing_ms"], best["events"], best["writes_per_s"], best["events_per_write"],
+                           best["client_us_per_event"], best["redis_us_per_event"]])  # fmt: skip
+    results["paced_table"] = print_table(
+        f"The writer, paced: {PACED_STREAMS} streams at 2 tokens/s, writes at least `spacing` apart",
+        ["spacing ms", "events", "writes/s", "events per write", "client µs/event", "Redis µs/event"],
+        paced_rows,
+    )
     return results

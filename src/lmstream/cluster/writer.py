@@ -14,6 +14,14 @@ connection the writer keeps: redis-py's own packer costs more per argument than
 everything else the writer does per event, and this is the one command that carries
 thousands of arguments.
 
+Writes are at least ``spacing`` (10 ms) apart: under a steady load of many streams a
+tick carries only a few events, and each write has a fixed cost here and in Redis (a
+round trip, a script call, waking Redis), so gathering 10 ms of events per write costs
+a third of the CPU per event here and half of Redis's (``python -m bench redis_log``,
+"paced": 1,000 streams at 2 tokens/s). An event that arrives after a quiet spell is
+written at once; a remote reader sees the others at most 10 ms later; the instance's
+own readers follow the memory copy and never wait for Redis.
+
 Failures: when Redis cannot be reached (or refuses the write) the writer keeps going
 and retries with a backoff, and marks itself ``resync``: as long as it is, appends
 only mark their stream dirty (their events are in the stream's memory copy anyway).
@@ -48,6 +56,7 @@ __all__ = ["REDIS_DOWN", "LogWriter", "resp"]
 log = logging.getLogger("lmstream.cluster")
 
 WRITE_TIMEOUT = 5.0  # seconds for one write, as the other connections' socket timeout
+SPACING = 0.010  # seconds between the starts of two writes (bench: redis_log, "paced")
 
 # What "Redis cannot be reached, or would not take the command" looks like.
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
@@ -89,6 +98,7 @@ class LogWriter:
         running_ttl: int,
         ended_ttl: int,
         chunk: int = 1000,
+        spacing: float = SPACING,
     ) -> None:
         self._redis = redis
         self._sha = hashlib.sha1(APPEND.encode()).hexdigest().encode()
@@ -98,6 +108,8 @@ class LogWriter:
         self.running_ttl = running_ttl
         self.ended_ttl = ended_ttl
         self.chunk = chunk
+        self.spacing = spacing
+        self._last_write = 0.0
         self._logs: dict[str, RedisLog] = {}  # every stream kept here: running, or ended and retained
         self._pending: dict[str, _Pending] = {}
         self._wake = asyncio.Event()
@@ -173,6 +185,10 @@ class LogWriter:
         backoff = 0.05
         while True:
             await self._wake.wait()
+            wait = self._last_write + self.spacing - time.monotonic()
+            if wait > 0:  # writes follow each other closely: let this one gather more
+                await asyncio.sleep(wait)
+            self._last_write = time.monotonic()
             self._wake.clear()
             try:
                 if self._resync:
