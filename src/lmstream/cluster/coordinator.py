@@ -46,7 +46,7 @@ __all__ = ["RedisCoordinator"]
 
 log = logging.getLogger("lmstream.cluster")
 
-FIND_AGAIN_AFTER = 0.05  # seconds
+FIND_AGAIN_AFTER = (0.005, 0.01, 0.035)  # seconds between lookups of a stream not found
 
 
 class RedisCoordinator:
@@ -213,10 +213,10 @@ class RedisCoordinator:
         return ClusterUnavailable(f"the stream log ({self.where}) is unavailable: {type(exc).__name__}: {exc}")
 
     async def find(self, stream_id: str) -> RemoteStream | None:
-        """The stream as Redis has it; a stream unknown at first is looked for once
-        more a moment later: it may have started an instant ago on another instance
-        (its first write is one event-loop tick and a round trip away)."""
-        for attempt in range(2):
+        """The stream as Redis has it; a stream unknown at first is looked for again a
+        few times over 50 ms: it may have started an instant ago on another instance
+        (its first write is an event-loop tick and a round trip away)."""
+        for again in (*FIND_AGAIN_AFTER, None):
             pipe = self.redis.pipeline(transaction=False)
             pipe.hgetall(self.keys.meta(stream_id))
             pipe.xrange(self.keys.log(stream_id), "-", "+")
@@ -227,8 +227,9 @@ class RedisCoordinator:
             if meta:
                 fields = {text(k): text(v) for k, v in meta.items()}
                 return RemoteStream(self, stream_id, fields, decode_entries(entries))
-            if attempt == 0:
-                await asyncio.sleep(FIND_AGAIN_AFTER)
+            if again is None:
+                return None
+            await asyncio.sleep(again)
         return None
 
     async def request_stop(self, stream_id: str, owner: str, reason: CancelReason) -> None:

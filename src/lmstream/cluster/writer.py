@@ -36,6 +36,7 @@ which readers detect (``reader.py``) rather than skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -110,6 +111,7 @@ class LogWriter:
         self.chunk = chunk
         self.spacing = spacing
         self._last_write = 0.0
+        self._urgent = asyncio.Event()  # a stream began or ended: write without waiting
         self._logs: dict[str, RedisLog] = {}  # every stream kept here: running, or ended and retained
         self._pending: dict[str, _Pending] = {}
         self._wake = asyncio.Event()
@@ -146,9 +148,11 @@ class LogWriter:
 
     def created(self, log: RedisLog) -> None:
         self._entry(log).flags += "n"
+        self._urgent.set()  # a new stream is written at once: other instances may be asked for it
 
     def ended(self, log: RedisLog) -> None:
         self._entry(log).flags += "e"
+        self._urgent.set()  # its end too: a Stop sent elsewhere waits for it
 
     def refresh_idle(self) -> None:
         """Renew the expiry of running streams that wrote nothing for a long while."""
@@ -186,8 +190,11 @@ class LogWriter:
         while True:
             await self._wake.wait()
             wait = self._last_write + self.spacing - time.monotonic()
-            if wait > 0:  # writes follow each other closely: let this one gather more
-                await asyncio.sleep(wait)
+            if wait > 0 and not self._urgent.is_set():  # writes follow each other closely: gather more
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._urgent.wait()  # unless a stream begins or ends meanwhile
+            self._urgent.clear()
             self._last_write = time.monotonic()
             self._wake.clear()
             try:
