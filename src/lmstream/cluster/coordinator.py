@@ -84,7 +84,7 @@ class RedisCoordinator:
         )  # fmt: skip
         self.membership = Membership(
             self.redis, self.keys, instance_id, ttl=ttl, ended_ttl=ended_ttl,
-            on_lost=self._instance_lost, on_fenced=self._fenced,
+            on_lost=self._instance_lost,
         )  # fmt: skip
         self.reader = SharedReader(
             self._reader_redis, self.redis, self.keys, instance_id,
@@ -198,10 +198,6 @@ class RedisCoordinator:
         stream = self._local.get(stream_id)
         if stream is not None:
             self._spawn(stream.cancel(reason), f"stop {stream_id}")
-
-    def _fenced(self) -> None:
-        for stream in list(self._local.values()):
-            self._spawn(stream.cancel(CancelReason.INSTANCE_LOST), f"fence {stream.id}")
 
     def _instance_lost(self, instance: str) -> None:
         for hook in self._hooks:

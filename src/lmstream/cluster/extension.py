@@ -58,6 +58,8 @@ class ClusterCollector(Collector):
             ("lmstream_cluster_events_read", "Events of other instances' streams read here", c.reader.events_read),
             ("lmstream_cluster_stops_received", "Stop requests received from other instances", c.control.stops_received),
             ("lmstream_cluster_instances_reaped", "Lost instances whose streams this one ended", c.membership.reaped),
+            ("lmstream_cluster_declared_lost", "Times the others took this instance for dead (it stalled)",
+             c.membership.declared_lost),
         ):
             yield CounterMetricFamily(name, doc, value=value)
 

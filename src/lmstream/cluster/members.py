@@ -13,9 +13,11 @@ No instance is declared dead in the first ``ttl`` seconds after this one reached
 again — after an outage, or after Redis restarted (its ``run_id`` changed: the client
 may have reconnected without an error, and the ``alive`` keys may be gone) — so that
 everyone has had time to heartbeat. An instance that finds its own ``alive`` key gone *and* a
-``reaping`` mark on itself was declared dead by the others (it stalled for longer than
-``ttl``): it stops its own generations (``fenced``), whose followers have already
-been told. A restart with the same instance id waits until the previous run's key has
+``reaping`` mark on itself was declared dead by the others while it was merely stalled
+(for longer than ``ttl``: an overloaded host). The damage is done — readers of its
+streams elsewhere were told ``instance_lost``, its answers marked interrupted — but its
+own readers are still connected, so it says so in the log and goes on: its
+generations finish for them, and its recorder writes their answers' real end. A restart with the same instance id waits until the previous run's key has
 expired (an id still heartbeating is refused), then ends what that run left running.
 """
 
@@ -58,7 +60,6 @@ class Membership:
         ttl: float,
         ended_ttl: int,
         on_lost: Callable[[str], None],
-        on_fenced: Callable[[], None],
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -67,7 +68,7 @@ class Membership:
         self.ended_ttl = ended_ttl
         self.boot = secrets.token_hex(8)
         self._on_lost = on_lost
-        self._on_fenced = on_fenced
+        self.declared_lost = 0  # times the others took this instance for dead
         self._end = redis.register_script(END)
         self.alive: dict[str, str] = {}  # instance -> boot nonce, as of the last beat
         self.known = False  # `alive` is current
@@ -121,9 +122,12 @@ class Membership:
             self.outage()
         self.run_id = run_id
         if previous is None and self.joined and reaping:
-            log.error("this instance (%s) was declared lost by the others: stopping its streams", self.instance_id)
+            self.declared_lost += 1
+            log.error(
+                "this instance (%s) stalled for more than %.1f s and was declared lost: readers of its "
+                "streams on other instances got instance_lost; its own readers go on", self.instance_id, self.ttl
+            )
             await self._redis.delete(self._keys.reaping(self.instance_id))
-            self._on_fenced()
         names = sorted(text(m) for m in members)
         boots = await self._redis.mget([self._keys.alive(n) for n in names]) if names else []
         self.alive = {n: text(b) for n, b in zip(names, boots, strict=True) if b is not None}
