@@ -19,7 +19,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (9, ("lmstream.cli", "lmstream.__main__")),
     (8, ("lmstream.http.app",)),
     (6, ("lmstream.http.extension", "lmstream.http.state", "lmstream.http.endpoint", "lmstream.http.auth",
-         "lmstream.http.streaming")),
+         "lmstream.http.streaming", "lmstream.http.media", "lmstream.http.shapes")),
     (7, ("lmstream.http", "lmstream.metrics", "lmstream.conversations")),
     (5, ("lmstream.dialects",)),
     (4, ("lmstream.store",)),

@@ -264,7 +264,12 @@ def error_type(code: str) -> str:
     return {
         "invalid_request": "invalid_request_error",
         "context_length_exceeded": "invalid_request_error",
+        "payload_too_large": "request_too_large",
+        "unsupported_media_type": "invalid_request_error",
+        "headers_too_large": "invalid_request_error",
+        "request_timeout": "invalid_request_error",
         "unauthorized": "authentication_error",
+        "forbidden": "permission_error",
         "not_found": "not_found_error",
         "model_not_found": "not_found_error",
         "replay_gone": "not_found_error",

@@ -77,9 +77,10 @@ Endpoint = Literal["chat", "generate"]
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="allow")
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    # The same bounds as the other dialects (NaN fails every bound).
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
     num_predict: int | None = None
     stop: str | list[str] | None = None
     seed: int | None = None

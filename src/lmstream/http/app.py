@@ -24,13 +24,13 @@ from starlette.routing import BaseRoute
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import ConversationsExtension
-from lmstream.dialects import anthropic as anthropic_dialect
-from lmstream.dialects import ollama as ollama_dialect
-from lmstream.dialects import openai as openai_dialect
 from lmstream.errors import LmstreamError, NotFound
 from lmstream.http import anthropic, native, ollama, openai, web
-from lmstream.http.endpoint import ErrorBody, error_response
+from lmstream.http.endpoint import error_response
 from lmstream.http.extension import Extension
+from lmstream.http.limits import LimitsExtension
+from lmstream.http.middleware import middleware
+from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
 from lmstream.hub import LocalCoordinator, StreamHub
 from lmstream.metrics import MetricsExtension
@@ -54,7 +54,7 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [MetricsExtension(), ConversationsExtension(settings)]
+    return [LimitsExtension(settings), MetricsExtension(), ConversationsExtension(settings)]
 
 
 def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:
@@ -98,13 +98,13 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
 
     async def not_found(request: Request, exc: Exception) -> Response:
         error = NotFound(f"no route {request.method} {request.url.path}")
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         error = LmstreamError(f"method {request.method} not allowed on {request.url.path}")
         error.status_code = 405
         error.code = "method_not_allowed"
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
     routes: list[BaseRoute] = [*native.routes, *openai.routes, *anthropic.routes, *ollama.routes]
     for extension in installed:
@@ -113,14 +113,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=middleware(settings),
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
 
-
-def _error_shape(path: str) -> ErrorBody:
-    """Unknown routes answer in the shape the client of that path family parses."""
-    if path.startswith("/api/"):
-        return ollama_dialect.error_body
-    if path.startswith("/v1/messages"):
-        return anthropic_dialect.error_body
-    return openai_dialect.error_body

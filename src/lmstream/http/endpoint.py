@@ -1,6 +1,7 @@
 """``endpoint``: the wrapper every route goes through.
 
-It checks the API key (unless the route is public) and turns any ``LmstreamError``
+It checks the API key (unless the route is public) and the body's media type (JSON
+unless the route says otherwise; ``http/media.py``), and turns any ``LmstreamError``
 raised before the response starts into the dialect's error shape and HTTP status.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.responses import Response
 
 from lmstream.errors import LmstreamError, Overloaded
 from lmstream.http.auth import check_api_key
+from lmstream.http.media import JSON_TYPES, require_media_type
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON
 
@@ -36,13 +38,16 @@ def error_response(exc: LmstreamError, body: ErrorBody) -> Response:
     return JSON(body(exc), status_code=exc.status_code, headers=headers)
 
 
-def endpoint(body: ErrorBody, *, public: bool = False) -> Callable[[Handler], Handler]:
+def endpoint(
+    body: ErrorBody, *, public: bool = False, media_types: Collection[str] = JSON_TYPES
+) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapped(request: Request) -> Response:
             try:
                 if not public:
                     check_api_key(request, app_state(request).api_keys)
+                require_media_type(request, media_types)
                 return await handler(request)
             except LmstreamError as exc:
                 return error_response(exc, body)
