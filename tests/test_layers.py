@@ -16,7 +16,7 @@ ROOT = Path(lmstream.__file__).parent
 
 # (layer, prefixes): lower numbers are lower layers.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (9, ("lmstream.cli", "lmstream.__main__")),
+    (9, ("lmstream.cli", "lmstream.__main__", "lmstream.server")),
     (8, ("lmstream.http.app",)),
     (6, ("lmstream.http.extension", "lmstream.http.state", "lmstream.http.endpoint", "lmstream.http.auth",
          "lmstream.http.streaming", "lmstream.http.media", "lmstream.http.shapes")),

@@ -1,4 +1,4 @@
-"""``lmstream serve``: run the server (uvicorn, uvloop, httptools)."""
+"""``lmstream serve``: run the server (uvicorn, uvloop, httptools; ``lmstream.server``)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,8 @@ def tune_gc() -> None:
 
 
 def run_server(settings: Settings) -> None:
-    import uvicorn
-
     from lmstream.http.app import create_app
+    from lmstream.server import serve
 
     if not settings.is_loopback() and not settings.all_api_keys() and not settings.allow_insecure_bind:
         raise typer.BadParameter(
@@ -45,16 +44,7 @@ def run_server(settings: Settings) -> None:
     )
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(app, settings)  # uvicorn with the connection protections (lmstream.server)
 
 
 def register(app: typer.Typer) -> None:
