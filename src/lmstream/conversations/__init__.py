@@ -65,7 +65,8 @@ class ConversationsExtension:
         if store is not None:
             await store.open()
             self.store = store
-            interrupted = await store.interrupt_streaming()
+            app.health.append(store.health)
+            interrupted = 0 if store.health.read_only else await store.interrupt_streaming()
             if interrupted:
                 log.warning("%d answer(s) left streaming by a previous run marked interrupted", interrupted)
         fastpath = None

@@ -105,9 +105,12 @@ async def health(request: Request) -> Response:
     models = []
     for name, backend in state.backends.items():
         models.append({"name": name, "backend": backend.info.backend, **backend.stats().as_dict()})
+    components = {reporter.name: reporter.health() for reporter in state.health}
+    well = all(component.status == "ok" for component in components.values())
     return JSON(
         {
-            "status": "ok",
+            "status": "ok" if well else "degraded",
+            "components": {name: component.as_dict() for name, component in components.items()},
             "auth_required": bool(state.api_keys),
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),

@@ -9,6 +9,7 @@ import httpx
 from starlette.requests import HTTPConnection
 
 from lmstream.backends.base import Backend
+from lmstream.health import HealthReporter
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
@@ -29,6 +30,8 @@ class AppState:
     api_keys: list[bytes]
     started_at: float
     extensions: list[Extension] = field(default_factory=list)
+    # Parts that can fail while the server answers (the store): /health and /metrics read them.
+    health: list[HealthReporter] = field(default_factory=list)
 
     def extension(self, kind: type[E]) -> E | None:
         """The installed extension of type ``kind``, if any."""

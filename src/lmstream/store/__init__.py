@@ -17,6 +17,7 @@ from lmstream.store.base import (
     new_id,
     now,
 )
+from lmstream.store.health import StoreHealth
 
 __all__ = [
     "Conversation",
@@ -24,6 +25,7 @@ __all__ = [
     "MessageStatus",
     "MessageUpdate",
     "Store",
+    "StoreHealth",
     "StoredMessage",
     "build_store",
     "new_id",
@@ -37,4 +39,4 @@ def build_store(settings: Settings) -> Store | None:
         return None
     from lmstream.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.data_dir / "lmstream.db")
+    return SQLiteStore(settings.data_dir / "lmstream.db", on_damage=settings.store_on_damage)

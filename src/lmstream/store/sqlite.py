@@ -7,6 +7,17 @@ it, and no locking is needed.
 
 * WAL journal with ``synchronous=NORMAL``: each committed transaction survives the
   process being killed (SIGKILL); readers in other processes never block the writer.
+* Nothing is lost without a word (``integrity.py``, ``health.py``): before the
+  database is used its files are inspected and ``PRAGMA quick_check`` runs on a
+  read-only connection. A damaged database is copied aside
+  (``lmstream.db.damaged-<time>``) and then, by ``store_on_damage``, either served
+  read-only (the default: the model keeps answering, what can still be read can be
+  exported, ``/health`` says ``degraded`` and every native answer carries a ``warning``
+  that it is not kept) or refused (the server does not start). A damaged write-ahead
+  log is copied aside before SQLite replays it. Every failed write (a full disk) is
+  counted in ``health`` and raised; the recorder tells the client.
+* The data directory is made ``0700`` and the database ``0600`` (SQLite gives its
+  ``-wal`` and ``-shm`` files the database's mode).
 * The schema evolves through numbered migrations (``m001_initial``, ``m002_…``) in the
   manner of simonw/llm: each runs once, in order, inside a transaction, and is
   recorded in the ``schema_migrations`` table. Add a migration, never edit one.
@@ -32,8 +43,10 @@ from lmstream.store.base import (
     encode_cursor,
     now,
 )
+from lmstream.store.health import StoreHealth
+from lmstream.store.opening import StoreDamaged, StoreUnavailable, open_database
 
-__all__ = ["MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
+__all__ = ["MIGRATIONS", "SQLiteStore", "StoreDamaged", "StoreUnavailable", "migrate", "transaction"]
 
 T = TypeVar("T")
 
@@ -148,14 +161,32 @@ def migrate(db: sqlite3.Connection) -> list[str]:
 class SQLiteStore:
     """``Store`` over one SQLite file, run on one dedicated thread."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, on_damage: str = "read_only") -> None:
         self.path = Path(path)
+        self.on_damage = on_damage
+        self.health = StoreHealth()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-sqlite")
         self._db: sqlite3.Connection | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(f"the conversation store cannot read: {exc}") from exc
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write: refused when read-only; its failure counted in ``health`` and raised."""
+        if self.health.read_only:
+            raise StoreUnavailable("the conversation store is damaged and read-only")
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except sqlite3.Error as exc:
+            self.health.write_failed(exc)
+            raise StoreUnavailable(f"the conversation store could not write: {exc}") from exc
+        self.health.write_succeeded()
+        return result
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -165,14 +196,9 @@ class SQLiteStore:
     # Lifecycle ------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None)  # autocommit; see `transaction`
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 5000")
-        migrate(db)
+        db = open_database(self.path, self.health, on_damage=self.on_damage)
+        if not self.health.read_only:
+            migrate(db)
         self._db = db
 
     async def open(self) -> None:
@@ -198,7 +224,7 @@ class SQLiteStore:
             )
 
     async def create_conversation(self, conversation: Conversation) -> None:
-        await self._call(self._create, conversation)
+        await self._write(self._create, conversation)
 
     def _get(self, conversation_id: str) -> Conversation | None:
         row = self._conn().execute(_CONVERSATION + " WHERE c.id = ?", (conversation_id,)).fetchone()
@@ -256,14 +282,14 @@ class SQLiteStore:
         model: str | None = None,
         only_untitled: bool = False,
     ) -> Conversation | None:
-        return await self._call(self._update, conversation_id, title, model, only_untitled)
+        return await self._write(self._update, conversation_id, title, model, only_untitled)
 
     def _delete(self, conversation_id: str) -> bool:
         with transaction(self._conn()) as db:
             return db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount > 0
 
     async def delete_conversation(self, conversation_id: str) -> bool:
-        return await self._call(self._delete, conversation_id)
+        return await self._write(self._delete, conversation_id)
 
     # Messages -------------------------------------------------------------------------
 
@@ -289,7 +315,7 @@ class SQLiteStore:
                 )
 
     async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
-        await self._call(self._add, conversation_id, list(messages))
+        await self._write(self._add, conversation_id, list(messages))
 
     def _update_message(self, message_id: str, u: MessageUpdate) -> None:
         stamp = now()
@@ -309,7 +335,7 @@ class SQLiteStore:
             )
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None:
-        await self._call(self._update_message, message_id, update)
+        await self._write(self._update_message, message_id, update)
 
     def _messages(self, conversation_id: str) -> list[StoredMessage]:
         rows = self._conn().execute(
@@ -329,4 +355,4 @@ class SQLiteStore:
             ).rowcount
 
     async def interrupt_streaming(self) -> int:
-        return await self._call(self._interrupt)
+        return await self._write(self._interrupt)
