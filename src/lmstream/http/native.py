@@ -51,21 +51,28 @@ async def create_stream(request: Request) -> Response:
     )
 
 
-def _last_event_id(request: Request) -> int:
+def _last_event_id(request: Request, latest: int) -> int:
+    """The event to resume after: -1 (from the start) up to ``latest``, the last one sent."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return -1
     try:
-        return int(raw)
+        after = int(raw)
     except ValueError:
-        raise BadRequest(f"Last-Event-ID must be an event number, got {raw!r}") from None
+        raise BadRequest(f"Last-Event-ID must be an event number, got {raw!r}", param="last_event_id") from None
+    if not -1 <= after <= latest:
+        raise BadRequest(
+            f"Last-Event-ID {after} is not an event of this stream (its events are 0 to {latest})",
+            param="last_event_id",
+        )
+    return after
 
 
 @endpoint(native.error_body)
 async def stream_events(request: Request) -> Response:
     state = app_state(request)
     stream = await state.hub.get(request.path_params["stream_id"])
-    after = _last_event_id(request)
+    after = _last_event_id(request, stream.next_seq - 1)
     if after < stream.first_seq - 1:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
     if stream.finished and after >= stream.next_seq - 1:
