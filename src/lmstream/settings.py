@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
 
-    # Limits on what a client may send (issue 14; lmstream.http.guard, lmstream.http.limits).
+    # Limits on what a client may send (issue 14; lmstream.http.guard, lmstream.http.bounds).
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
     max_messages: int = Field(1000, ge=1, description="Most messages in one request.")
     max_stop_sequences: int = Field(16, ge=0, description="Most stop sequences in one request.")

@@ -1,6 +1,6 @@
 """Bounds on what one request may ask for, checked before any work is done.
 
-``RequestLimits.preprocess`` is the first hub preprocessor (``LimitsExtension`` is the
+``RequestBounds.preprocess`` is the first hub preprocessor (``BoundsExtension`` is the
 first extension), so it sees the request as the client sent it — before history is
 added — in every dialect, and refuses it (a 400 in the dialect's shape) before the
 backend is opened:
@@ -32,7 +32,7 @@ from lmstream.hub import StreamHub
 from lmstream.request import ChatRequest
 from lmstream.settings import Settings
 
-__all__ = ["MAX_CHARS_PER_TOKEN", "LimitsExtension", "RequestLimits"]
+__all__ = ["MAX_CHARS_PER_TOKEN", "BoundsExtension", "RequestBounds"]
 
 # The packaged Gemma 3's longest vocabulary entry is 31 characters (of 262,144); natural
 # text averages about 4 characters per token. Twice the longest leaves room for other
@@ -41,7 +41,7 @@ __all__ = ["MAX_CHARS_PER_TOKEN", "LimitsExtension", "RequestLimits"]
 MAX_CHARS_PER_TOKEN = 64
 
 
-class RequestLimits:
+class RequestBounds:
     def __init__(self, settings: Settings, hub: StreamHub) -> None:
         self.settings = settings
         self.hub = hub
@@ -80,21 +80,21 @@ class RequestLimits:
         return request
 
 
-class LimitsExtension:
-    """Installs ``RequestLimits`` as the first hub preprocessor."""
+class BoundsExtension:
+    """Installs ``RequestBounds`` as the first hub preprocessor."""
 
-    name = "limits"
+    name = "bounds"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.limits: RequestLimits | None = None
+        self.bounds: RequestBounds | None = None
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
 
     async def start(self, app: AppState) -> None:
-        self.limits = RequestLimits(self.settings, app.hub)
-        app.hub.preprocessors.insert(0, self.limits.preprocess)
+        self.bounds = RequestBounds(self.settings, app.hub)
+        app.hub.preprocessors.insert(0, self.bounds.preprocess)
 
     async def aclose(self) -> None:
         return None
