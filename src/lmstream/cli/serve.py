@@ -42,6 +42,12 @@ def run_server(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    access = logging.getLogger("lmstream.access")  # its lines are JSON objects already
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     app = create_app(settings)
     tune_gc()
     serve(app, settings)  # uvicorn with the connection protections (lmstream.server)

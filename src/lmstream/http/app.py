@@ -26,6 +26,7 @@ from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import ConversationsExtension
 from lmstream.errors import LmstreamError, NotFound
 from lmstream.http import anthropic, native, ollama, openai, web
+from lmstream.http.accesslog import AccessLogExtension
 from lmstream.http.bounds import BoundsExtension
 from lmstream.http.endpoint import error_response
 from lmstream.http.extension import Extension
@@ -54,7 +55,12 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [BoundsExtension(settings), MetricsExtension(), ConversationsExtension(settings)]
+    return [
+        BoundsExtension(settings),
+        AccessLogExtension(settings.access_log),
+        MetricsExtension(),
+        ConversationsExtension(settings),
+    ]
 
 
 def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:

@@ -2,6 +2,7 @@
 
 ::
 
+    AccessLog   one JSON line per request                               (http/accesslog.py)
     CORS        preflights for `cors_origins`, their response headers   (starlette)
     RequestGuard  Host/Origin when keyless, body size and pace           (http/guard.py)
     the routes
@@ -16,6 +17,7 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
+from lmstream.http.accesslog import AccessLog
 from lmstream.http.guard import HostPolicy, RequestGuard
 from lmstream.settings import Settings
 
@@ -29,6 +31,7 @@ def middleware(settings: Settings) -> list[Middleware]:
         bound_host=settings.host, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
     )
     return [
+        Middleware(AccessLog, enabled=settings.access_log),
         Middleware(
             CORSMiddleware,
             allow_origins=[origin.rstrip("/") for origin in settings.cors_origins],
