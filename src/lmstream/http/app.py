@@ -33,6 +33,7 @@ from lmstream.http.extension import Extension
 from lmstream.http.middleware import middleware
 from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
+from lmstream.http.tracing import TracingExtension, otlp_provider
 from lmstream.hub import LocalCoordinator, StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
@@ -55,7 +56,9 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
+    tracing = [TracingExtension(otlp_provider(settings.otlp_endpoint))] if settings.otlp_endpoint else []
     return [
+        *tracing,
         BoundsExtension(settings),
         AccessLogExtension(settings.access_log),
         MetricsExtension(),

@@ -3,6 +3,7 @@
 ::
 
     AccessLog   one JSON line per request                               (http/accesslog.py)
+    TraceRequests  a server span per request, when tracing is on           (http/tracing.py)
     CORS        preflights for `cors_origins`, their response headers   (starlette)
     RequestGuard  Host/Origin when keyless, body size and pace           (http/guard.py)
     the routes
@@ -19,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from lmstream.http.accesslog import AccessLog
 from lmstream.http.guard import HostPolicy, RequestGuard
+from lmstream.http.tracing import TraceRequests
 from lmstream.settings import Settings
 
 __all__ = ["CORS_EXPOSED", "middleware"]
@@ -32,6 +34,7 @@ def middleware(settings: Settings) -> list[Middleware]:
     )
     return [
         Middleware(AccessLog, enabled=settings.access_log),
+        Middleware(TraceRequests),
         Middleware(
             CORSMiddleware,
             allow_origins=[origin.rstrip("/") for origin in settings.cors_origins],
