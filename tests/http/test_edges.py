@@ -65,11 +65,13 @@ def test_a_reader_left_behind_by_the_replay_buffer_gets_an_error_event(server_fa
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         sock.settimeout(10)
-        head = sock.recv(2048)
-        stream_id = re.search(rb'"id":"(gen_[^"]+)"', head)
-        assert stream_id is not None, head
+        head = b""
+        while (stream_id := re.search(rb'"id":"(gen_[^"]+)"', head)) is None:  # the start event
+            data = sock.recv(2048)
+            assert data, head
+            head += data
         url = f"{server.url}/v1/streams/{stream_id.group(1).decode()}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while httpx.get(url).json()["state"] == "running":  # the stream runs on, unread
             assert time.monotonic() < deadline
             time.sleep(0.05)
