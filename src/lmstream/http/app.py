@@ -31,6 +31,7 @@ from lmstream.http.bounds import BoundsExtension
 from lmstream.http.endpoint import error_response
 from lmstream.http.extension import Extension
 from lmstream.http.middleware import middleware
+from lmstream.http.openapi import OpenAPIExtension
 from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
 from lmstream.http.tracing import TracingExtension, otlp_provider
@@ -63,6 +64,7 @@ def default_extensions(settings: Settings) -> list[Extension]:
         AccessLogExtension(settings.access_log),
         MetricsExtension(),
         ConversationsExtension(settings),
+        OpenAPIExtension(),
     ]
 
 
