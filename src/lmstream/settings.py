@@ -62,6 +62,9 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
+    # Whether the model takes images (None: the backend kind's default — upstreams pass
+    # them on and let the upstream decide, the embedded text model does not take them).
+    supports_images: bool | None = None
 
 
 class ProfileConfig(BaseModel):

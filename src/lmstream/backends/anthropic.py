@@ -32,7 +32,7 @@ from lmstream.backends.upstream import (
 )
 from lmstream.errors import Overloaded, UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, Message
 from lmstream.settings import ModelConfig
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicBackend", "MessageEventDecoder", "request_body"]
@@ -42,10 +42,23 @@ DEFAULT_MAX_TOKENS = 4096
 _STOP: dict[str, FinishReason] = {"max_tokens": "length", "stop_sequence": "stop_sequence"}
 
 
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or content blocks when the message carries images (base64 sources)."""
+    if not message.images:
+        return message.content
+    blocks: list[dict[str, Any]] = [
+        {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}}
+        for i in message.images
+    ]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
 def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     messages = [
-        {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+        {"role": "assistant" if m.role == "assistant" else "user", "content": _content(m)}
         for m in request.messages
         if m.role != "system"
     ]

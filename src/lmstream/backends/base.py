@@ -46,6 +46,8 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     owned_by: str = "lmstream"
     details: dict[str, Any] = field(default_factory=dict)
+    # Takes images in user messages (a vision model); others get a 400 for them.
+    supports_images: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,13 +30,21 @@ from lmstream.backends.upstream import (
 )
 from lmstream.errors import UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, Message
 
 __all__ = ["ChatLineDecoder", "OllamaBackend", "request_body"]
 
 
+def _message(message: Message) -> dict[str, Any]:
+    """Ollama's message: the images as bare base64 strings beside the text."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        out["images"] = [image.data for image in message.images]
+    return out
+
+
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages = [_message(m) for m in request.messages]
     if request.raw_prompt is not None:
         messages = [{"role": "user", "content": request.raw_prompt}]
     options = {

@@ -33,7 +33,7 @@ from lmstream.backends.upstream import (
 )
 from lmstream.errors import UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, Message
 from lmstream.settings import ModelConfig
 
 __all__ = ["ChunkDecoder", "OpenAIBackend", "request_body"]
@@ -41,8 +41,18 @@ __all__ = ["ChunkDecoder", "OpenAIBackend", "request_body"]
 _FINISH: dict[str, FinishReason] = {"length": "length"}
 
 
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or content parts when the message carries images (as data URLs)."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": i.data_url}} for i in message.images]
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return parts
+
+
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages = [{"role": m.role, "content": _content(m)} for m in request.messages]
     if request.raw_prompt is not None:
         messages = [{"role": "user", "content": request.raw_prompt}]
     body: dict[str, Any] = {

@@ -303,6 +303,7 @@ class UpstreamBackend:
             aliases=tuple(config.aliases),
             owned_by=urlsplit(self.config.base_url).netloc,
             details={"family": self.kind, "upstream": self.config.base_url, "upstream_model": self.config.model},
+            supports_images=True if config.supports_images is None else config.supports_images,
         )
         self.active = 0
         self.tokens_generated = 0

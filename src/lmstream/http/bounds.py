@@ -65,6 +65,22 @@ class RequestBounds:
                     param="stop",
                 )
         backend, model = self.hub.router.resolve(request.model)
+        images = [image for message in request.messages for image in message.images]
+        if images:
+            if not backend.info.supports_images:
+                raise BadRequest(
+                    f"model {model!r} does not accept images (it reads text only); send text, "
+                    "or choose a model that takes images",
+                    param="messages",
+                )
+            if len(images) > s.max_images:
+                raise BadRequest(f"{len(images)} images is more than the {s.max_images} allowed", param="messages")
+            for image in images:
+                if image.size > s.max_image_bytes:
+                    raise BadRequest(
+                        f"an image of {image.size} bytes is larger than the {s.max_image_bytes} allowed",
+                        param="messages",
+                    )
         window = backend.info.context_window
         if window:
             chars = sum(len(m.content) for m in request.messages) + len(request.raw_prompt or "")

@@ -111,7 +111,10 @@ async def health(request: Request) -> Response:
     state = app_state(request)
     models = []
     for name, backend in state.backends.items():
-        models.append({"name": name, "backend": backend.info.backend, **backend.stats().as_dict()})
+        info = backend.info
+        models.append(
+            {"name": name, "backend": info.backend, "supports_images": info.supports_images, **backend.stats().as_dict()}
+        )
     components = {reporter.name: reporter.health() for reporter in state.health}
     well = all(component.status == "ok" for component in components.values())
     return JSON(
