@@ -1,14 +1,17 @@
 """Start uvicorn with lmstream's connection protections.
 
-=====================  ===============================  ==============================
-setting                uvicorn (here)                   granian, if the server changes
-=====================  ===============================  ==============================
-``header_timeout``     ``GuardedHttpToolsProtocol``      ``--http1-header-read-timeout``
-``max_header_bytes``   ``GuardedHttpToolsProtocol``      ``--http1-max-buffer-size``
-waiting heads evicted  ``PendingHeads``                 (none: the read timeout alone)
-``keep_alive_timeout`` ``timeout_keep_alive``           ``--http1-keep-alive`` (on/off)
-``max_connections``    ``limit_concurrency`` (503)      ``--backpressure`` per worker
-=====================  ===============================  ==============================
+=====================  ===============================  ===========================================
+setting                uvicorn (here)                   granian 2.8, if the server changes
+=====================  ===============================  ===========================================
+``header_timeout``     ``GuardedHttpToolsProtocol``      ``--http1-header-read-timeout`` (ms)
+``max_header_bytes``   ``GuardedHttpToolsProtocol``      ``--http1-buffer-size`` (hyper's read buffer)
+waiting heads evicted  ``PendingHeads``                 none: the header read timeout alone
+``keep_alive_timeout`` ``timeout_keep_alive``           ``--http1-keep-alive`` is on/off only
+``max_connections``    ``limit_concurrency`` (503)      ``--backpressure`` (requests per worker)
+=====================  ===============================  ===========================================
+
+``http/guard.py`` (body size and pace, origins) is ASGI middleware and moves with the
+app unchanged; the file-limit raise below applies to either server.
 
 The process's soft limit on open files is raised to its hard limit first (a server
 that runs out of descriptors refuses everyone); the default ``max_connections`` is
