@@ -12,6 +12,7 @@
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
      ├── Overloaded               503 overloaded (with Retry-After)
+     ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      └── UpstreamError            502 upstream_error
           └── UpstreamTimeout     504 upstream_timeout
 
@@ -33,6 +34,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "RequestTimeout",
+    "StoreUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -108,6 +110,14 @@ class Overloaded(LmstreamError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(LmstreamError):
+    """The conversation store cannot reach its database; the message says which one
+    (host, port, name — never a password) and why."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
 class UpstreamError(LmstreamError):
     status_code = 502
     code = "upstream_error"
@@ -137,6 +147,7 @@ ERROR_CODES: dict[str, int] = {
         NotFound,
         ModelNotFound,
         Overloaded,
+        StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
     )

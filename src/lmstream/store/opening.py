@@ -22,20 +22,13 @@ import os
 import sqlite3
 from pathlib import Path
 
-from lmstream.errors import LmstreamError
+from lmstream.errors import StoreUnavailable
 from lmstream.store import integrity
 from lmstream.store.health import StoreHealth
 
 __all__ = ["StoreDamaged", "StoreUnavailable", "open_database"]
 
 log = logging.getLogger("lmstream.store")
-
-
-class StoreUnavailable(LmstreamError):
-    """The store cannot answer (a damaged database, a failed write)."""
-
-    status_code = 503
-    code = "store_unavailable"
 
 
 class StoreDamaged(StoreUnavailable):
