@@ -4,8 +4,10 @@
      ├── BadRequest               400 invalid_request
      │    └── ContextLengthExceeded 400 context_length_exceeded
      ├── Unauthorized             401 unauthorized
+     ├── Forbidden                403 forbidden
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
+     ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
      └── UpstreamError            502 upstream_error
           └── UpstreamTimeout     504 upstream_timeout
@@ -20,10 +22,12 @@ __all__ = [
     "ERROR_CODES",
     "BadRequest",
     "ContextLengthExceeded",
+    "Forbidden",
     "LmstreamError",
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "RateLimited",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
@@ -55,6 +59,11 @@ class Unauthorized(LmstreamError):
     code = "unauthorized"
 
 
+class Forbidden(LmstreamError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(LmstreamError):
     status_code = 404
     code = "not_found"
@@ -67,6 +76,17 @@ class ModelNotFound(NotFound):
 class Overloaded(LmstreamError):
     status_code = 503
     code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(LmstreamError):
+    """A key's limit (requests or tokens per minute, concurrent streams) is reached."""
+
+    status_code = 429
+    code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
@@ -94,8 +114,10 @@ ERROR_CODES: dict[str, int] = {
         BadRequest,
         ContextLengthExceeded,
         Unauthorized,
+        Forbidden,
         NotFound,
         ModelNotFound,
+        RateLimited,
         Overloaded,
         UpstreamError,
         UpstreamTimeout,
