@@ -45,7 +45,7 @@ async def test_the_store_is_a_store_and_migrations_run_once(tmp_path: Path) -> N
     assert isinstance(store, Store)
     await store.open()
     await store.aclose()
-    assert applied(path) == ["m001_initial"]
+    assert applied(path) == [name for name, _ in sqlite_store.MIGRATIONS]
     with sqlite3.connect(path) as db:
         assert migrate(db) == []
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -61,7 +61,7 @@ async def test_a_new_migration_applies_to_an_existing_database(
     await store.create_conversation(kept)
     await store.aclose()
     m002 = (
-        "m002_pinned",
+        "m099_pinned",
         "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;\n"
         "CREATE TRIGGER no_empty_ids BEFORE INSERT ON conversations WHEN NEW.id = '' BEGIN\n"
         "  SELECT RAISE(ABORT, 'empty id');\nEND;\n",
@@ -71,20 +71,23 @@ async def test_a_new_migration_applies_to_an_existing_database(
     await store.open()
     assert (await store.get_conversation(kept.id)) == kept
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_pinned"]
+    assert applied(path) == ["m001_initial", "m002_owners_and_keys", "m099_pinned"]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT pinned FROM conversations").fetchall() == [(0,)]
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m002_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    bad = ("m099_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, bad])
     db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
         migrate(db)
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "half_done" not in tables and "conversations" in tables
-    assert [row[0] for row in db.execute("SELECT name FROM schema_migrations")] == ["m001_initial"]
+    assert [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")] == [
+        "m001_initial",
+        "m002_owners_and_keys",
+    ]
 
 
 async def test_conversation_and_message_crud(store: SQLiteStore) -> None:
