@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import ollama
 from lmstream.errors import ModelNotFound
+from lmstream.http.admission import start_stream
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, answer
@@ -43,7 +44,7 @@ async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollam
     chat = chat.with_(model=_routable(state, asked))
     if not chat.messages and chat.raw_prompt is None:
         return JSON(ollama.load_response(asked, kind))
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
     return await answer(
         request,
         generation,

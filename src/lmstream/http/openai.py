@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import openai
 from lmstream.errors import ModelNotFound
+from lmstream.http.admission import start_stream
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, answer
@@ -21,7 +22,7 @@ __all__ = ["routes"]
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     chat, stream, include_usage = openai.parse_request(await request.body())
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     return await answer(
         request,
