@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from lmstream.access import ANONYMOUS, KeyRing, Limits, MemoryLimiter, StreamTokens, make_key, visible_to
+from lmstream.access import (
+    ANONYMOUS,
+    KeyRing,
+    Limits,
+    MemoryLimiter,
+    StreamTokens,
+    make_key,
+    visible_to,
+)
 from lmstream.access.keys import hash_key, principal_of
 from lmstream.access.tokens import load_secret
 from lmstream.errors import RateLimited, Unauthorized
