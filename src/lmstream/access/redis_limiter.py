@@ -85,9 +85,11 @@ return 1
 # KEYS: running-lease sets; ARGV: ttl, then one lease per key. Pushes live leases' expiry.
 _REFRESH = """
 local t = redis.call('TIME')
-local expiry = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1])
+local ttl = tonumber(ARGV[1])
+local expiry = tonumber(t[1]) + tonumber(t[2]) / 1e6 + ttl
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, 'XX', expiry, ARGV[i + 1])
+  redis.call('PEXPIRE', key, math.ceil(ttl * 2000))
 end
 return #KEYS
 """
