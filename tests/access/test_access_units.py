@@ -157,3 +157,12 @@ async def test_concurrency_and_tokens_per_minute() -> None:
     assert refused.value.retry_after == 61  # the second minute's tokens, and a little
     clock.at += 61
     await limiter.admit("k", limits)
+
+
+async def test_a_keyless_server_ignores_the_key_an_sdk_insists_on_sending(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db")
+    await store.open()
+    ring = KeyRing([], [], store)
+    await ring.start()
+    assert await ring.authenticate("unused") is ANONYMOUS
+    await store.aclose()

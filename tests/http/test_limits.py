@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lmstream.settings import LimitsConfig, Settings
+from lmstream.settings import Settings
 from tests.support import app_client, scripted
 
 KEY_A, KEY_B = "key-a-0123456789", "key-b-0123456789"
@@ -24,13 +24,15 @@ def auth(key: str = KEY_A) -> dict[str, str]:
 
 
 def settings(tmp_path: Path, **limits: int) -> Settings:
-    return Settings(
-        models=[scripted("s", text=TEXT), scripted("slow", text=TEXT, stall_after=2)],
-        api_keys=[KEY_A, KEY_B],
-        limits=LimitsConfig(**limits),
-        data_dir=tmp_path,
-        fast_path=[],
-        conversation_titles=False,
+    return Settings.model_validate(
+        {
+            "models": [scripted("s", text=TEXT), scripted("slow", text=TEXT, stall_after=2)],
+            "api_keys": [KEY_A, KEY_B],
+            "limits": limits,
+            "data_dir": tmp_path,
+            "fast_path": [],
+            "conversation_titles": False,
+        }
     )
 
 

@@ -140,7 +140,7 @@ class KeyRing:
 
     async def authenticate(self, presented: str | None) -> Principal:
         """The principal ``presented`` authenticates (ANONYMOUS when no keys are
-        required and none is presented); ``Unauthorized`` otherwise."""
+        required and it is not a stored key); ``Unauthorized`` otherwise."""
         if presented is None:
             if await self.required():
                 raise Unauthorized(
@@ -152,6 +152,8 @@ class KeyRing:
         if principal is not None:
             return principal
         stored = await self._lookup(digest, lambda store: store.find_key(digest))
+        if stored is None and not await self.required():
+            return ANONYMOUS  # a keyless server ignores keys (SDKs insist on sending one)
         if stored is None or not stored.active(now()):
             raise Unauthorized("invalid API key" if stored is None else "this API key was revoked or has expired")
         self._stored_keys = True
