@@ -72,7 +72,7 @@ def test_eventsource_starts_a_stream_with_one_get_and_a_start_token(page: Page, 
     page.goto(keyed.url + "/")
     headers = {"Authorization": f"Bearer {KEY}"}
     token = httpx.post(keyed.url + "/v1/tokens", json={"scope": "start"}, headers=headers).json()["token"]
-    seen = page.evaluate(COLLECT, f"/v1/streams/start?prompt=hello&token={token}")
+    seen = page.evaluate(COLLECT, f"/v1/streams/start?prompt=tell%20me&token={token}")
     assert [name for name, _, _ in seen] == ["start"] + ["token"] * 3 + ["done"]
     stream_id = json.loads(seen[0][1])["id"]
     assert [event_id for _, _, event_id in seen] == [f"{stream_id}.{n}" for n in range(5)]
