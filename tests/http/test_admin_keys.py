@@ -77,6 +77,11 @@ async def test_a_key_limited_to_some_models(client: httpx.AsyncClient) -> None:
     assert ok.status_code == 200
     refused = await client.post("/v1/chat/completions", json={"model": "t", "messages": [{"role": "user", "content": "x"}]}, headers=auth(key))
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
+    # the model lists show it only what it may use
+    assert [m["id"] for m in (await client.get("/v1/models", headers=auth(key))).json()["data"]] == ["s"]
+    assert (await client.get("/v1/models/t", headers=auth(key))).status_code == 404
+    assert [m["name"] for m in (await client.get("/api/tags", headers=auth(key))).json()["models"]] == ["s"]
+    assert len((await client.get("/v1/models", headers=auth(USER))).json()["data"]) == 2
 
 
 async def test_a_keys_own_limits(client: httpx.AsyncClient) -> None:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from starlette.requests import Request
 
 from lmstream.access import Access, Admission, Principal
+from lmstream.backends.base import ModelInfo
 from lmstream.errors import ModelNotFound
 from lmstream.events import Done, Error, Event
 from lmstream.fastpath import FASTPATH_MODEL
@@ -29,7 +30,13 @@ from lmstream.http.state import app_state
 from lmstream.hub import Plan, RunningStream, StreamHub
 from lmstream.request import ChatRequest
 
-__all__ = ["AccessHooks", "start_stream"]
+__all__ = ["AccessHooks", "start_stream", "usable_models"]
+
+
+def usable_models(request: Request) -> list[ModelInfo]:
+    """The models the request's key may use (what the model lists show it)."""
+    principal = principal_of(request)
+    return [info for info in app_state(request).router.models() if principal.may_use(info.name)]
 
 
 async def start_stream(request: Request, chat: ChatRequest) -> RunningStream:

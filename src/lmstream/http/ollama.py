@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import ollama
 from lmstream.errors import ModelNotFound
-from lmstream.http.admission import start_stream
+from lmstream.http.admission import start_stream, usable_models
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, answer
@@ -75,7 +75,7 @@ def _started(state: AppState) -> datetime:
 @endpoint(ollama.error_body)
 async def tags(request: Request) -> Response:
     state = app_state(request)
-    return JSON(ollama.model_list(state.router.models(), _started(state)))
+    return JSON(ollama.model_list(usable_models(request), _started(state)))
 
 
 @endpoint(ollama.error_body)

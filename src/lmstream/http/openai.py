@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import openai
 from lmstream.errors import ModelNotFound
-from lmstream.http.admission import start_stream
+from lmstream.http.admission import start_stream, usable_models
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, answer
@@ -36,13 +36,13 @@ async def chat_completions(request: Request) -> Response:
 
 @endpoint(openai.error_body)
 async def list_models(request: Request) -> Response:
-    return JSON(openai.models_list(app_state(request).router.models()))
+    return JSON(openai.models_list(usable_models(request)))
 
 
 @endpoint(openai.error_body)
 async def get_model(request: Request) -> Response:
     wanted = request.path_params["model_id"]
-    for entry in openai.models_list(app_state(request).router.models())["data"]:
+    for entry in openai.models_list(usable_models(request))["data"]:
         if entry["id"] == wanted:
             return JSON(entry)
     raise ModelNotFound(f"model {wanted!r} not found", param="model")
