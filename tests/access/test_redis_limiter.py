@@ -34,7 +34,7 @@ async def instances(redis_url: str) -> AsyncIterator[tuple[RedisLimiter, RedisLi
 
 
 def bucket(request: pytest.FixtureRequest) -> str:
-    return request.node.name  # every test its own keys in the shared Redis
+    return str(request.node.name)  # every test its own keys in the shared Redis
 
 
 async def test_concurrent_streams_are_counted_across_instances(
