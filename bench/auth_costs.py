@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from tests.services import RedisServer
 
 from lmstream.access import KeyRing, Limits, MemoryLimiter, StreamTokens, make_key
 from lmstream.access.redis_limiter import RedisLimiter
@@ -33,25 +33,6 @@ async def per_call(work: Callable[[], Awaitable[object]], n: int = N) -> float:
             await work()
         runs.append((time.perf_counter() - start) / n * 1e6)
     return statistics.median(runs)
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen([binary, "--port", str(port), "--save", "", "--dir", str(directory)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    return None
 
 
 async def main() -> None:
@@ -83,14 +64,11 @@ async def main() -> None:
         ("verify a stream token", await per_call(verify)),
         ("admit + release, memory", await per_call(lambda: admit_release(memory))),
     ]
-    redis = start_redis(directory)
-    if redis is not None:
-        process, url = redis
-        limiter = await RedisLimiter.connect(url)
-        rows.append(("admit + release, Redis (2 round trips)", await per_call(lambda: admit_release(limiter), 2_000)))
-        await limiter.aclose()
-        process.terminate()
-        process.wait()
+    if shutil.which("redis-server"):
+        with RedisServer() as redis:  # tests/services.py
+            limiter = await RedisLimiter.connect(redis.url)
+            rows.append(("admit + release, Redis (2 round trips)", await per_call(lambda: admit_release(limiter), 2_000)))
+            await limiter.aclose()
     await store.aclose()
     print("| step | µs per call |\n| --- | --- |")
     for name, us in rows:

@@ -19,15 +19,14 @@ upstream flat out: tokens per CPU second). "Added" is a target's percentile minu
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from tests.services import RedisServer
+
 from bench.fake_upstream import expected_text
 from bench.loadgen import LoadSpec
-from bench.procs import LOGS, Server, free_port, running
+from bench.procs import LOGS, Server, running
 from bench.report import print_table, summarize
 from bench.scenarios import Options
 from bench.scenarios.common import Measured, Target, chat_body, measure
@@ -61,44 +60,10 @@ def _phases(quick: bool) -> list[Phase]:
     ]
 
 
-class _Redis:
-    """A throwaway redis-server on a free port (no persistence)."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        self.url: str | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        if binary is None:
-            return
-        port = free_port()
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(LOGS)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        self.url = f"redis://127.0.0.1:{port}/0"
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
-
-
 def run(options: Options) -> dict[str, Any]:
     paced = start_fake_upstream(tps=20.0, tokens=2000, name="auth-fake-paced")
     fast = start_fake_upstream(tps=0, tokens=2000, name="auth-fake-fast")
-    redis = _Redis()
+    redis = RedisServer().start() if shutil.which("redis-server") else None  # tests/services.py
     servers: list[Server] = [paced, fast]
     try:
         with running(servers):
@@ -109,7 +74,7 @@ def run(options: Options) -> dict[str, Any]:
                 "keys": {"api_keys": [KEY]},
                 "keys+limits": {"api_keys": [KEY], "limits": HIGH},
             }
-            if redis.url:
+            if redis is not None:
                 configs["keys+redis"] = {"api_keys": [KEY], "limits": HIGH, "redis_url": redis.url}
             targets: dict[str, Target] = {}
             for name, settings in configs.items():
@@ -144,7 +109,8 @@ def run(options: Options) -> dict[str, Any]:
                               f"ttft p50={s['ttft_ms']['p50']}ms tok/s={s['tokens_per_s']}", flush=True)  # fmt: skip
             return _report(phases, list(targets), measured)
     finally:
-        redis.stop()
+        if redis is not None:
+            redis.close()
 
 
 def _sub(a: float | None, b: float | None) -> float | None:

@@ -9,6 +9,7 @@
      │    └── ModelNotFound       404 model_not_found
      ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
+     ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      └── UpstreamError            502 upstream_error
           └── UpstreamTimeout     504 upstream_timeout
 
@@ -28,6 +29,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "RateLimited",
+    "StoreUnavailable",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
@@ -93,6 +95,14 @@ class RateLimited(LmstreamError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(LmstreamError):
+    """The conversation store cannot reach its database; the message says which one
+    (host, port, name — never a password) and why."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
 class UpstreamError(LmstreamError):
     status_code = 502
     code = "upstream_error"
@@ -119,6 +129,7 @@ ERROR_CODES: dict[str, int] = {
         ModelNotFound,
         RateLimited,
         Overloaded,
+        StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
     )

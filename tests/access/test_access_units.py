@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ from lmstream.access import (
 )
 from lmstream.access.keys import hash_key, principal_of
 from lmstream.access.tokens import load_secret
-from lmstream.errors import RateLimited, Unauthorized
-from lmstream.store.sqlite import SQLiteStore
+from lmstream.errors import RateLimited, StoreUnavailable, Unauthorized
+from lmstream.store import Store
+from lmstream.store.keys import KeyStore
+from lmstream.store.postgres import PostgresStore
+from tests.services import PostgresServer
 
 
 class Clock:
@@ -46,9 +50,8 @@ def test_visibility() -> None:
     assert visible_to(ANONYMOUS, "bob") and visible_to(ANONYMOUS, None)
 
 
-async def test_keyring_config_and_stored_keys_revocation_and_expiry(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "db")
-    await store.open()
+async def test_keyring_config_and_stored_keys_revocation_and_expiry(store: Store) -> None:
+    assert isinstance(store, KeyStore)
     clock = Clock()
     ring = KeyRing(["config-key-1234"], ["admin-key-1234"], store, clock=clock)
     await ring.start()
@@ -75,12 +78,10 @@ async def test_keyring_config_and_stored_keys_revocation_and_expiry(tmp_path: Pa
         await ring.authenticate(expired_key)
     with pytest.raises(Unauthorized, match="invalid"):
         await ring.authenticate("lms_not-a-key")
-    await store.aclose()
 
 
-async def test_a_store_that_ever_held_a_key_keeps_keys_required(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "db")
-    await store.open()
+async def test_a_store_that_ever_held_a_key_keeps_keys_required(store: Store) -> None:
+    assert isinstance(store, KeyStore)
     clock = Clock()
     ring = KeyRing([], [], store, clock=clock)
     await ring.start()
@@ -91,7 +92,6 @@ async def test_a_store_that_ever_held_a_key_keeps_keys_required(tmp_path: Path) 
     assert await ring.required()
     await store.revoke_key(record.id, "2000-01-01T00:00:00.000000Z")
     assert await ring.required()  # revoking the last key does not open the server up
-    await store.aclose()
 
 
 def test_tokens_are_scoped_signed_and_expire() -> None:
@@ -159,10 +159,31 @@ async def test_concurrency_and_tokens_per_minute() -> None:
     await limiter.admit("k", limits)
 
 
-async def test_a_keyless_server_ignores_the_key_an_sdk_insists_on_sending(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "db")
+async def test_a_checked_key_is_not_refused_because_its_use_cannot_be_recorded(
+    postgres_factory: Callable[..., PostgresServer],
+) -> None:
+    pg = postgres_factory()
+    store = PostgresStore(pg.create_database())
     await store.open()
+    try:
+        clock = Clock()
+        ring = KeyRing([], [], store, cache_ttl=3600, clock=clock)
+        await ring.start()
+        key, record = make_key("bob-laptop", owner="bob")
+        await store.create_key(record)
+        assert (await ring.authenticate(key)).owner == "bob"  # looked up, cached, its use recorded
+        pg.stop()
+        clock.at += 61  # time to record its use again; still cached
+        assert (await ring.authenticate(key)).owner == "bob"
+        clock.at += 3600  # no longer cached: it cannot be checked, so it is not let in
+        with pytest.raises(StoreUnavailable):
+            await ring.authenticate(key)
+    finally:
+        await store.aclose()
+
+
+async def test_a_keyless_server_ignores_the_key_an_sdk_insists_on_sending(store: Store) -> None:
+    assert isinstance(store, KeyStore)
     ring = KeyRing([], [], store)
     await ring.start()
     assert await ring.authenticate("unused") is ANONYMOUS
-    await store.aclose()

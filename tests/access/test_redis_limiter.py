@@ -1,10 +1,11 @@
-"""Limits shared by instances through a real Redis: two limiters (two instances) see
-the same counts, a dead instance's places come back, a live one keeps its own."""
+"""Limits shared by instances through a real Redis (the session's, emptied for each
+test: ``redis_url`` in tests/conftest.py): two limiters (two instances) see the same
+counts, a dead instance's places come back, a live one keeps its own."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,7 @@ from lmstream.access import Limits
 from lmstream.access.redis_limiter import RedisLimiter
 from lmstream.errors import RateLimited
 from lmstream.settings import LimitsConfig, Settings
-from tests.access.redis_server import redis_server
 from tests.support import app_client, scripted
-
-pytestmark = pytest.mark.services
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture

@@ -20,6 +20,9 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+pytestmark = pytest.mark.usefixtures("each_store")  # every test on SQLite and on PostgreSQL: conftest.py
+
+
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(

@@ -27,6 +27,9 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+pytestmark = pytest.mark.usefixtures("each_store")  # every test on SQLite and on PostgreSQL: conftest.py
+
+
 @dataclass
 class Made:
     """What key A made: a finished stream, its conversation, and a stream still running."""

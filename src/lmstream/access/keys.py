@@ -20,11 +20,14 @@ Keys come from two places and work the same way:
 
 A revoked or expired key is refused at once on the instance that revoked it, and
 within ``cache_ttl`` seconds (5) elsewhere (the CLI writing the database directly,
-another instance). ``last_used_at`` is written at most once a minute per key.
+another instance). ``last_used_at`` is written at most once a minute per key, and only
+as bookkeeping: a key already checked (cached) is not refused because a store that is
+down (``StoreUnavailable``) cannot record its use; one that must be looked up is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -34,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lmstream.access.principal import ANONYMOUS, Principal
-from lmstream.errors import Unauthorized
+from lmstream.errors import StoreUnavailable, Unauthorized
 from lmstream.store.base import now
 from lmstream.store.keys import KeyLimits, KeyStore, StoredKey
 
@@ -188,7 +191,8 @@ class KeyRing:
         at = self._clock()
         if self._store is not None and at - self._touched.get(key.id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[key.id] = at
-            await self._store.touch_key(key.id, now())
+            with contextlib.suppress(StoreUnavailable):  # the store logged it
+                await self._store.touch_key(key.id, now())
 
 
 def make_key(

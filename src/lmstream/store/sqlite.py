@@ -9,15 +9,17 @@ it, and no locking is needed.
   process being killed (SIGKILL); readers in other processes never block the writer.
 * The schema evolves through numbered migrations (``m001_initial``, ``m002_…``) in the
   manner of simonw/llm: each runs once, in order, inside a transaction, and is
-  recorded in the ``schema_migrations`` table. Add a migration, never edit one.
+  recorded in the ``schema_migrations`` table. Add a migration, never edit one
+  (``RENAMED_MIGRATIONS`` records a renumbering).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +37,7 @@ from lmstream.store.base import (
 )
 from lmstream.store.keys import StoredKey
 
-__all__ = ["MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
+__all__ = ["MIGRATIONS", "RENAMED_MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
 
 T = TypeVar("T")
 
@@ -74,9 +76,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # The instance whose generation writes a streaming answer (several instances,
+        # one database): see Store.interrupt_streaming.
+        "m002_streaming_owner",
+        """
+        ALTER TABLE messages ADD COLUMN instance_id TEXT;
+        DROP INDEX messages_streaming;
+        CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming';
+        """,
+    ),
+    (
         # Who a conversation belongs to (an API key's owner; NULL: made with no keys on),
         # and the stored API keys (store/keys.py).
-        "m002_owners_and_keys",
+        "m003_owners_and_keys",
         """
         ALTER TABLE conversations ADD COLUMN owner TEXT;
         CREATE INDEX conversations_by_owner ON conversations (owner, updated_at DESC, id DESC);
@@ -101,6 +113,12 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
+# Migrations that were renumbered after some database had applied them under their old
+# name: old name -> the name in MIGRATIONS (same script). The keys branch (issue 14)
+# shipped its migration as m002 while m002_streaming_owner landed first; a database it
+# made holds m001 + m002_owners_and_keys, so it gets m002_streaming_owner and nothing twice.
+RENAMED_MIGRATIONS: dict[str, str] = {"m002_owners_and_keys": "m003_owners_and_keys"}
+
 _CONVERSATION = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile, c.owner,
            (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
@@ -108,7 +126,7 @@ _CONVERSATION = """
 """
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
 )
 
 
@@ -161,6 +179,9 @@ def _statements(sql: str) -> Iterator[str]:
 def migrate(db: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; the names of those applied now."""
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    with transaction(db):
+        for old, new in RENAMED_MIGRATIONS.items():
+            db.execute("UPDATE schema_migrations SET name = ? WHERE name = ?", (new, old))
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
     applied: list[str] = []
     for name, sql in MIGRATIONS:
@@ -307,11 +328,11 @@ class SQLiteStore:
             for offset, m in enumerate(messages, start=1):
                 db.execute(
                     f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
                         m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
-                        m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error,
+                        m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
                     ),
                 )
             if messages:
@@ -323,25 +344,30 @@ class SQLiteStore:
     async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
         await self._call(self._add, conversation_id, list(messages))
 
-    def _update_message(self, message_id: str, u: MessageUpdate) -> None:
+    def _update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
         stamp = now()
         with transaction(self._conn()) as db:
-            db.execute(
-                "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
-                (
-                    u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                    u.tokens_per_second, u.error, stamp, message_id,
-                ),
-            )
-            db.execute(
-                "UPDATE conversations SET updated_at = ? "
-                "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
-                (stamp, message_id),
-            )
+            for message_id, u in updates:
+                db.execute(
+                    "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
+                    "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
+                    (
+                        u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
+                        u.tokens_per_second, u.error, stamp, message_id,
+                    ),
+                )
+                db.execute(
+                    "UPDATE conversations SET updated_at = ? "
+                    "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
+                    (stamp, message_id),
+                )
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None:
-        await self._call(self._update_message, message_id, update)
+        await self._call(self._update_messages, [(message_id, update)])
+
+    async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
+        if updates:
+            await self._call(self._update_messages, list(updates))
 
     def _messages(self, conversation_id: str) -> list[StoredMessage]:
         rows = self._conn().execute(
@@ -353,15 +379,24 @@ class SQLiteStore:
     async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         return await self._call(self._messages, conversation_id)
 
-    def _interrupt(self) -> int:
+    def _interrupt(self, instance_id: str | None, alive: list[str] | None) -> int:
+        sql = "UPDATE messages SET status = 'interrupted', updated_at = ? WHERE status = 'streaming'"
+        params: list[Any] = [now()]
+        if instance_id is not None:
+            sql += " AND instance_id = ?"
+            params.append(instance_id)
+        elif alive is not None:
+            sql += " AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each(?)))"
+            params.append(json.dumps(alive))
         with transaction(self._conn()) as db:
-            return db.execute(
-                "UPDATE messages SET status = 'interrupted', updated_at = ? WHERE status = 'streaming'",
-                (now(),),
-            ).rowcount
+            return db.execute(sql, params).rowcount
 
-    async def interrupt_streaming(self) -> int:
-        return await self._call(self._interrupt)
+    async def interrupt_streaming(
+        self, instance_id: str | None = None, *, alive: Collection[str] | None = None
+    ) -> int:
+        if instance_id is not None and alive is not None:
+            raise ValueError("interrupt_streaming: give instance_id or alive, not both")
+        return await self._call(self._interrupt, instance_id, None if alive is None else list(alive))
 
     # API keys (KeyStore) ----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The SQLite side of ``KeyStore``: rows of the ``api_keys`` table (migration ``m002``).
+"""The SQLite side of ``KeyStore``: rows of the ``api_keys`` table (migration ``m003_owners_and_keys``).
 
 Plain functions over a connection; ``SQLiteStore`` runs them on its one worker thread.
 Each is a single statement, atomic in autocommit mode. ``models`` is a JSON list (NULL:
