@@ -11,6 +11,7 @@
      ├── RequestTimeout           408 request_timeout
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
+     ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
      ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      └── UpstreamError            502 upstream_error
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "RateLimited",
     "RequestTimeout",
     "StoreUnavailable",
     "Unauthorized",
@@ -110,6 +112,17 @@ class Overloaded(LmstreamError):
         self.retry_after = retry_after
 
 
+class RateLimited(LmstreamError):
+    """A key's limit (requests or tokens per minute, concurrent streams) is reached."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(LmstreamError):
     """The conversation store cannot reach its database; the message says which one
     (host, port, name — never a password) and why."""
@@ -146,6 +159,7 @@ ERROR_CODES: dict[str, int] = {
         RequestTimeout,
         NotFound,
         ModelNotFound,
+        RateLimited,
         Overloaded,
         StoreUnavailable,
         UpstreamError,

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ import pytest
 
 from lmstream.http.app import create_app
 from lmstream.settings import Settings
-from tests.support import LiveServer, scripted
+from tests.support import LiveServer, app_client, scripted
 
 Factory = Callable[..., LiveServer]
 
@@ -55,20 +55,34 @@ def test_serve_writes_one_structured_line_per_request(server_factory: Factory) -
     assert "sk-very-secret" not in server.log() and "token=abc" not in server.log()
 
 
-async def test_the_line_names_the_key_never_the_key_itself(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_line_names_the_key_never_the_key_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    admin = "sk-admin-0123456789"
+    settings = Settings(models=[scripted("s")], admin_keys=[admin], data_dir=tmp_path, conversation_titles=False)
+    async with app_client(settings) as client:
+        made = await client.post("/v1/admin/keys", json={"name": "alice-laptop"}, headers={"authorization": f"Bearer {admin}"})
+        key = made.json()["key"]
+        token = (await client.post("/v1/tokens", json={}, headers={"authorization": f"Bearer {key}"})).json()["token"]
+        with caplog.at_level(logging.INFO, logger="lmstream.access"):
+            await client.get("/v1/models", headers={"authorization": f"Bearer {key}"})
+            await client.get(f"/v1/streams/start?prompt=count&model=s&token={token}", headers={"accept": "text/event-stream"})
+            await client.get("/v1/models")  # no key: refused, and no name to give
+    models, started, refused = [json.loads(r.getMessage()) for r in caplog.records if r.name == "lmstream.access"]
+    assert models["key"] == "alice-laptop" and models["status"] == 200
+    assert started["key"] == "alice-laptop" and started["path"] == "/v1/streams/start"  # the token's key
+    assert started["model"] == "s" and started["stream_id"].startswith("gen_") and started["completion_tokens"] > 0
+    assert refused["status"] == 401 and "key" not in refused
+    assert key not in caplog.text and token not in caplog.text and admin not in caplog.text
+
+
+async def test_a_server_without_keys_logs_no_key_name(caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(Settings(models=[scripted("s")], store="none"))
-
-    async def with_principal(scope: Any, receive: Any, send: Any) -> None:
-        scope["lmstream.principal"] = SimpleNamespace(name="alice-laptop")  # as auth leaves it
-        await app(scope, receive, send)
-
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=with_principal)
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             with caplog.at_level(logging.INFO, logger="lmstream.access"):
-                await client.get("/v1/models", headers={"authorization": "Bearer sk-x"})
+                await client.get("/v1/models", headers={"authorization": "Bearer sk-x"})  # an SDK's placeholder
     (entry,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "lmstream.access"]
-    assert entry["key"] == "alice-laptop" and entry["status"] == 200
+    assert entry["status"] == 200 and "key" not in entry
     assert "sk-x" not in caplog.text
 
 

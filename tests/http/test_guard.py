@@ -7,11 +7,15 @@ was answered, and there was no CORS configuration.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+from lmstream.access import make_key
 from lmstream.http.app import create_app
 from lmstream.settings import Settings
+from lmstream.store.sqlite import SQLiteStore
 from tests.support import scripted
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -21,6 +25,8 @@ ROUTES = [
     ("/v1/messages", {"model": "s", "max_tokens": 5, "messages": MSG}),
     ("/api/chat", {"model": "s", "messages": MSG, "stream": False}),
     ("/v1/conversations", {"title": "x"}),
+    ("/v1/admin/keys", {"name": "planted", "admin": True}),
+    ("/v1/tokens", {"scope": "start"}),
 ]
 
 
@@ -122,3 +128,41 @@ async def test_cors_origins_get_a_proper_preflight(tmp_path) -> None:  # type: i
         r = await client.options("/v1/chat/completions", headers={**preflight, "origin": "https://evil.example"})
         assert r.status_code == 400
         assert "access-control-allow-origin" not in r.headers
+
+
+async def stored_key(tmp_path: Path) -> str:
+    """A key kept in the store before the server starts (``lmstream keys create``)."""
+    store = SQLiteStore(tmp_path / "lmstream.db")
+    await store.open()
+    key, record = make_key("alice-laptop")
+    await store.create_key(record)
+    await store.aclose()
+    return key
+
+
+async def test_a_stored_key_makes_the_server_keyed_for_the_guard_too(tmp_path: Path) -> None:
+    # no key in the configuration: only the store's says "keys are on" (KeyRing.required)
+    key = await stored_key(tmp_path)
+    async with App(settings(tmp_path)) as app, app.client("box.example:8000") as client:
+        r = await client.get("/v1/models", headers={"authorization": f"Bearer {key}", "origin": "https://app.example"})
+        assert r.status_code == 200, r.text  # the key is the check, not the Host or the Origin
+        r = await client.get("/v1/models", headers={"origin": "https://evil.example"})
+        assert r.status_code == 401, r.text  # not anonymous: a stored key turned auth on
+
+
+async def test_the_one_get_start_on_a_keyless_server_needs_its_accept_header_and_its_own_origin(
+    tmp_path: Path,
+) -> None:
+    sse = {"accept": "text/event-stream"}
+    url = "/v1/streams/start?prompt=planted"
+    async with App(settings(tmp_path)) as app, app.client() as client:
+        r = await client.get(url, headers={**sse, "origin": "https://evil.example"})  # another site's EventSource
+        assert r.status_code == 403, r.text
+        r = await client.get(url)  # a link, an <img>, a prefetch
+        assert r.status_code == 400 and "text/event-stream" in r.text
+        async with app.client("evil.example:8000") as rebound:
+            assert (await rebound.get(url, headers=sse)).status_code == 403
+        assert await stored_titles(app) == []  # none of them started anything
+        assert (await client.get("/health")).json()["active_streams"] == 0
+        r = await client.get(url, headers=sse)  # the page the server serves, or curl
+        assert r.status_code == 200 and "event: done" in r.text

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,41 @@ async def test_ollama_sampling_options_have_the_same_bounds_as_the_other_dialect
         # json.dumps writes NaN as the bare `NaN` that JavaScript clients also send
         r = await client.post("/api/chat", content=json.dumps(body), headers={"content-type": "application/json"})
         assert r.status_code == 400, r.text
+
+
+ADMIN = {"authorization": "Bearer admin-key-0123456789"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "expires_in": 10**12},  # past datetime's year 9999: was a 500
+        {"name": "x", "limits": {"requests_per_minute": 2**70}},  # wider than SQLite's integers: was a 500
+        {"name": "x", "models": ["s"] * 1000},
+        {"name": "x", "models": ["m" * 1000]},
+        {"name": "x" * 101},
+    ],
+)
+async def test_the_keys_api_bounds_what_it_stores(tmp_path: Path, body: dict[str, object]) -> None:
+    async with app_client(settings(admin_keys=["admin-key-0123456789"], store="sqlite", data_dir=tmp_path)) as client:
+        r = await client.post("/v1/admin/keys", json=body, headers=ADMIN)
+        assert r.status_code == 400, r.text
+        assert (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"] == []
+
+
+async def test_the_one_get_start_has_the_bounds_of_a_post() -> None:
+    sse = {"accept": "text/event-stream"}
+    async with app_client(settings()) as client:
+        stops = "&".join(f"stop=s{i}" for i in range(100))
+        r = await client.get(f"/v1/streams/start?prompt=hi&{stops}", headers=sse)
+        assert r.status_code == 400 and "stop" in r.text, r.text
+        r = await client.get(f"/v1/streams/start?prompt={'x' * 10_000}", headers=sse)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+        r = await client.get("/v1/streams/start?prompt=hi&max_tokens=1e999", headers=sse)
+        assert r.status_code == 400, r.text
+        r = await client.get("/v1/streams/start?prompt=hi", headers=sse)
+        ids = [line[4:] for line in r.text.splitlines() if line.startswith("id: ")]
+        stream_id = ids[0].rpartition(".")[0]
+        for beyond in (f"{stream_id}.{len(ids) + 5}", f"{stream_id}.-7"):  # not an event of that stream
+            r = await client.get("/v1/streams/start?prompt=hi", headers={**sse, "last-event-id": beyond})
+            assert r.status_code == 400 and "not an event of this stream" in r.text, r.text

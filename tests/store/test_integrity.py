@@ -1,7 +1,7 @@
 """Issue 14, finding 6: a damaged or full disk never loses conversations without a word.
 
 Real damage on real files: a database truncated to 0 bytes or cut in half, pages
-overwritten, a write-ahead log cut mid-frame, and a real full disk (a 1 MiB tmpfs,
+overwritten, a write-ahead log cut mid-frame, and a real full disk (an 8 MiB tmpfs,
 mounted as root; skipped where mounting is not allowed). Each test failed before the
 checks (main at 019ff31): the server started empty or answered 500s, ``/health`` said
 ``ok`` and the client was never told its answer was not kept.
@@ -156,10 +156,15 @@ async def test_the_data_directory_and_database_are_owner_only(tmp_path: Path) ->
 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs: a real file system that really fills up."""
+    """An 8 MiB tmpfs: a real file system that really fills up (with a filler file).
+
+    Not smaller: SQLite lets its write-ahead log grow to about 4 MiB (1000 pages) before
+    it checkpoints, and on a 1 MiB disk two long answers filled it again by themselves
+    once the filler was gone — how many fitted depended on how many pages the schema
+    took, not on whether the store recovers."""
     mount = tmp_path / "small"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
     try:

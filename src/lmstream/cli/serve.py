@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from lmstream.errors import StoreUnavailable
 from lmstream.settings import Settings, load_settings
 
 __all__ = ["register", "run_server", "tune_gc"]
@@ -29,14 +30,48 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _stored_keys(settings: Settings) -> bool:
+    """Whether the store holds API keys (``lmstream keys create``): they turn auth on too."""
+    import asyncio
+
+    from lmstream.store import build_store
+    from lmstream.store.keys import KeyStore
+
+    store = build_store(settings)
+    if not isinstance(store, KeyStore):
+        return False
+
+    async def check() -> bool:
+        try:
+            await store.open()
+            try:
+                return await store.has_keys()
+            finally:
+                await store.aclose()
+        except StoreUnavailable as exc:  # damaged and refused, unreachable: never "no keys"
+            raise typer.BadParameter(
+                f"cannot tell whether the store holds API keys ({exc.message}); set keys in the "
+                "configuration, or mend the store",
+                param_hint="--host",
+            ) from None
+
+    return asyncio.run(check())
+
+
 def run_server(settings: Settings) -> None:
     from lmstream.http.app import create_app
     from lmstream.server import serve
 
-    if not settings.is_loopback() and not settings.all_api_keys() and not settings.allow_insecure_bind:
+    try:
+        keys = settings.all_api_keys()
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--api-key-file") from None
+    public = not settings.is_loopback() and not settings.allow_insecure_bind
+    if public and not keys and not _stored_keys(settings):
         raise typer.BadParameter(
             f"refusing to listen on {settings.host} without API keys: set LMSTREAM_API_KEYS / "
-            "--api-key, or pass --allow-insecure-bind if the network is trusted",
+            "--api-key, create one with `lmstream keys create`, or pass --allow-insecure-bind "
+            "if the network is trusted",
             param_hint="--host",
         )
     logging.basicConfig(

@@ -10,9 +10,10 @@
 ``AccessLog`` is the outermost ASGI middleware, so it sees every answer, the guard's
 403/413 included (a 408/431 the server gives before the app runs is not an app
 request and is not logged here). The path is logged without its query string (a
-stream's ``events_url`` carries a token there). ``key`` is the *name* of the key the
-request authenticated with (the principal the auth step left in the scope under
-``lmstream.principal``), never the key itself.
+stream's ``events_url`` carries a token there). ``key`` is the *name* of the key (or
+URL token's key) the request authenticated with (the ``Principal`` that
+``http/auth.py`` left in the scope under ``PRINCIPAL_SCOPE_KEY``), never the key
+itself; a server without keys logs no ``key``.
 
 A request that starts a generation is linked to it by ``AccessLogObserver``, a hub
 observer: the hub records ``Started`` inside the request's task, where a context
@@ -38,14 +39,15 @@ import orjson
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lmstream.access import Principal
 from lmstream.events import Event, Started
+from lmstream.http.auth import PRINCIPAL_SCOPE_KEY
 from lmstream.http.state import AppState
 from lmstream.hub import RunningStream
 
 __all__ = ["ACCESS_LOGGER", "AccessLog", "AccessLogExtension", "AccessLogObserver", "AccessRecord"]
 
 ACCESS_LOGGER = "lmstream.access"
-PRINCIPAL_SCOPE_KEY = "lmstream.principal"
 
 
 @dataclass(slots=True)
@@ -129,9 +131,8 @@ def line(scope: Scope, record: AccessRecord) -> dict[str, Any]:
         if completion.finish_reason is not None:
             entry["finish_reason"] = completion.finish_reason
     principal = scope.get(PRINCIPAL_SCOPE_KEY)
-    name = getattr(principal, "name", None)
-    if name is not None:
-        entry["key"] = name
+    if isinstance(principal, Principal) and principal.key_id is not None:  # not the anonymous one
+        entry["key"] = principal.name
     client = scope.get("client")
     if client:
         entry["client"] = client[0]

@@ -3,7 +3,8 @@
 ``RequestGuard`` is an ASGI middleware (it sits inside the CORS middleware, see
 ``http/app.py``):
 
-* **Origins, when no API key is set.** A keyless server trusts whoever can reach it,
+* **Origins, when no API key is set** (none configured and none ever stored: the
+  access service's ``KeyRing.required``). A keyless server trusts whoever can reach it,
   which includes every web page the user opens: a page on ``evil.example`` can POST to
   ``http://127.0.0.1:8000`` (a "simple" request needs no preflight), and a DNS
   rebinding attack makes ``evil.example`` *resolve* to 127.0.0.1 so that even reads
@@ -37,11 +38,13 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lmstream.access import Access
 from lmstream.errors import (
     Forbidden,
     LmstreamError,
     PayloadTooLarge,
     RequestTimeout,
+    StoreUnavailable,
 )
 from lmstream.http.endpoint import error_response
 from lmstream.http.shapes import error_shape
@@ -127,10 +130,18 @@ class RequestGuard:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
 
-    def _keyless(self, scope: Scope) -> bool:
+    async def _keyless(self, scope: Scope) -> bool:
+        """No key is configured and none was ever stored (``KeyRing.required``); also
+        before the app has started, and while the store cannot tell (the stricter rule)."""
         app = scope.get("app")
         state = getattr(getattr(app, "state", None), "lmstream", None)
-        return not getattr(state, "api_keys", None)
+        access = getattr(state, "access", None)
+        if not isinstance(access, Access):
+            return True
+        try:
+            return not await access.keys.required()
+        except StoreUnavailable:
+            return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,7 +149,7 @@ class RequestGuard:
             return
         headers = Headers(scope=scope)
         try:
-            if self._keyless(scope):
+            if await self._keyless(scope):
                 self.policy.check(headers)
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:

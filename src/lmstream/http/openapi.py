@@ -29,6 +29,7 @@ from lmstream.dialects.ollama import ChatBody, GenerateBody, ShowBody
 from lmstream.dialects.openai import ChatCompletionRequest
 from lmstream.http import responses as r
 from lmstream.http.endpoint import endpoint
+from lmstream.http.keys import NewKey, NewToken
 from lmstream.http.state import AppState
 from lmstream.http.streaming import JSON
 
@@ -46,6 +47,7 @@ class Op:
     ok: dict[int, dict[str, Any]] = field(default_factory=dict)  # status -> {media type: schema}
     error: str = "native"  # which dialect's error shape
     params: tuple[dict[str, Any], ...] = ()
+    body_required: bool = True  # False: an empty body means the defaults
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -77,6 +79,36 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             _q("last_event_id", {"type": "string"}, "the same, for clients that cannot set headers"),
         ),
     ),
+    ("GET", "/v1/streams/start"): Op(
+        "Start a stream with one GET (Accept: text/event-stream); Last-Event-ID resumes it", "native",
+        ok={200: {SSE: {"type": "string"}}, 204: {}},
+        params=(
+            _q("prompt", {"type": "string"}, "what to answer"),
+            _q("model", {"type": "string"}, "a model name or alias"),
+            _q("system", {"type": "string"}, "a system prompt"),
+            _q("max_tokens", {"type": "integer", "minimum": 1}, "at most this many tokens"),
+            _q("temperature", {"type": "number", "minimum": 0, "maximum": 2}, "sampling temperature"),
+            _q("top_p", {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "nucleus sampling"),
+            _q("top_k", {"type": "integer", "minimum": 0}, "top-k sampling"),
+            {**_q("stop", {"type": "array", "items": {"type": "string"}}, "stop sequences"), "explode": True},
+            _q("seed", {"type": "integer"}, "sampling seed"),
+            _q("conversation_id", {"type": "string"}, "continue this conversation"),
+            _q("profile", {"type": "string"}, "a profile (mode)"),
+            _q("store", {"type": "boolean"}, "keep the conversation (default true)"),
+            _q("token", {"type": "string"}, "a start token (POST /v1/tokens) instead of a key"),
+            _h("last-event-id", {"type": "string"}, "<stream id>.<event number>: resume that stream"),
+        ),
+    ),
+    ("GET", "/v1/admin/keys"): Op(
+        "Stored API keys, newest first (admin keys only)", "keys", ok={200: {J: r.KEY_LIST}},
+        params=(_q("owner", {"type": "string"}, "only this owner's keys"),),
+    ),
+    ("POST", "/v1/admin/keys"): Op("Create an API key (shown this once)", "keys", NewKey, ok={201: {J: r.KEY_CREATED}}),
+    ("GET", "/v1/admin/keys/{key_id}"): Op("One stored API key", "keys", ok={200: {J: r.KEY}}),
+    ("DELETE", "/v1/admin/keys/{key_id}"): Op("Revoke an API key", "keys", ok={200: {J: r.KEY}}),
+    ("POST", "/v1/tokens"): Op(
+        "A short-lived URL token for GET /v1/streams/start", "keys", NewToken, ok={201: {J: r.TOKEN}}, body_required=False,
+    ),
     ("POST", "/v1/chat/completions"): Op(
         "OpenAI Chat Completions", "openai", ChatCompletionRequest,
         ok={200: {J: r.CHAT_COMPLETION, SSE: {"type": "string"}}}, error="openai",
@@ -105,7 +137,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             _q("q", {"type": "string", "maxLength": 200}, "a title substring"),
         ),
     ),
-    ("POST", "/v1/conversations"): Op("Create a conversation", "conversations", NewConversation, ok={201: {J: r.CONVERSATION}}),
+    ("POST", "/v1/conversations"): Op(
+        "Create a conversation", "conversations", NewConversation, ok={201: {J: r.CONVERSATION}}, body_required=False
+    ),
     ("GET", "/v1/conversations/{conversation_id}"): Op("A conversation and its messages", "conversations", ok={200: {J: r.CONVERSATION_WITH_MESSAGES}}),
     ("PATCH", "/v1/conversations/{conversation_id}"): Op("Rename a conversation", "conversations", ConversationPatch, ok={200: {J: r.CONVERSATION}}),
     ("DELETE", "/v1/conversations/{conversation_id}"): Op("Delete a conversation", "conversations", ok={204: {}}),
@@ -147,13 +181,13 @@ def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             item[method.lower()] = {"summary": "(not described)", "parameters": params, "responses": {"default": {"description": "any"}}}
             continue
         responses: dict[str, Any] = {
-            str(status): {"description": "ok", **({"content": {t: {"schema": s} for t, s in content.items()}} if content else {})}
+            str(status): {"description": "ok", **({"content": {t: _media(t, s) for t, s in content.items()}} if content else {})}
             for status, content in op.ok.items()
         }
         responses["default"] = {"description": "an error, in the dialect's shape", "content": {J: {"schema": _ERRORS[op.error]}}}
         operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "parameters": [*params, *op.params], "responses": responses}
         if op.body is not None:
-            operation["requestBody"] = {"required": True, "content": {J: {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}}
+            operation["requestBody"] = {"required": op.body_required, "content": {J: {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}}
         item[method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -168,6 +202,16 @@ def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         },
         "security": [{}, {"bearer": []}, {"apiKey": []}],
     }
+
+
+def _media(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A media type object. An event stream is described event by event, by
+    ``itemSchema`` alone (OpenAPI 3.2's word for it, which schemathesis reads in 3.1 too):
+    a 3.1 ``schema`` there is read as the schema of every event by some tools and as the
+    whole body by others, and no schema fits both."""
+    if media_type == SSE:
+        return {"itemSchema": r.SSE_EVENT}
+    return {"schema": schema}
 
 
 def _path_params(path: str) -> list[str]:

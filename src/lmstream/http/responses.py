@@ -18,6 +18,9 @@ __all__ = [
     "CONVERSATION_WITH_MESSAGES",
     "COUNT_TOKENS",
     "HEALTH",
+    "KEY",
+    "KEY_CREATED",
+    "KEY_LIST",
     "MODEL",
     "MODEL_LIST",
     "NATIVE_ERROR",
@@ -28,9 +31,11 @@ __all__ = [
     "OLLAMA_VERSION",
     "OPENAI_ERROR",
     "PROFILES",
+    "SSE_EVENT",
     "STREAM_CANCELLED",
     "STREAM_CREATED",
     "STREAM_STATE",
+    "TOKEN",
 ]
 
 Schema = dict[str, Any]
@@ -52,6 +57,9 @@ def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
+# One event of a text/event-stream body (comments, the heartbeats, are no events); `data`
+# is JSON in every dialect but OpenAI's last one, `[DONE]`.
+SSE_EVENT = obj({"data": STR}, {"event": STR, "id": STR, "retry": INT})
 NATIVE_ERROR = obj({"error": obj({"message": STR, "code": STR}, {"param": maybe(STR)})})
 OPENAI_ERROR = obj({"error": obj({"message": STR, "type": STR, "code": maybe(STR)}, {"param": maybe(STR)})})
 ANTHROPIC_ERROR = obj({"type": {"const": "error"}, "error": obj({"type": STR, "message": STR})})
@@ -120,3 +128,24 @@ CONVERSATION_PAGE = obj({"data": array(CONVERSATION), "next_cursor": maybe(STR)}
 CONVERSATION_WITH_MESSAGES = {"allOf": [CONVERSATION, obj({"messages": array(MESSAGE)})]}
 CONVERSATION_EXPORT = {"allOf": [CONVERSATION, obj({"format": STR, "version": INT, "messages": array(MESSAGE)})]}
 PROFILES = obj({"data": array(obj({"name": STR})), "default": STR})
+KEY = obj(
+    {
+        "id": STR,
+        "prefix": STR,
+        "name": STR,
+        "owner": STR,
+        "admin": BOOL,
+        "models": maybe(array(STR)),
+        "limits": obj(
+            {"requests_per_minute": maybe(INT), "concurrent_streams": maybe(INT), "tokens_per_minute": maybe(INT)}
+        ),
+        "created_at": STR,
+        "last_used_at": maybe(STR),
+        "expires_at": maybe(STR),
+        "revoked_at": maybe(STR),
+        "active": BOOL,
+    }
+)
+KEY_CREATED = {"allOf": [KEY, obj({"key": STR})]}
+KEY_LIST = obj({"data": array(KEY)})
+TOKEN = obj({"token": STR, "scope": {"const": "start"}, "expires_at": INT})

@@ -8,12 +8,14 @@ from typing import TypeVar
 import httpx
 from starlette.requests import HTTPConnection
 
+from lmstream.access import Access
 from lmstream.backends.base import Backend
 from lmstream.health import HealthReporter
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import Store
 
 __all__ = ["AppState", "app_state"]
 
@@ -27,8 +29,9 @@ class AppState:
     hub: StreamHub
     http: httpx.AsyncClient
     backends: dict[str, Backend]
-    api_keys: list[bytes]
+    access: Access
     started_at: float
+    store: Store | None = None  # None: store = "none"
     extensions: list[Extension] = field(default_factory=list)
     # Parts that can fail while the server answers (the store): /health and /metrics read them.
     health: list[HealthReporter] = field(default_factory=list)
