@@ -167,11 +167,15 @@ def parse_json(text: str | bytes, kind: str) -> Any:
 
 
 class WireDecoder(Protocol):
-    """A response body's bytes in, internal events out (a kind's framing and payload fold)."""
+    """A response body's bytes in, internal events out (a kind's framing and payload fold).
 
-    def feed(self, data: bytes) -> list[Event]: ...
+    Events go into the caller's ``out`` list, so the events decoded before an in-band
+    error (raised as ``LmstreamError``) are still delivered, in order, before it.
+    """
 
-    def end(self) -> list[Event]:
+    def feed(self, data: bytes, out: list[Event]) -> None: ...
+
+    def end(self, out: list[Event]) -> None:
         """The body ended without the kind's end marker: the closing events, or raise."""
         ...
 
@@ -186,14 +190,12 @@ class SSEWire:
         self._fold = fold
         self._end = end
 
-    def feed(self, data: bytes) -> list[Event]:
-        frames = self._sse.feed(data)
-        if len(frames) == 1:
-            return self._fold(*frames[0])
-        return [event for name, payload in frames for event in self._fold(name, payload)]
+    def feed(self, data: bytes, out: list[Event]) -> None:
+        for name, payload in self._sse.feed(data):
+            out += self._fold(name, payload)
 
-    def end(self) -> list[Event]:
-        return self._end()
+    def end(self, out: list[Event]) -> None:
+        out += self._end()
 
 
 class NdjsonWire:
@@ -206,13 +208,15 @@ class NdjsonWire:
         self._fold = fold
         self._end = end
 
-    def feed(self, data: bytes) -> list[Event]:
-        return [event for line in self._lines.feed_bytes(data) for event in self._fold(line)]
+    def feed(self, data: bytes, out: list[Event]) -> None:
+        for line in self._lines.feed_bytes(data):
+            out += self._fold(line)
 
-    def end(self) -> list[Event]:
-        rest = self._lines.flush()
-        events = [event for line in rest for event in self._fold(line.encode())]
-        return events if any(isinstance(e, Done) for e in events) else events + self._end()
+    def end(self, out: list[Event]) -> None:
+        for line in self._lines.flush():
+            out += self._fold(line.encode())
+        if not any(isinstance(event, Done) for event in out):
+            out += self._end()
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,7 +439,12 @@ class UpstreamBackend:
                         else:
                             deadline, what = sent.sent_at + self.config.first_token_timeout, "first token"
                         data = await self._receive(response, deadline, what)
-                        events = decoder.feed(data) if data else decoder.end()
+                        events: list[Event] = []
+                        failure: LmstreamError | None = None
+                        try:
+                            decoder.feed(data, events) if data else decoder.end(events)
+                        except LmstreamError as exc:  # after the events before it
+                            failure = exc
                         for event in events:
                             if isinstance(event, TextDelta):
                                 received += 1
@@ -459,6 +468,8 @@ class UpstreamBackend:
                                 return
                             else:
                                 yield event
+                        if failure is not None:
+                            raise failure
                         if not data:
                             raise UpstreamUnavailable(f"the {self.kind} upstream ended its stream before it was done")
                 except LmstreamError as exc:
