@@ -134,8 +134,9 @@ class HttpcoreClient:
         self._pool = httpcore.AsyncConnectionPool(max_connections=None, max_keepalive_connections=256, keepalive_expiry=4.0)
 
     async def post(self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float) -> UpstreamResponse:
+        host = url.split("/", 3)[2].encode()
         request = httpcore.Request(
-            "POST", url, headers=[(k.encode(), v.encode()) for k, v in headers.items()], content=content,
+            "POST", url, headers=[(b"host", host), *((k.encode(), v.encode()) for k, v in headers.items())], content=content,
             extensions={"timeout": {"connect": connect_timeout, "pool": connect_timeout}},
         )  # fmt: skip
         try:
