@@ -136,7 +136,8 @@ class HttpcoreClient:
     async def post(self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float) -> UpstreamResponse:
         host = url.split("/", 3)[2].encode()
         request = httpcore.Request(
-            "POST", url, headers=[(b"host", host), *((k.encode(), v.encode()) for k, v in headers.items())], content=content,
+            "POST", url, content=content,
+            headers=[(b"host", host), (b"content-length", b"%d" % len(content)), *((k.encode(), v.encode()) for k, v in headers.items())],
             extensions={"timeout": {"connect": connect_timeout, "pool": connect_timeout}},
         )  # fmt: skip
         try:

@@ -466,7 +466,8 @@ class UpstreamBackend:
                                 yield usage or self._estimate(request, received)
                                 yield event
                                 return
-                            else:
+                            else:  # e.g. a tool call's deltas: content too, never replayed by a retry
+                                received += 1
                                 yield event
                         if failure is not None:
                             raise failure
