@@ -31,7 +31,7 @@ def app() -> Starlette:
 
 def main() -> None:
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import Interfaces, Loops, RuntimeModes, TaskImpl
 
     args = sys.argv[1:]
     config, port = args[args.index("--config") + 1], int(args[args.index("--port") + 1])
@@ -46,6 +46,8 @@ def main() -> None:
         factory=True,
         log_access=False,
         backlog=4096,
+        runtime_mode=RuntimeModes(os.environ.get("LMSTREAM_GRANIAN_RUNTIME", "auto")),
+        task_impl=TaskImpl(os.environ.get("LMSTREAM_GRANIAN_TASKS", "asyncio")),
     ).serve()
 
 

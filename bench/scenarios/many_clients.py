@@ -49,6 +49,7 @@ def _text(tokens: int) -> str:
 
 def run(options: Options) -> dict[str, Any]:
     levels = [200, 1000] if options.quick else [1000, 5000, 10_000]
+    levels = [level for level in levels if not options.phases or str(level) in options.phases]  # --phases 1000,5000
     tokens = 10 if options.quick else TOKENS
     text = _text(tokens)
     results: dict[str, Any] = {"levels": {}, "config": {"tps": TPS, "tokens": tokens, "idle_s_after_ramp": IDLE_S, "heartbeat_s": HEARTBEAT_S, "open_rate": OPEN_RATE}}
