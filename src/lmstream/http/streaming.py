@@ -2,7 +2,7 @@
 
 Cancellation flows through structure (see ARCHITECTURE.md)::
 
-    client closes ─► the response's disconnect listener ─► cancels the sending task
+    client closes ─► the response's receive() task ─► cancels the sending task
     ─► ``follow_frames`` leaves ``stream.attach`` ─► last consumer gone: the hub cancels
     the generation (now, or after the grace period) ─► backend stream ``aclose()``
     ─► worker thread stop flag / upstream response closed.
