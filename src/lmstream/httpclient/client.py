@@ -115,8 +115,9 @@ class HTTPClient:
         proxy = self._proxies.for_origin(target.scheme, target.host, target.port)
         head = self._head(target, proxy, headers, len(content))
         request = head + content
+        pooled = True
         while True:
-            connection = self._take_idle(target)
+            connection = self._take_idle(target) if pooled else None
             reused = connection is not None
             if connection is None:
                 connection = await self._connect(target, proxy, connect_timeout)
@@ -126,7 +127,8 @@ class HTTPClient:
             except ConnectFailed:
                 connection.close()
                 if reused and not response.received_any:
-                    continue  # the server had closed the idle connection: a new one
+                    pooled = False  # the server had closed the idle connection: a new one
+                    continue
                 raise
             except BaseException:
                 connection.close()
