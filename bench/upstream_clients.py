@@ -54,9 +54,10 @@ class _AiohttpResponse:
     def header(self, name: str) -> str | None:
         return self._response.headers.get(name)
 
-    async def receive(self) -> bytes:
+    async def receive(self, deadline: float | None = None) -> bytes:
         try:
-            return await self._response.content.readany()
+            async with asyncio.timeout_at(deadline):
+                return await self._response.content.readany()
         except aiohttp.ClientError as exc:
             raise ReadFailed(str(exc)) from exc
 
@@ -110,9 +111,10 @@ class _HttpcoreResponse:
                 return value.decode("latin-1")
         return None
 
-    async def receive(self) -> bytes:
+    async def receive(self, deadline: float | None = None) -> bytes:
         try:
-            return await anext(self._body, b"")
+            async with asyncio.timeout_at(deadline):
+                return await anext(self._body, b"")
         except httpcore.ReadError as exc:
             raise ReadFailed(str(exc)) from exc
 

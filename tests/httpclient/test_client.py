@@ -282,6 +282,26 @@ async def test_first_token_and_between_token_timeouts(pieces: list[bytes | None]
         await client.aclose()
 
 
+async def test_a_deadline_that_moves_on_with_each_read_never_fires_early() -> None:
+    # each read's deadline is 0.3 s ahead; the answer takes ~1.2 s in all (one timer, re-armed)
+    pieces = [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", *chunked(*[TOKEN] * 8)]
+    async with Upstream(lambda _: pieces, pause=0.15) as upstream:
+        client = HTTPClient()
+        response = await client.post(upstream.url(), b"{}", {}, connect_timeout=5)
+        loop = asyncio.get_running_loop()
+        body = b""
+        while data := await response.receive(loop.time() + 0.3):
+            body += data
+        assert body == TOKEN * 8
+        await response.aclose()
+        with pytest.raises(TimeoutError):  # and one that passes does fire
+            response = await client.post(upstream.url(), b"{}", {}, connect_timeout=5)
+            while await response.receive(loop.time() + 0.05):
+                pass
+        await response.aclose()
+        await client.aclose()
+
+
 # Proxies --------------------------------------------------------------------------------
 
 

@@ -8,8 +8,9 @@ So the seam is small, in the shape of httpx's transport::
         ConnectFailed: nothing was answered (cannot connect, connection closed or
                        reset before the status line): always safe to retry
     response.status, response.header(name)
-    response.receive() -> bytes     the next body bytes as they arrive; b"" at the end
+    response.receive(deadline) -> bytes   the next body bytes as they arrive; b"" at the end
         ReadFailed:    the connection broke or the body is malformed
+        TimeoutError:  nothing came by ``deadline`` (the loop's clock), when given
     response.read() -> bytes        the whole (error) body
     response.drain(seconds)         read up to the body's end, bounded, so the
                                     connection can go back to the pool
@@ -65,8 +66,9 @@ class UpstreamResponse(Protocol):
         """A response header (case-insensitive), or None."""
         ...
 
-    async def receive(self) -> bytes:
-        """The next piece of the body as soon as it arrives; ``b""`` once it ended."""
+    async def receive(self, deadline: float | None = None) -> bytes:
+        """The next piece of the body as soon as it arrives; ``b""`` once it ended;
+        ``TimeoutError`` if nothing arrived by ``deadline`` (``loop.time()`` clock)."""
         ...
 
     async def read(self) -> bytes:
@@ -106,9 +108,10 @@ class _HttpxResponse:
         value: str | None = self._response.headers.get(name)
         return value
 
-    async def receive(self) -> bytes:
+    async def receive(self, deadline: float | None = None) -> bytes:
         try:
-            return await anext(self._body, b"")
+            async with asyncio.timeout_at(deadline):
+                return await anext(self._body, b"")
         except httpx.TransportError as exc:
             raise ReadFailed(str(exc) or type(exc).__name__) from exc
 

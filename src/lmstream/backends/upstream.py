@@ -413,8 +413,7 @@ class UpstreamBackend:
 
     async def _receive(self, response: UpstreamResponse, deadline: float, what: str) -> bytes:
         try:
-            async with asyncio.timeout_at(deadline):
-                return await response.receive()
+            return await response.receive(deadline)  # the client keeps one timer, not one per read
         except TimeoutError:
             raise UpstreamTimeout(f"the {self.kind} upstream sent no {what} in time") from None
         except TransportError as exc:

@@ -88,11 +88,13 @@ class Response:
     __slots__ = (
         "_body",
         "_buffered",
+        "_deadline",
         "_error",
         "_keep_alive",
         "_parser",
         "_paused",
         "_released",
+        "_timer",
         "_until_close",
         "_waiter",
         "complete",
@@ -114,6 +116,8 @@ class Response:
         self._body: list[bytes] = []
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None  # at or before _deadline
         self._error: Exception | None = None
         self._keep_alive = False
         self._until_close = False
@@ -186,17 +190,26 @@ class Response:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
-    async def receive(self) -> bytes:
+    async def receive(self, deadline: float | None = None) -> bytes:
         while not self._body:
             if self.complete:
                 return b""
             if self._error is not None:
                 raise self._error
-            self._waiter = self.connection.loop.create_future()
+            loop = self.connection.loop
+            if deadline is not None:
+                if loop.time() >= deadline:
+                    raise TimeoutError
+                self._deadline = deadline
+                if self._timer is None or self._timer.when() > deadline:
+                    self._arm(deadline)
+            self._waiter = loop.create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+            if deadline is not None and not self._body and not self.complete and self._error is None and loop.time() >= deadline:
+                raise TimeoutError
         body = self._body
         data = body[0] if len(body) == 1 else b"".join(body)
         self._body = []
@@ -206,6 +219,22 @@ class Response:
             if self.connection.transport is not None:
                 self.connection.transport.resume_reading()
         return data
+
+    def _arm(self, when: float) -> None:
+        """One timer per response, moved only when it would fire too late or fired too
+        early: a deadline that moves forward with every read costs no timer per read."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.connection.loop.call_at(when, self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._waiter is None or self._waiter.done() or self._deadline is None:
+            return
+        if self.connection.loop.time() < self._deadline:
+            self._arm(self._deadline)  # the deadline moved on since the timer was set
+        else:
+            self._waiter.set_result(None)  # receive() sees the time and raises
 
     async def read(self) -> bytes:
         pieces = []
@@ -228,6 +257,9 @@ class Response:
         if self._released:
             return
         self._released = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         connection = self.connection
         connection.response = None
         if self.complete and self._keep_alive and self._error is None and not connection.closed:
