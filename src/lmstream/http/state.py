@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
 from starlette.requests import HTTPConnection
 
 from lmstream.access import Access
 from lmstream.backends.base import Backend
+from lmstream.backends.transport import UpstreamClient
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
@@ -26,7 +26,7 @@ class AppState:
     settings: Settings
     router: Router
     hub: StreamHub
-    http: httpx.AsyncClient
+    http: UpstreamClient
     backends: dict[str, Backend]
     access: Access
     started_at: float
