@@ -25,7 +25,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (5, ("lmstream.dialects", "lmstream.access")),
     (4, ("lmstream.store",)),
     (3, ("lmstream.hub",)),
-    (2, ("lmstream.backends", "lmstream.router", "lmstream.fastpath", "lmstream.profiles")),
+    (2, ("lmstream.backends", "lmstream.httpclient", "lmstream.router", "lmstream.fastpath", "lmstream.profiles")),
     (1, ("lmstream.request", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
     (0, ("lmstream.errors", "lmstream.events", "lmstream.text", "lmstream.settings", "lmstream")),
 ]

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +36,7 @@ from lmstream.http.openapi import OpenAPIExtension
 from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
 from lmstream.http.tracing import TracingExtension, otlp_provider
+from lmstream.httpclient import HTTPClient
 from lmstream.hub import LocalCoordinator, StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
@@ -78,10 +78,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.token_timeout, connect=settings.connect_timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
+            http = HTTPClient()  # the upstreams' client (timeouts are per model, per request)
             stack.push_async_callback(http.aclose)
             backends = _build_backends(settings, BackendContext(settings=settings, http=http))
             for backend in backends.values():

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
 from starlette.requests import HTTPConnection
 
 from lmstream.access import Access
 from lmstream.backends.base import Backend
+from lmstream.backends.transport import UpstreamClient
 from lmstream.health import HealthReporter
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
@@ -27,7 +27,7 @@ class AppState:
     settings: Settings
     router: Router
     hub: StreamHub
-    http: httpx.AsyncClient
+    http: UpstreamClient
     backends: dict[str, Backend]
     access: Access
     started_at: float
