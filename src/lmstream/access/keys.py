@@ -48,6 +48,8 @@ from lmstream.store.keys import KeyLimits, KeyStore, StoredKey
 
 __all__ = [
     "KEY_PREFIX",
+    "MAX_EXPIRES_IN",
+    "MAX_LIMIT",
     "KeyRing",
     "config_key_name",
     "expiry_in",
@@ -62,6 +64,8 @@ __all__ = [
 log = logging.getLogger("lmstream.access")
 
 KEY_PREFIX = "lms_"
+MAX_EXPIRES_IN = 100 * 366 * 86400  # seconds: a century; later is "never" (and past datetime's year 9999)
+MAX_LIMIT = 1_000_000_000  # a key's own limit; any larger is "unlimited" (and past SQLite's integers)
 _CACHE_SIZE = 10_000
 _TOUCH_EVERY = 60.0
 

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.access import START_SCOPE, Principal, key_json, make_key
-from lmstream.access.keys import expiry_in
+from lmstream.access.keys import MAX_EXPIRES_IN, MAX_LIMIT, expiry_in
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, Forbidden, NotFound
@@ -47,8 +47,6 @@ __all__ = ["routes"]
 MAX_TOKEN_TTL = 3600
 
 
-MAX_EXPIRES_IN = 100 * 366 * 86400  # a century: later than that is "never" (and past datetime's year 9999)
-MAX_LIMIT = 1_000_000_000  # any larger is "unlimited": leave the field out
 MAX_MODELS = 256
 
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
