@@ -3,9 +3,15 @@
     LmstreamError                 500 internal_error
      ├── BadRequest               400 invalid_request
      │    └── ContextLengthExceeded 400 context_length_exceeded
+     │    ├── PayloadTooLarge      413 payload_too_large
+     │    ├── UnsupportedMediaType 415 unsupported_media_type
+     │    └── HeadersTooLarge      431 headers_too_large
      ├── Unauthorized             401 unauthorized
+     ├── Forbidden                403 forbidden
+     ├── RequestTimeout           408 request_timeout
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
+     ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
      ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      ├── ClusterUnavailable       503 cluster_unavailable (the shared stream log, Redis, is unreachable)
@@ -26,12 +32,18 @@ __all__ = [
     "BadRequest",
     "ClusterUnavailable",
     "ContextLengthExceeded",
+    "Forbidden",
+    "HeadersTooLarge",
     "LmstreamError",
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RequestTimeout",
     "StoreUnavailable",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "error_from_code",
@@ -61,9 +73,34 @@ class ContextLengthExceeded(BadRequest):
     code = "context_length_exceeded"
 
 
+class PayloadTooLarge(BadRequest):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(BadRequest):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(BadRequest):
+    status_code = 431
+    code = "headers_too_large"
+
+
 class Unauthorized(LmstreamError):
     status_code = 401
     code = "unauthorized"
+
+
+class Forbidden(LmstreamError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RequestTimeout(LmstreamError):
+    status_code = 408
+    code = "request_timeout"
 
 
 class NotFound(LmstreamError):
@@ -78,6 +115,17 @@ class ModelNotFound(NotFound):
 class Overloaded(LmstreamError):
     status_code = 503
     code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(LmstreamError):
+    """A key's limit (requests or tokens per minute, concurrent streams) is reached."""
+
+    status_code = 429
+    code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
@@ -122,9 +170,15 @@ ERROR_CODES: dict[str, int] = {
         LmstreamError,
         BadRequest,
         ContextLengthExceeded,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        HeadersTooLarge,
         Unauthorized,
+        Forbidden,
+        RequestTimeout,
         NotFound,
         ModelNotFound,
+        RateLimited,
         Overloaded,
         StoreUnavailable,
         ClusterUnavailable,

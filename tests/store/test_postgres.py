@@ -13,6 +13,7 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
+from lmstream.access.keys import make_key
 from lmstream.errors import StoreUnavailable
 from lmstream.settings import Settings
 from lmstream.store import MessageUpdate, build_store
@@ -91,19 +92,54 @@ async def test_a_new_migration_applies_to_an_existing_database(
     await store.open()
     await store.create_conversation(kept)
     await store.aclose()
-    m003 = ("m003_pinned", "ALTER TABLE conversations ADD COLUMN pinned boolean NOT NULL DEFAULT false;")
-    monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, m003])
+    m004 = ("m004_pinned", "ALTER TABLE conversations ADD COLUMN pinned boolean NOT NULL DEFAULT false;")
+    monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, m004])
     store = PostgresStore(postgres_url)
     await store.open()
     try:
         assert await store.get_conversation(kept.id) == kept
     finally:
         await store.aclose()
-    assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m003_pinned"]
+    assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m004_pinned"]
+
+
+async def test_a_database_made_before_keys_gains_owners_and_keys(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at the schema before keys (m001, m002) keeps its conversations, which
+    belong to no owner, and can store keys once m003 has run."""
+    monkeypatch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:2])
+    old = conversation("older")
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await migrate(conn) == ["m001_initial", "m002_streaming_owner"]
+        await conn.execute(
+            "INSERT INTO conversations (id, title, created_at, updated_at) VALUES ($1, $2, now(), now())",
+            old.id,
+            old.title,
+        )
+    finally:
+        await conn.close()
+    monkeypatch.undo()
+
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        assert await applied(postgres_url) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys"]
+        got = await store.get_conversation(old.id)
+        assert got is not None and (got.title, got.owner) == ("older", None)
+        assert [c.id for c in (await store.list_conversations(limit=10)).data] == [old.id]
+        assert (await store.list_conversations(limit=10, owner="alice")).data == []
+        assert await store.has_keys() is False
+        _, key = make_key("laptop", owner="alice")
+        await store.create_key(key)
+        assert await store.find_key(key.hash) == key and await store.has_keys() is True
+    finally:
+        await store.aclose()
 
 
 async def test_a_failing_migration_leaves_nothing_behind(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m003_bad", "CREATE TABLE half_done (x integer); INSERT INTO no_such_table VALUES (1);")
+    bad = ("m004_bad", "CREATE TABLE half_done (x integer); INSERT INTO no_such_table VALUES (1);")
     monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, bad])
     store = PostgresStore(postgres_url)
     try:

@@ -1,11 +1,10 @@
-"""``lmstream serve``: run the server (uvicorn, uvloop, httptools); ``--workers N``: N of
-them on one port, coordinated through Redis (``workers.py``)."""
+"""``lmstream serve``: run the server (uvicorn, uvloop, httptools; ``lmstream.server``);
+``--workers N``: N of them on one port, coordinated through Redis (``workers.py``)."""
 
 from __future__ import annotations
 
 import gc
 import logging
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,9 +12,10 @@ from typing import Annotated
 import typer
 
 from lmstream.cli.workers import run_workers, worker_index
+from lmstream.errors import StoreUnavailable
 from lmstream.settings import Settings, load_settings
 
-__all__ = ["register", "reuse_port_socket", "run_server", "tune_gc"]
+__all__ = ["register", "run_server", "tune_gc"]
 
 # Young-generation threshold: CPython's default (700) runs a collection every few hundred
 # allocations, and the older generations follow; with 10,000 open streams the heap holds
@@ -33,52 +33,64 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` that other workers bind too (``SO_REUSEPORT``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(False)
-    return sock
+def _stored_keys(settings: Settings) -> bool:
+    """Whether the store holds API keys (``lmstream keys create``): they turn auth on too."""
+    import asyncio
+
+    from lmstream.store import build_store
+    from lmstream.store.keys import KeyStore
+
+    store = build_store(settings)
+    if not isinstance(store, KeyStore):
+        return False
+
+    async def check() -> bool:
+        try:
+            await store.open()
+            try:
+                return await store.has_keys()
+            finally:
+                await store.aclose()
+        except StoreUnavailable as exc:  # damaged and refused, unreachable: never "no keys"
+            raise typer.BadParameter(
+                f"cannot tell whether the store holds API keys ({exc.message}); set keys in the "
+                "configuration, or mend the store",
+                param_hint="--host",
+            ) from None
+
+    return asyncio.run(check())
 
 
 def run_server(settings: Settings, *, worker: int | None = None) -> None:
-    import uvicorn
-
     from lmstream.http.app import create_app
+    from lmstream.server import reuse_port_socket, serve
 
-    if not settings.is_loopback() and not settings.all_api_keys() and not settings.allow_insecure_bind:
+    try:
+        keys = settings.all_api_keys()
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--api-key-file") from None
+    public = not settings.is_loopback() and not settings.allow_insecure_bind
+    if public and not keys and not _stored_keys(settings):
         raise typer.BadParameter(
             f"refusing to listen on {settings.host} without API keys: set LMSTREAM_API_KEYS / "
-            "--api-key, or pass --allow-insecure-bind if the network is trusted",
+            "--api-key, create one with `lmstream keys create`, or pass --allow-insecure-bind "
+            "if the network is trusted",
             param_hint="--host",
         )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    access = logging.getLogger("lmstream.access")  # its lines are JSON objects already
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     app = create_app(settings)
     tune_gc()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    # one of --workers: the port is shared with the others
+    # one of --workers: the port is shared with the others (SO_REUSEPORT)
     sockets = None if worker is None else [reuse_port_socket(settings.host, settings.port)]
-    try:
-        server.run(sockets=sockets)
-    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it shut down on (as uvicorn.run does)
-        pass
-    if not server.started:
+    if not serve(app, settings, sockets=sockets):  # uvicorn with the connection protections (lmstream.server)
         sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 

@@ -39,6 +39,7 @@ from lmstream.cluster.remote import RemoteStream, decode_entries
 from lmstream.cluster.writer import REDIS_DOWN, LogWriter
 from lmstream.errors import ClusterUnavailable
 from lmstream.events import CancelReason
+from lmstream.health import ComponentHealth
 from lmstream.hub.coordinator import InstanceLost
 from lmstream.hub.handle import RunningStream, StreamHandle
 
@@ -253,13 +254,19 @@ class RedisCoordinator:
 
     # Reporting ------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
+    name = "cluster"  # a HealthReporter (lmstream.health): /health's "components"
+
+    def health(self) -> ComponentHealth:
+        """``degraded`` while Redis cannot be reached (this instance serves its own
+        streams meanwhile); its figures are ``ClusterCollector``'s in ``/metrics``."""
         error = self.error or self.writer.error or self.reader.error
-        return {
-            "status": "ok" if error is None else "unavailable",
-            "where": self.where,
-            "instances": sorted(self.membership.alive) if self.membership.known else None,
-            "error": error,
-            "followed_streams": self.reader.followed,
-            "pending_events": self.writer.pending,
-        }
+        return ComponentHealth(
+            status="ok" if error is None else "degraded",
+            problems=() if error is None else (f"{self.where} is unavailable: {error}",),
+            details={
+                "where": self.where,
+                "instances": sorted(self.membership.alive) if self.membership.known else None,
+                "followed_streams": self.reader.followed,
+                "pending_events": self.writer.pending,
+            },
+        )

@@ -6,7 +6,7 @@ to the scrape target). With ``redis_url``, the coordinator's figures too: whethe
 is reachable, how many instances are alive, the streams this instance follows for
 readers here, the stream events written to Redis and in how many writes (their ratio
 is the batching), events waiting to be written, failures, stops received, instances
-reaped. ``/health`` reads the coordinator directly (``ReportsHealth``).
+reaped. In ``/health`` the coordinator is the ``cluster`` component (a ``HealthReporter``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
 
+from lmstream.health import HealthReporter
 from lmstream.http.state import AppState
 from lmstream.hub import Coordinator
 from lmstream.metrics import MetricsExtension
@@ -71,6 +72,9 @@ class ClusterExtension:
         return []
 
     async def start(self, app: AppState) -> None:
+        coordinator = app.hub.coordinator
+        if coordinator.distributed and isinstance(coordinator, HealthReporter):
+            app.health.append(coordinator)
         metrics = app.extension(MetricsExtension)
         if metrics is not None and metrics.metrics is not None:
             metrics.metrics.registry.register(ClusterCollector(app.hub.coordinator))

@@ -17,6 +17,8 @@
                     "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null,
                     "ttft_ms", "tokens_per_second", "created_at", "error"}
 
+A conversation belongs to the key owner that made it: other keys get 404 for it and
+never see it listed (``access.visible_to``; admin keys see all).
 Timestamps are ISO 8601 UTC strings; an untitled conversation has the title ``""``.
 Errors have the native shape ``{"error": {"message", "code", "param"}}``. Reads wait
 for the writes already queued (a ``done`` event is followed by a stored answer).
@@ -32,10 +34,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from lmstream.access import owner_filter
 from lmstream.conversations.service import Conversations
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, NotFound
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON
@@ -45,6 +49,7 @@ from lmstream.store.base import Conversation, StoredMessage, new_id, now
 __all__ = ["ConversationRoutes", "conversation_json", "message_json", "render_markdown"]
 
 MAX_LIMIT = 100
+MAX_QUERY = 200  # characters of `q` (SQLite refuses LIKE patterns past 50,000 with a 500)
 
 
 class NewConversation(BaseModel):
@@ -108,6 +113,13 @@ def render_markdown(c: Conversation, messages: list[StoredMessage]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _query(request: Request) -> str | None:
+    query = request.query_params.get("q") or None
+    if query is not None and len(query) > MAX_QUERY:
+        raise BadRequest(f"`q` may have at most {MAX_QUERY} characters, got {len(query)}", param="q")
+    return query
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "20")
     try:
@@ -148,7 +160,8 @@ class ConversationRoutes:
         page = await store.list_conversations(
             limit=_limit(request),
             cursor=request.query_params.get("cursor") or None,
-            query=request.query_params.get("q") or None,
+            query=_query(request),
+            owner=owner_filter(principal_of(request)),
         )
         return JSON({"data": [conversation_json(c) for c in page.data], "next_cursor": page.next_cursor})
 
@@ -162,7 +175,9 @@ class ConversationRoutes:
             model = app_state(request).router.resolve(body.model)[1]
         stamp = now()
         title = " ".join((body.title or "").split())
-        conversation = Conversation(new_id("conv"), title, stamp, stamp, model=model, profile=profile.name)
+        conversation = Conversation(
+            new_id("conv"), title, stamp, stamp, model=model, profile=profile.name, owner=principal_of(request).owner
+        )
         store = await service.synced_store()
         await store.create_conversation(conversation)
         return JSON(conversation_json(conversation), status_code=201)
@@ -170,7 +185,7 @@ class ConversationRoutes:
 
     async def get_conversation(self, request: Request) -> Response:
         service = self._service()
-        conversation = await service.conversation(request.path_params["conversation_id"])
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
         messages = await service.store.list_messages(conversation.id) if service.store else []
         return JSON({**conversation_json(conversation), "messages": [message_json(m) for m in messages]})
 
@@ -178,19 +193,21 @@ class ConversationRoutes:
     async def patch_conversation(self, request: Request) -> Response:
         service = self._service()
         body = parse_body(ConversationPatch, await request.body())
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
         store = await service.synced_store()
         title = " ".join(body.title.split())
-        updated = await store.update_conversation(request.path_params["conversation_id"], title=title)
+        updated = await store.update_conversation(conversation.id, title=title)
         if updated is None:
-            raise NotFound(f"no conversation {request.path_params['conversation_id']!r}")
+            raise NotFound(f"no conversation {conversation.id!r}")
         return JSON(conversation_json(updated))
 
 
     async def delete_conversation(self, request: Request) -> Response:
-        store = await self._service().synced_store()
-        conversation_id = request.path_params["conversation_id"]
-        if not await store.delete_conversation(conversation_id):
-            raise NotFound(f"no conversation {conversation_id!r}")
+        service = self._service()
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
+        store = await service.synced_store()
+        if not await store.delete_conversation(conversation.id):
+            raise NotFound(f"no conversation {conversation.id!r}")
         return Response(status_code=204)
 
 
@@ -199,7 +216,7 @@ class ConversationRoutes:
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "markdown"):
             raise BadRequest(f"`format` must be json or markdown, got {fmt!r}", param="format")
-        conversation = await service.conversation(request.path_params["conversation_id"])
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
         messages = await service.store.list_messages(conversation.id) if service.store else []
         if fmt == "markdown":
             disposition = f'attachment; filename="{conversation.id}.md"'

@@ -16,17 +16,20 @@ Two kinds of writes:
 
 When the store cannot be reached (``StoreUnavailable``: PostgreSQL down, restarting,
 refusing connections) the writer keeps the write that failed at the head of the queue
-and tries it again with a backoff (0.1 s doubling to 5 s), logging the outage once and
+and tries it again with a backoff (0.1 s doubling to 5 s; sooner, but at most every
+0.1 s, when a new write is queued: a full disk freed takes the next answer), logging the outage once and
 its end once: nothing is dropped, and the order holds. While it waits, ``sync()`` —
 the read-your-writes barrier of the REST routes — fails at once with that
 ``StoreUnavailable`` (a 503) instead of hanging until the database is back.
 ``unavailable`` and ``pending`` report the state (``/health``). A write that fails for
-any other reason is logged and dropped, as before (retrying a bug helps nobody).
+any other reason is logged and dropped, as before (retrying a bug helps nobody), and so
+is one refused by a damaged, read-only store (``store/health.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -43,6 +46,7 @@ Write = Callable[[], Awaitable[object]]
 
 FLUSH_EVERY = 0.25  # seconds: how often coalesced flushes go out while ordered writes queue
 BACKOFF_MAX = 5.0
+RETRY_MIN = 0.1
 
 
 class WriteQueue:
@@ -112,7 +116,12 @@ class WriteQueue:
                     await self._apply_flushes()
             except StoreUnavailable as exc:
                 self._outage(exc)
-                await asyncio.sleep(backoff)
+                # Try again after the backoff, or sooner when a new write comes (at most
+                # every RETRY_MIN s): a disk that has room again takes the next answer's writes.
+                self._wake.clear()
+                await asyncio.sleep(RETRY_MIN)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, backoff - RETRY_MIN))
                 backoff = min(BACKOFF_MAX, backoff * 2)
                 continue
             if self.unavailable is not None:
@@ -129,11 +138,18 @@ class WriteQueue:
             return
         try:
             await item()
-        except StoreUnavailable:
-            raise  # kept at the head of the queue, tried again
+        except StoreUnavailable as exc:
+            if not self._read_only:
+                raise  # kept at the head of the queue, tried again
+            log.warning("%s (the store is read-only: not retried)", exc.message)
         except Exception:
             log.exception("a conversation store write failed")
         self._queue.popleft()
+
+    @property
+    def _read_only(self) -> bool:
+        """A damaged store refuses writes for good: nothing to wait for."""
+        return self.store is not None and self.store.health.read_only
 
     def _due(self) -> bool:
         return any(message_id in self._begun for message_id in self._flushes)
@@ -149,6 +165,8 @@ class WriteQueue:
         try:
             await store.update_messages(batch)
         except StoreUnavailable:
+            if self._read_only:
+                return
             for message_id, update in batch:  # put back, unless a newer one came meanwhile
                 self._flushes.setdefault(message_id, update)
             raise

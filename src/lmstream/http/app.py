@@ -15,29 +15,36 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from lmstream.access import build_access
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.cluster import open_coordinator
 from lmstream.cluster.extension import ClusterExtension
 from lmstream.conversations import ConversationsExtension
-from lmstream.dialects import anthropic as anthropic_dialect
-from lmstream.dialects import ollama as ollama_dialect
-from lmstream.dialects import openai as openai_dialect
-from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, native, ollama, openai, web
-from lmstream.http.endpoint import ErrorBody, error_response
+from lmstream.errors import LmstreamError, NotFound, StoreUnavailable
+from lmstream.http import anthropic, keys, native, ollama, openai, start, web
+from lmstream.http.accesslog import AccessLogExtension
+from lmstream.http.admission import AccessHooks
+from lmstream.http.bounds import BoundsExtension
+from lmstream.http.endpoint import error_response
 from lmstream.http.extension import Extension
+from lmstream.http.middleware import middleware
+from lmstream.http.openapi import OpenAPIExtension
+from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
+from lmstream.http.tracing import TracingExtension, otlp_provider
+from lmstream.httpclient import HTTPClient
 from lmstream.hub import StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import build_store
+from lmstream.store.keys import KeyStore
 
 __all__ = ["create_app", "default_extensions"]
 
@@ -56,7 +63,16 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [MetricsExtension(), ConversationsExtension(settings), ClusterExtension()]
+    tracing = [TracingExtension(otlp_provider(settings.otlp_endpoint))] if settings.otlp_endpoint else []
+    return [
+        *tracing,
+        BoundsExtension(settings),
+        AccessLogExtension(settings.access_log),
+        MetricsExtension(),
+        ConversationsExtension(settings),
+        ClusterExtension(),
+        OpenAPIExtension(),
+    ]
 
 
 def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:
@@ -65,10 +81,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.token_timeout, connect=settings.connect_timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
+            http = HTTPClient()  # the upstreams' client (timeouts are per model, per request)
             stack.push_async_callback(http.aclose)
             backends = _build_backends(settings, BackendContext(settings=settings, http=http))
             for backend in backends.values():
@@ -78,15 +91,31 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
             coordinator = await open_coordinator(settings)  # Redis when redis_url is set
             stack.push_async_callback(coordinator.aclose)
             hub = StreamHub(router, retention=settings.retention, coordinator=coordinator)
+            store = build_store(settings)  # conversations and stored API keys
+            if store is not None:
+                stack.push_async_callback(store.aclose)
+                try:
+                    await store.open()
+                except StoreUnavailable as exc:
+                    if settings.database_url is None:
+                        raise  # SQLite: a local file that cannot be opened is not an outage
+                    # PostgreSQL unreachable: conversations answer 503 until it is back (it reconnects itself)
+                    log.warning("%s: serving without it until it is back", exc.message)
+            access = await build_access(settings, store if isinstance(store, KeyStore) else None)
+            stack.push_async_callback(access.aclose)
+            AccessHooks(access, hub).install()
             state = AppState(
                 settings=settings,
                 router=router,
                 hub=hub,
                 http=http,
                 backends=backends,
-                api_keys=[k.encode() for k in settings.all_api_keys()],
+                access=access,
                 started_at=time.time(),
+                store=store,
             )
+            if store is not None:
+                state.health.append(store.health)  # /health, /metrics: is it keeping what it is given?
             app.state.lmstream = state
             for extension in installed:
                 await extension.start(state)
@@ -100,29 +129,22 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
 
     async def not_found(request: Request, exc: Exception) -> Response:
         error = NotFound(f"no route {request.method} {request.url.path}")
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         error = LmstreamError(f"method {request.method} not allowed on {request.url.path}")
         error.status_code = 405
         error.code = "method_not_allowed"
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
-    routes: list[BaseRoute] = [*native.routes, *openai.routes, *anthropic.routes, *ollama.routes]
+    routes: list[BaseRoute] = [*start.routes, *native.routes, *keys.routes, *openai.routes, *anthropic.routes, *ollama.routes]
     for extension in installed:
         routes.extend(extension.routes())
     routes.extend(web.routes)  # the web chat last, so API routes always win
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=middleware(settings),
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
 
-
-def _error_shape(path: str) -> ErrorBody:
-    """Unknown routes answer in the shape the client of that path family parses."""
-    if path.startswith("/api/"):
-        return ollama_dialect.error_body
-    if path.startswith("/v1/messages"):
-        return anthropic_dialect.error_body
-    return openai_dialect.error_body

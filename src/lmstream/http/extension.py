@@ -12,14 +12,14 @@ module global.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
 if TYPE_CHECKING:
     from lmstream.http.state import AppState
 
-__all__ = ["Extension", "ReportsHealth"]
+__all__ = ["Extension"]
 
 
 @runtime_checkable
@@ -37,12 +37,3 @@ class Extension(Protocol):
     async def aclose(self) -> None:
         """Release what ``start`` took (called in reverse order at shutdown)."""
         ...
-
-
-@runtime_checkable
-class ReportsHealth(Protocol):
-    """An extension (or the hub's coordinator) with something to say in ``/health``:
-    ``{"status": "ok" | "unavailable", ...}``; anything but ok makes the instance
-    ``degraded``."""
-
-    def health(self) -> dict[str, Any]: ...

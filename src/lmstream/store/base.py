@@ -34,6 +34,7 @@ from typing import Literal, Protocol, TypeAlias, runtime_checkable
 import orjson
 
 from lmstream.errors import BadRequest
+from lmstream.store.health import StoreHealth
 
 __all__ = [
     "Conversation",
@@ -70,6 +71,9 @@ class Conversation:
     model: str | None = None
     profile: str | None = None
     message_count: int = 0
+    # The API key owner it belongs to (None: made while the server had no keys; such
+    # conversations are visible to admin keys only once keys are on).
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,13 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 @runtime_checkable
 class Store(Protocol):
-    """Conversations and messages. Every method is async and safe to call concurrently."""
+    """Conversations and messages. Every method is async and safe to call concurrently.
+
+    ``health`` says whether writes are being kept (``store/health.py``); a failed write
+    is counted there and raised.
+    """
+
+    health: StoreHealth
 
     async def open(self) -> None:
         """Connect and apply pending migrations (creating the database if needed)."""
@@ -141,9 +151,10 @@ class Store(Protocol):
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     async def list_conversations(
-        self, *, limit: int, cursor: str | None = None, query: str | None = None
+        self, *, limit: int, cursor: str | None = None, query: str | None = None, owner: str | None = None
     ) -> ConversationPage:
-        """Newest ``updated_at`` first; ``query`` matches a title substring, any case."""
+        """Newest ``updated_at`` first; ``query`` matches a title substring, any case;
+        ``owner``: only that owner's conversations (None: everyone's)."""
         ...
 
     async def update_conversation(
