@@ -15,6 +15,13 @@ environment use ``__`` (``LMSTREAM_MODELS='[...]'`` takes JSON). A minimal file:
     name = "fast"
     backend = "scripted"
     options = { text = "Hello there!", tokens_per_second = 50 }
+
+    [[tools]]                       # a Python tool: a function, a Tool object or a factory
+    function = "mypackage.tools:lookup"
+
+    [[mcp_servers]]                 # an MCP server's tools appear as mcp:files/<tool>
+    name = "files"
+    command = ["python", "-m", "files_server"]
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -39,9 +46,11 @@ __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_MODEL_NAME",
     "FastPathRule",
+    "McpServerConfig",
     "ModelConfig",
     "ProfileConfig",
     "Settings",
+    "ToolConfig",
     "load_settings",
 ]
 
@@ -99,6 +108,49 @@ class FastPathRule(BaseModel):
         return value
 
 
+class ToolConfig(BaseModel):
+    """A server-side tool from configuration (``lmstream.tools``).
+
+    ``function = "module:attr"`` names a ``Tool`` object, a function (made a tool as by
+    the ``@tool`` decorator) or a zero-argument factory returning a ``Tool``;
+    ``command = [...]`` runs a program per call (arguments as JSON on stdin, its stdout
+    is the result, streamed as chunks; killed with its process group on cancel).
+    """
+
+    name: str | None = None
+    function: str | None = None
+    command: list[str] | None = None
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+    timeout: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ToolConfig:
+        if (self.function is None) == (self.command is None):
+            raise ValueError("a [[tools]] entry needs exactly one of `function` or `command`")
+        if self.command is not None and not (self.name and self.command):
+            raise ValueError("a `command` tool needs a `name` and a non-empty command")
+        return self
+
+
+class McpServerConfig(BaseModel):
+    """An MCP server whose tools lmstream offers as ``mcp:<name>/<tool>``: started as a
+    subprocess over stdio (``command``) or reached over Streamable HTTP (``url``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    command: list[str] | None = None
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    connect_timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None) or self.command == []:
+            raise ValueError(f"MCP server {self.name!r} needs exactly one of `command` or `url`")
+        return self
+
+
 # The default fast-path rule (set ``fast_path = []`` to disable it).
 DEFAULT_GREETING = FastPathRule(
     pattern=r"^\s*(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening))"
@@ -153,6 +205,18 @@ class Settings(BaseSettings):
     profiles: list[ProfileConfig] = Field(default_factory=list)
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
+
+    # Server-side tools and MCP (lmstream.tools).
+    tools: list[ToolConfig] = Field(default_factory=list)
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    tool_timeout: float = Field(60.0, gt=0, description="Seconds a tool may run (a tool may set its own).")
+    tool_max_output: int = Field(
+        1_000_000, ge=1000, description="Characters of result (and of chunks) kept per tool run."
+    )
+    tool_progress_interval: float = Field(
+        0.1, ge=0, description="Seconds between progress events of a run (stage changes, 100% always pass)."
+    )
+    mcp_endpoint: bool = Field(True, description="Serve lmstream's tools over MCP at /mcp.")
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")
