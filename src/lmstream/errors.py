@@ -5,10 +5,13 @@
      │    └── ContextLengthExceeded 400 context_length_exceeded
      ├── Unauthorized             401 unauthorized
      ├── NotFound                 404 not_found
-     │    └── ModelNotFound       404 model_not_found
+     │    ├── ModelNotFound       404 model_not_found
+     │    └── ToolNotFound        404 tool_not_found
      ├── Overloaded               503 overloaded (with Retry-After)
-     └── UpstreamError            502 upstream_error
-          └── UpstreamTimeout     504 upstream_timeout
+     ├── UpstreamError            502 upstream_error
+     │    └── UpstreamTimeout     504 upstream_timeout
+     ├── ToolFailed               500 tool_error       (a server-side tool raised)
+     └── ToolTimeout              504 tool_timeout     (... or ran past its time)
 
 After the first byte, the same failures travel as ``events.Error(code=...)`` with the
 ``code`` below, and each dialect renders its own error event.
@@ -24,6 +27,9 @@ __all__ = [
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "ToolFailed",
+    "ToolNotFound",
+    "ToolTimeout",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
@@ -64,6 +70,19 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class ToolNotFound(NotFound):
+    code = "tool_not_found"
+
+
+class ToolFailed(LmstreamError):
+    code = "tool_error"
+
+
+class ToolTimeout(LmstreamError):
+    status_code = 504
+    code = "tool_timeout"
+
+
 class Overloaded(LmstreamError):
     status_code = 503
     code = "overloaded"
@@ -99,6 +118,9 @@ ERROR_CODES: dict[str, int] = {
         Overloaded,
         UpstreamError,
         UpstreamTimeout,
+        ToolNotFound,
+        ToolFailed,
+        ToolTimeout,
     )
 }
 

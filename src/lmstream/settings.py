@@ -143,6 +143,7 @@ class McpServerConfig(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout: float = Field(30.0, gt=0)
+    timeout: float | None = Field(None, gt=0, description="Seconds per call (default: tool_timeout).")
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerConfig:

@@ -33,6 +33,8 @@ from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.tools.extension import mcp_route, tools_extension
+from lmstream.tools.routes import routes as tool_routes
 
 __all__ = ["Extension", "create_app", "default_extensions"]
 
@@ -55,7 +57,7 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [metrics.metrics_extension, conversations_extension]
+    return [metrics.metrics_extension, conversations_extension, tools_extension]
 
 
 def create_app(
@@ -110,6 +112,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *extra_routes,
+        *tool_routes, mcp_route,  # issue 12; becomes the tools Extension's routes() on the new seam
         *web.routes,  # the web chat last, so API routes always win
     ]
     return Starlette(

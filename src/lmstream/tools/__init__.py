@@ -16,12 +16,13 @@ live in ``runs.py``, ``wire.py``, ``routes.py``, ``mcp_client.py``, ``mcp_server
 ``chat.py`` and ``extension.py``; import them from there (they sit above the core).
 """
 
+from lmstream.errors import ToolNotFound
 from lmstream.tools.base import Tool, ToolCancelled, ToolContext, ToolError
 from lmstream.tools.chunking import Chunker, ChunkSize
 from lmstream.tools.decorator import FunctionTool, tool
 from lmstream.tools.events import ToolChunk, ToolEvent, ToolProgress, ToolResult
 from lmstream.tools.process import CommandTool, run_process
-from lmstream.tools.registry import ToolNotFound, ToolRegistry, load_tool
+from lmstream.tools.registry import ToolRegistry, load_tool
 from lmstream.tools.runner import Outcome, RunOptions, run_tool
 
 __all__ = [

@@ -8,7 +8,10 @@ the end. Nothing is added or lost: the chunks joined are exactly the text fed.
 
 A regular expression, not a sentence-segmentation library (pysbd, NLTK's punkt):
 those segment whole documents and do not stream; here a boundary must be decided as
-the text arrives. The price is the usual one ("e.g. this" splits after "e.g."); a
+the text arrives. A boundary at the end of what has arrived is taken at once (a chunk
+is not held back waiting for more whitespace), so where whitespace falls between two
+chunks may depend on how the text was split; the words in each chunk do not. The price
+is the usual one ("e.g. this" splits after "e.g."); a
 number such as ``3.14`` never splits, since no whitespace follows the dot. A run with
 no boundary is cut at ``max_chars`` (at the last whitespace before it when there is
 one), so a tool that never ends a sentence still streams and memory stays bounded.
@@ -45,6 +48,8 @@ class Chunker:
         start = 0
         for match in self._boundary.finditer(buffer):
             end = match.end()
+            if buffer[start:end].isspace():
+                continue  # only whitespace (the rest of a boundary split across feeds): it leads the next chunk
             while end - start > self.max_chars:
                 start = self._cut(buffer, start, chunks)
             chunks.append(buffer[start:end])

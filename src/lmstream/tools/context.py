@@ -40,7 +40,7 @@ class RunContext:
     def __init__(
         self,
         call_id: str,
-        emit: Callable[[ToolEvent], None],
+        emit: Callable[[ToolEvent], object],
         *,
         progress_interval: float = 0.1,
         chunk_size: ChunkSize = "sentence",

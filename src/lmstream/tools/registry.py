@@ -31,13 +31,13 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from lmstream.errors import BadRequest, NotFound
+from lmstream.errors import BadRequest, ToolNotFound
 from lmstream.settings import ToolConfig
 from lmstream.tools.base import Tool, ToolContext
 from lmstream.tools.decorator import tool as make_tool
 from lmstream.tools.process import CommandTool
 
-__all__ = ["BUILTIN_TOOLS", "Renamed", "ToolNotFound", "ToolRegistry", "load_tool"]
+__all__ = ["BUILTIN_TOOLS", "Renamed", "ToolRegistry", "load_tool"]
 
 log = logging.getLogger("lmstream.tools")
 
@@ -46,10 +46,6 @@ BUILTIN_TOOLS: dict[str, str] = {
     "calculator": "lmstream.tools.builtins.calculator:calculator",
     "time": "lmstream.tools.builtins.clock:clock",
 }
-
-
-class ToolNotFound(NotFound):
-    code = "tool_not_found"
 
 
 def load_tool(reference: str) -> Tool:

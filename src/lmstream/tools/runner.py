@@ -31,7 +31,7 @@ from lmstream.tools.chunking import ChunkSize
 from lmstream.tools.context import RunContext, truncation_marker
 from lmstream.tools.events import ToolEvent, ToolProgress, ToolResult
 
-__all__ = ["Outcome", "RunOptions", "bound_result", "run_tool"]
+__all__ = ["DEFAULT_OPTIONS", "Outcome", "RunOptions", "bound_result", "run_tool"]
 
 log = logging.getLogger("lmstream.tools")
 
@@ -42,6 +42,9 @@ class RunOptions:
     max_output: int = 1_000_000
     progress_interval: float = 0.1
     chunk_size: ChunkSize = "sentence"
+
+
+DEFAULT_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,10 @@ class Outcome:
 async def run_tool(
     tool: Tool,
     arguments: Mapping[str, Any],
-    emit: Callable[[ToolEvent], None],
+    emit: Callable[[ToolEvent], object],
     *,
     call_id: str,
-    options: RunOptions = RunOptions(),
+    options: RunOptions = DEFAULT_OPTIONS,
 ) -> Outcome:
     context = RunContext(
         call_id,

@@ -1,0 +1,83 @@
+"""``chat``: the model's answer as a tool, for MCP hosts (lmstream's MCP server).
+
+The only module of the tools that knows the stream hub. It is written against today's
+``hub.start`` / ``hub.attach`` / ``generation.follow``; on the new seam it becomes
+``handle = await hub.start(request)``, ``async with handle.attach(grace=0)`` and
+``handle.follow(after)`` batches (SEAMS.md), nothing else changes.
+
+The answer streams as chunks (sentences) and progress (``generating``: tokens so far,
+a percentage of ``max_tokens`` when one is set; ``queued`` with the position); the
+result is the whole text. Cancelling the tool run leaves the consumer lease with no
+grace, so the hub cancels the generation at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lmstream.errors import LmstreamError
+from lmstream.events import Done, Error, Queued, TextDelta
+from lmstream.hub import StreamHub
+from lmstream.request import ChatRequest, Message
+from lmstream.tools.base import ToolContext, ToolError
+
+__all__ = ["ChatTool"]
+
+_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "prompt": {"type": "string", "description": "What to ask."},
+        "system": {"type": "string", "description": "A system prompt."},
+        "model": {"type": "string", "description": "A model name or alias (default: the server's)."},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+    },
+    "required": ["prompt"],
+    "additionalProperties": False,
+}
+
+
+class ChatTool:
+    name = "chat"
+    description = "Ask lmstream's language model. The answer streams as progress; the result is the whole answer."
+    input_schema: Mapping[str, Any] = _SCHEMA
+    timeout: float | None = None
+
+    def __init__(self, hub: StreamHub, *, timeout: float | None = None) -> None:
+        self.hub = hub
+        self.timeout = timeout
+
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> Any:
+        messages = []
+        if arguments.get("system"):
+            messages.append(Message("system", str(arguments["system"])))
+        messages.append(Message("user", str(arguments["prompt"])))
+        max_tokens = arguments.get("max_tokens")
+        request = ChatRequest(
+            messages=tuple(messages),
+            model=arguments.get("model"),
+            max_tokens=max_tokens,
+            temperature=arguments.get("temperature"),
+            metadata={"dialect": "mcp"},
+        )
+        try:
+            generation = await self.hub.start(request)
+        except LmstreamError as exc:
+            raise ToolError(exc.message) from None
+        tokens = 0
+        with self.hub.attach(generation, grace=0):
+            async for _seq, event in generation.follow():
+                if isinstance(event, TextDelta):
+                    tokens += 1
+                    context.chunk(event.text)
+                    percentage = min(99.0, tokens * 100 / max_tokens) if max_tokens else None
+                    context.progress("generating", percentage, f"{tokens} tokens")
+                elif isinstance(event, Queued):
+                    context.progress("queued", None, f"position {event.position} in the queue")
+                elif isinstance(event, Error):
+                    raise ToolError(event.message)
+                elif isinstance(event, Done) and event.finish_reason == "cancelled":
+                    raise ToolError("the generation was cancelled")
+        context.progress("complete", 100, f"{tokens} tokens")
+        return generation.completion.text
