@@ -14,8 +14,13 @@ a stream, shaped the same way so it moves onto it by replacement:
 
 A run's log::
 
-    Started(generation_id=run id, model=tool name)  ToolProgress* ToolChunk*  ToolResult
-    then Done("stop") | Error(message, tool_error | tool_timeout) | Done("cancelled")
+    Started(generation_id=run id, model=tool name)  ToolProgress* ToolChunk*
+    then ToolResult (success: the last event)
+      |  ToolResult(error=...) Error(message, tool_error | tool_timeout)
+      |  Done("cancelled")
+
+Every run's last event is one the wire carries (``complete`` or ``error``), so a
+resume after the last id sent finds nothing left (``204``).
 
 Cancellation: the last consumer leaving starts the grace timer (0 for non-streaming
 callers); ``DELETE`` cancels now; a run nobody attaches to within ``orphan_timeout`` is
@@ -156,8 +161,7 @@ class ToolRun:
         else:
             self.outcome = outcome
             if outcome.code is None:
-                self.state = "complete"
-                self.log.append(Done("stop"))
+                self.state = "complete"  # the ToolResult is the last event
             else:
                 self.state = "error"
                 self.log.append(Error(outcome.result.error or "the tool failed", outcome.code))
