@@ -39,3 +39,8 @@ def work_until_cancelled(marker: str, ctx: ToolContext) -> str:
 def explode() -> None:
     """Always fails."""
     raise RuntimeError("boom")
+
+
+def shout(text: str) -> str:
+    """A plain function, not decorated: configuration makes it a tool."""
+    return text.upper()

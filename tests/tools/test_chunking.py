@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,7 +54,7 @@ def test_a_sentence_is_held_until_its_boundary_arrives() -> None:
 def test_any_split_of_the_input_gives_the_same_sentences(cuts: list[int]) -> None:
     """Only where the whitespace between two chunks falls may differ."""
     points = sorted({0, len(TEXT), *cuts})
-    pieces = [TEXT[a:b] for a, b in zip(points, points[1:], strict=False)]
+    pieces = [TEXT[a:b] for a, b in itertools.pairwise(points)]
     for size in ("sentence", "paragraph"):
         split = chunk_all(Chunker(size), pieces)  # type: ignore[arg-type]
         whole = chunk_all(Chunker(size), [TEXT])  # type: ignore[arg-type]

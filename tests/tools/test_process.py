@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from lmstream.tools import CommandTool, RunOptions, ToolChunk, ToolContext, ToolEvent, run_process, run_tool, tool
+from lmstream.tools import (
+    CommandTool,
+    RunOptions,
+    ToolChunk,
+    ToolContext,
+    ToolEvent,
+    run_process,
+    run_tool,
+    tool,
+)
 
 # Starts a grandchild in the same process group, prints both pids, then works forever.
 FAMILY = """

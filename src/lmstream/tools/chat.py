@@ -79,5 +79,4 @@ class ChatTool:
                     raise ToolError(event.message)
                 elif isinstance(event, Done) and event.finish_reason == "cancelled":
                     raise ToolError("the generation was cancelled")
-        context.progress("complete", 100, f"{tokens} tokens")
         return generation.completion.text

@@ -36,7 +36,6 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
-    ast.BitXor: operator.pow,  # 2^10 means a power here
 }
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
@@ -72,6 +71,8 @@ def _check_size(value: Any) -> Number:
         raise ToolError("only numbers can be computed")
     if isinstance(value, int) and value.bit_length() > MAX_BITS:
         raise ToolError(f"the result is too large (more than {MAX_BITS} bits)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolError("the result is not a finite number")
     return value
 
 
@@ -101,7 +102,7 @@ def _eval(node: ast.AST) -> Number:
             return _check_size(_UNARY[type(op)](_eval(operand)))
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:
             a, b = _eval(left), _eval(right)
-            if type(op) in (ast.Pow, ast.BitXor):
+            if type(op) is ast.Pow:
                 return _check_size(_power(a, b))
             if type(op) is ast.Mult and isinstance(a, int) and isinstance(b, int):
                 if a.bit_length() + b.bit_length() > MAX_BITS + 1:
@@ -120,9 +121,12 @@ def evaluate(expression: str) -> Number:
     if len(expression) > MAX_LENGTH:
         raise ToolError(f"the expression is longer than {MAX_LENGTH} characters")
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        # ``^`` is a power, with a power's precedence: 2*3^2 is 18, not (2*3)^2
+        tree = ast.parse(expression.strip().replace("^", "**"), mode="eval")
     except SyntaxError as exc:
         raise ToolError(f"not an expression: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ToolError("the expression is nested too deeply") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise ToolError(f"the expression has more than {MAX_NODES} parts")
     try:
