@@ -19,8 +19,8 @@
   Without one, the tool gets automatic progress: ``starting`` (0%), ``processing``,
   ``finalizing`` (100%).
 * A generator (sync or async) streams what it yields as chunks; its result is the text.
-* A synchronous function runs in a thread of its own (a daemon, so one that never
-  returns blocks nothing); when the run is cancelled or times out, the run stops waiting
+* A synchronous function runs on a daemon tool thread (``threads.py``: reused when
+  idle, a new one when none is, so one that never returns blocks nothing); when the run is cancelled or times out, the run stops waiting
   at once and the context's ``cancelled`` flag is set: the function's next
   ``progress``/``chunk`` raises ``ToolCancelled``, or it checks ``ctx.cancelled``.
 """
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from lmstream.tools.base import ToolContext, ToolError
 from lmstream.tools.context import RunContext
+from lmstream.tools.threads import tool_threads
 
 __all__ = ["FunctionTool", "run_in_thread", "tool"]
 
@@ -79,9 +79,9 @@ class FunctionTool:
         elif inspect.iscoroutinefunction(fn):
             value = await fn(**kwargs)
         elif inspect.isgeneratorfunction(fn):
-            await run_in_thread(lambda: _drain_sync(fn(**kwargs), context), self.name)
+            await run_in_thread(lambda: _drain_sync(fn(**kwargs), context))
         else:
-            value = await run_in_thread(lambda: fn(**kwargs), self.name)
+            value = await run_in_thread(lambda: fn(**kwargs))
         if automatic:
             context.progress("finalizing", 100)
         return value
@@ -97,9 +97,9 @@ def _drain_sync(generator: typing.Iterator[Any], context: ToolContext) -> None:
         context.chunk(str(piece))
 
 
-async def run_in_thread(work: Callable[[], Any], name: str) -> Any:
-    """``work()`` in a daemon thread of its own; cancelling the await stops the waiting,
-    not the thread (the tool's context flag tells it to stop)."""
+async def run_in_thread(work: Callable[[], Any]) -> Any:
+    """``work()`` on a daemon tool thread (``threads.py``); cancelling the await stops the
+    waiting, not the thread (the tool's context flag tells it to stop)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
 
@@ -117,11 +117,11 @@ async def run_in_thread(work: Callable[[], Any], name: str) -> Any:
         except BaseException as exc:
             value, error = None, exc
         try:
-            loop.call_soon_threadsafe(settle, value, error)
+            loop.call_soon_threadsafe(settle, value, error)  # after every report it made
         except RuntimeError:  # the loop is closed
             pass
 
-    threading.Thread(target=target, name=f"tool {name}", daemon=True).start()
+    tool_threads().submit(target)
     return await future
 
 
