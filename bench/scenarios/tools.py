@@ -232,7 +232,8 @@ def _flood(server: Server, n: int) -> dict[str, Any]:
                         "progress_events": progress,
                         "seconds": round(ended - started, 3),
                         "events_per_s": round(progress / span) if span > 0 else None,
-                        "server_cpu_ms_per_1000_events": round(cpu * 1000 / max(progress, 1) * 1000, 2),
+                        "server_cpu_ms": round(cpu * 1000, 1),
+                        "server_cpu_ms_per_1000_events": round(cpu * 1000 / progress * 1000, 2) if progress >= 1000 else None,
                         "end": event.decode(),
                     }
 
@@ -263,10 +264,13 @@ def run(options: Options) -> dict[str, Any]:
         ),
         print_table(
             f"progress events one stream carries ({flood_n:,} reported as fast as possible)",
-            ["server", "events received", "seconds", "events/s", "server CPU ms / 1,000 events"],
+            ["server", "events received", "seconds", "events/s", "server CPU ms", "server CPU ms / 1,000 events"],
             [
-                *[["unthrottled", r["progress_events"], r["seconds"], r["events_per_s"], r["server_cpu_ms_per_1000_events"]] for r in out["progress"]["unthrottled"]],
-                ["default throttle (0.1 s)", *(out["progress"]["default_throttle_0.1s"][k] for k in ("progress_events", "seconds", "events_per_s", "server_cpu_ms_per_1000_events"))],
+                [label, *(r[k] for k in ("progress_events", "seconds", "events_per_s", "server_cpu_ms", "server_cpu_ms_per_1000_events"))]
+                for label, r in [
+                    *(("unthrottled", r) for r in out["progress"]["unthrottled"]),
+                    ("default throttle (0.1 s)", out["progress"]["default_throttle_0.1s"]),
+                ]
             ],
         ),
     ]
