@@ -5,9 +5,10 @@ The only module of the tools that knows the stream hub. It is written against to
 ``handle = await hub.start(request)``, ``async with handle.attach(grace=0)`` and
 ``handle.follow(after)`` batches (SEAMS.md), nothing else changes.
 
-The answer streams as chunks (sentences) and progress (``generating``: tokens so far,
-a percentage of ``max_tokens`` when one is set; ``queued`` with the position); the
-result is the whole text. Cancelling the tool run leaves the consumer lease with no
+The answer streams as chunks (sentences), after the stages ``queued`` (with the
+position, when the model is busy) and ``generating`` (at the first token): an MCP host
+sees each sentence as the message of a progress notification. The result is the whole
+text. Cancelling the tool run leaves the consumer lease with no
 grace, so the hub cancels the generation at once.
 """
 
@@ -65,14 +66,14 @@ class ChatTool:
             generation = await self.hub.start(request)
         except LmstreamError as exc:
             raise ToolError(exc.message) from None
-        tokens = 0
+        generating = False
         with self.hub.attach(generation, grace=0):
             async for _seq, event in generation.follow():
                 if isinstance(event, TextDelta):
-                    tokens += 1
+                    if not generating:
+                        generating = True
+                        context.progress("generating")
                     context.chunk(event.text)
-                    percentage = min(99.0, tokens * 100 / max_tokens) if max_tokens else None
-                    context.progress("generating", percentage, f"{tokens} tokens")
                 elif isinstance(event, Queued):
                     context.progress("queued", None, f"position {event.position} in the queue")
                 elif isinstance(event, Error):
