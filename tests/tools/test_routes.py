@@ -109,7 +109,7 @@ async def test_a_failing_tool_ends_its_stream_with_an_error_event(client: httpx.
 async def test_a_tool_past_its_timeout_ends_with_a_timeout_error(client: httpx.AsyncClient) -> None:
     got = await events(client, "POST", "/v1/tools/slow/stream", json={"arguments": {"n": 100, "pace": 0.05}})
     assert got[-1][1:] == ("error", {"message": "tool 'slow' did not finish within 0.3 s", "code": "tool_timeout"})
-    assert 1 < sum(1 for _, name, _ in got if name == "chunk") < 100
+    assert 0 < sum(1 for _, name, _ in got if name == "chunk") < 100  # stopped part way
 
 
 async def test_the_non_streaming_call_answers_the_whole_result(client: httpx.AsyncClient) -> None:
