@@ -93,9 +93,9 @@ async def _per_call_us(tool: Any, calls: int) -> float:
 
 async def _in_process(calls: int, flood_n: int) -> dict[str, Any]:
     from bench.tool_samples import flood, noop, noop_sync
+    from lmstream.hub import MemoryLog
     from lmstream.tools import RunOptions, run_tool
-    from lmstream.tools.runs import ToolRun
-    from lmstream.tools.wire import encode
+    from lmstream.tools.wire import RunEncoder
 
     out: dict[str, Any] = {"calls": calls}
     variants = (
@@ -106,19 +106,19 @@ async def _in_process(calls: int, flood_n: int) -> dict[str, Any]:
     )
     for label, tool in variants:
         out[label] = round(await _per_call_us(tool, calls), 1)
-    run = ToolRun("run_bench", "flood", include_progress=True, replay_buffer=flood_n * 2)
+    log = MemoryLog(flood_n * 2)  # the hub's log, as a run on the hub records into it
+    encoder = RunEncoder("gen_bench", created=0)
     frames = 0
 
     def emit(event: Any) -> None:
         nonlocal frames
-        seq = run.log.append(event)
-        frame = encode(run, seq, event)
-        if frame is not None:
+        seq = log.append(event)
+        for frame in encoder.encode(seq, event):
             frame.encode()
             frames += 1
 
     started = time.perf_counter()
-    await run_tool(flood, {"n": flood_n}, emit, call_id=run.id, options=RunOptions(progress_interval=0))
+    await run_tool(flood, {"n": flood_n}, emit, call_id="gen_bench", options=RunOptions(progress_interval=0))
     out["progress_events_per_s_encoded"] = round(frames / (time.perf_counter() - started))
     return out
 

@@ -54,7 +54,8 @@ async def test_a_stream_is_start_progress_chunks_complete_with_run_qualified_ids
     names = [name for _, name, _ in got]
     assert names == ["start", *["progress", "chunk"] * 3, "complete"]
     run_id = got[0][2]["id"]
-    assert [i for i, _, _ in got] == [f"{run_id}:{n}" for n in range(len(got))]
+    # event 0 is the hub's `start` of the stream; `start` of the run is the call (event 1)
+    assert [i for i, _, _ in got] == [f"{run_id}:{n}" for n in range(1, len(got) + 1)]
     assert got[0][2]["events_url"] == f"/v1/tools/runs/{run_id}/events"
     assert [d["percentage"] for _, n, d in got if n == "progress"] == pytest.approx([100 / 3, 200 / 3, 100])
     assert [d["text"] for _, n, d in got if n == "chunk"] == ["Number 1. ", "Number 2. ", "Number 3. "]
@@ -81,9 +82,10 @@ async def test_resume_after_any_event_gives_exactly_the_rest(client: httpx.Async
     run_id = full[0][2]["id"]
     url = f"/v1/tools/runs/{run_id}/events"
     for n in range(len(full) - 1):
-        rest = await events(client, "GET", url, headers={"Last-Event-ID": f"{run_id}:{n}"})
+        rest = await events(client, "GET", url, headers={"Last-Event-ID": full[n][0]})
         assert rest == full[n + 1 :]
-    assert await events(client, "GET", url, params={"last_event_id": "2"}) == full[3:]  # a bare number too
+    bare = full[2][0].rpartition(":")[2]
+    assert await events(client, "GET", url, params={"last_event_id": bare}) == full[3:]  # a bare number too
     end = await client.get(url, headers={"Last-Event-ID": full[-1][0]})
     assert end.status_code == 204  # nothing left: EventSource stops reconnecting
 

@@ -64,7 +64,7 @@ def test_a_dropped_stream_resumes_from_its_last_event_id(server: LiveServer) -> 
             rest = [(sse.id, sse.event, sse.data) for sse in source.iter_sse()]
     run_id = seen[0][0].split(":")[0]
     ids = [i for i, _ in seen] + [i for i, _, _ in rest]
-    assert ids == [f"{run_id}:{n}" for n in range(len(ids))]  # no gap, no repeat
+    assert ids == [f"{run_id}:{n}" for n in range(1, len(ids) + 1)]  # no gap, no repeat
     assert rest[-1][1] == "complete" and "counted to 30" in rest[-1][2]
     assert sum(1 for _, e in seen if e == "chunk") + sum(1 for _, e, _ in rest if e == "chunk") == 30
 

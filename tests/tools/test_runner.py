@@ -45,7 +45,8 @@ async def test_a_plain_function_gets_automatic_progress_and_its_execution_time()
     ]
     result = events[-1]
     assert isinstance(result, ToolResult) and result == outcome.result
-    assert (result.name, result.result, result.error) == ("double", 42, None)
+    assert (result.name, result.result, result.is_json, result.error) == ("double", "42", True, None)
+    assert outcome.value == 42
     assert result.execution_ms >= 10
 
 
@@ -170,7 +171,7 @@ async def test_a_failing_tool_becomes_an_error_result() -> None:
     events: list[ToolEvent] = []
     outcome = await run_tool(broken, {}, events.append, call_id="c")
     assert outcome.code == "tool_error"
-    assert outcome.result.error == "KeyError: 'missing'" and outcome.result.result is None
+    assert outcome.result.error == "KeyError: 'missing'" and outcome.result.result == ""
     assert events[-1] == outcome.result
     outcome = await run_tool(refuses, {}, events.append, call_id="c")
     assert (outcome.code, outcome.result.error) == ("tool_error", "the index is not ready")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lmstream.tools.events import ToolProgress
+from lmstream.events import ToolProgress
 from lmstream.tools.throttle import ProgressThrottle
 
 

@@ -11,16 +11,18 @@
     registry.py   built-ins, ``lmstream.tools`` entry points, ``[[tools]]`` config
     builtins/     ``calculator``, ``time``
 
-The HTTP routes, the MCP client and server, and the app extension that wires them
-live in ``runs.py``, ``wire.py``, ``routes.py``, ``mcp_client.py``, ``mcp_server.py``,
-``chat.py`` and ``extension.py``; import them from there (they sit above the core).
+    mcp_client.py MCP servers' tools as lmstream tools; mcp_server.py  lmstream's tools over MCP
+
+Above the core (import them from their modules): ``step.py`` (a tool run as a hub step,
+standalone runs as generations), ``chat.py`` (the MCP ``chat`` tool), ``wire.py`` and
+``routes.py`` (``/v1/tools``), ``extension.py`` (the app extension that wires it all).
 """
 
 from lmstream.errors import ToolNotFound
-from lmstream.tools.base import Tool, ToolCancelled, ToolContext, ToolError
+from lmstream.events import ToolChunk, ToolProgress, ToolResult
+from lmstream.tools.base import Tool, ToolCancelled, ToolContext, ToolError, ToolEvent
 from lmstream.tools.chunking import Chunker, ChunkSize
 from lmstream.tools.decorator import FunctionTool, tool
-from lmstream.tools.events import ToolChunk, ToolEvent, ToolProgress, ToolResult
 from lmstream.tools.process import CommandTool, run_process
 from lmstream.tools.registry import ToolRegistry, load_tool
 from lmstream.tools.runner import Outcome, RunOptions, run_tool

@@ -10,6 +10,10 @@ The context is how a tool reports (``progress``, ``chunk``) and learns that it s
 stop (``cancelled``). Its methods are plain functions callable from the event loop or
 from a worker thread: a synchronous tool runs in a thread and reports the same way.
 
+A run's events are ``lmstream.events``' ``ToolProgress``, ``ToolChunk`` and ``ToolResult``
+(``ToolEvent``); ``call_id`` ties them to one call (the model's tool call id inside a
+generation, the stream id of a standalone run).
+
     ToolError        a tool failed in a way it wants to say (the message is the error)
     ToolCancelled    raised inside a thread tool that reports after being cancelled
 """
@@ -17,9 +21,15 @@ from a worker thread: a synchronous tool runs in a thread and reports the same w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-__all__ = ["Tool", "ToolCancelled", "ToolContext", "ToolError"]
+from lmstream.events import ToolChunk, ToolProgress, ToolResult
+
+__all__ = ["Tool", "ToolCancelled", "ToolContext", "ToolError", "ToolEvent"]
+
+ToolEvent: TypeAlias = ToolProgress | ToolChunk | ToolResult
+"""What one run records (``lmstream.events``): ``ToolProgress*`` and ``ToolChunk*`` in
+the order the tool reported them, then exactly one ``ToolResult``."""
 
 
 class ToolError(Exception):

@@ -1,9 +1,8 @@
 """``chat``: the model's answer as a tool, for MCP hosts (lmstream's MCP server).
 
-The only module of the tools that knows the stream hub. It is written against today's
-``hub.start`` / ``hub.attach`` / ``generation.follow``; on the new seam it becomes
-``handle = await hub.start(request)``, ``async with handle.attach(grace=0)`` and
-``handle.follow(after)`` batches (SEAMS.md), nothing else changes.
+It asks the hub like any client: ``stream = await hub.start(request)`` (an internal
+request, not kept in a conversation), then reads ``stream.follow()`` inside
+``stream.attach(grace=0)``.
 
 The answer streams as chunks (sentences), after the stages ``queued`` (with the
 position, when the model is busy) and ``generating`` (at the first token): an MCP host
@@ -19,8 +18,8 @@ from typing import Any
 
 from lmstream.errors import LmstreamError
 from lmstream.events import Done, Error, Queued, TextDelta
-from lmstream.hub import StreamHub
-from lmstream.request import ChatRequest, Message
+from lmstream.hub import StreamHub, each_event
+from lmstream.request import ChatRequest, Dialect, Message, RequestContext
 from lmstream.tools.base import ToolContext, ToolError
 
 __all__ = ["ChatTool"]
@@ -60,15 +59,15 @@ class ChatTool:
             model=arguments.get("model"),
             max_tokens=max_tokens,
             temperature=arguments.get("temperature"),
-            metadata={"dialect": "mcp"},
+            context=RequestContext(dialect=Dialect.INTERNAL, store=False),
         )
         try:
-            generation = await self.hub.start(request)
+            stream = await self.hub.start(request)
         except LmstreamError as exc:
             raise ToolError(exc.message) from None
         generating = False
-        with self.hub.attach(generation, grace=0):
-            async for _seq, event in generation.follow():
+        async with stream.attach(0):
+            async for _seq, event in each_event(stream):
                 if isinstance(event, TextDelta):
                     if not generating:
                         generating = True
@@ -80,4 +79,4 @@ class ChatTool:
                     raise ToolError(event.message)
                 elif isinstance(event, Done) and event.finish_reason == "cancelled":
                     raise ToolError("the generation was cancelled")
-        return generation.completion.text
+        return stream.completion.text

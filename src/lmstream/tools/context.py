@@ -22,9 +22,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from lmstream.tools.base import ToolCancelled
+from lmstream.events import ToolChunk, ToolProgress
+from lmstream.tools.base import ToolCancelled, ToolEvent
 from lmstream.tools.chunking import Chunker, ChunkSize
-from lmstream.tools.events import ToolChunk, ToolEvent, ToolProgress
 from lmstream.tools.throttle import ProgressThrottle
 
 __all__ = ["RunContext", "truncation_marker"]

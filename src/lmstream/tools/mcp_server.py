@@ -30,7 +30,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import mcp_types
-import orjson
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -40,8 +39,8 @@ from starlette.types import Receive, Scope, Send
 
 from lmstream import __version__
 from lmstream.errors import BadRequest, ToolNotFound
-from lmstream.tools.base import Tool
-from lmstream.tools.events import ToolChunk, ToolEvent, ToolProgress
+from lmstream.events import ToolChunk, ToolProgress
+from lmstream.tools.base import Tool, ToolEvent
 from lmstream.tools.registry import ToolRegistry
 from lmstream.tools.runner import RunOptions, run_tool
 
@@ -161,10 +160,9 @@ class McpEndpoint:
         result = outcome.result
         if result.error is not None:
             return _error(result.error)
-        value = result.result
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        value = outcome.value
         return mcp_types.CallToolResult(
-            content=[mcp_types.TextContent(type="text", text=text)],
+            content=[mcp_types.TextContent(type="text", text=result.result)],
             structured_content=value if isinstance(value, dict) else None,
         )
 

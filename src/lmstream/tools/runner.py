@@ -3,7 +3,8 @@
 Whatever the tool does, the caller gets events and then exactly one ``ToolResult``:
 
 * the tool returns: its value (or, if it returned None after streaming, the text it
-  streamed), bounded to ``max_output`` characters;
+  streamed) as text — a string as is, anything else as JSON (``ToolResult.is_json``) —
+  bounded to ``max_output`` characters; ``Outcome.value`` gives the value back;
 * it raises: ``ToolResult(error=...)`` and code ``tool_error`` (``ToolError``'s
   message as is; any other exception as ``Type: message``, logged with its traceback);
 * it runs past its timeout: it is cancelled (a thread tool sees its flag, a process is
@@ -26,12 +27,12 @@ from typing import Any
 
 import orjson
 
-from lmstream.tools.base import Tool, ToolCancelled, ToolError
+from lmstream.events import ToolProgress, ToolResult
+from lmstream.tools.base import Tool, ToolCancelled, ToolError, ToolEvent
 from lmstream.tools.chunking import ChunkSize
 from lmstream.tools.context import RunContext, truncation_marker
-from lmstream.tools.events import ToolEvent, ToolProgress, ToolResult
 
-__all__ = ["DEFAULT_OPTIONS", "Outcome", "RunOptions", "bound_result", "run_tool"]
+__all__ = ["DEFAULT_OPTIONS", "Outcome", "RunOptions", "result_text", "result_value", "run_tool"]
 
 log = logging.getLogger("lmstream.tools")
 
@@ -53,6 +54,16 @@ class Outcome:
 
     result: ToolResult
     code: str | None = None
+
+    @property
+    def value(self) -> Any:
+        """The result as the tool gave it: the parsed JSON of a structured value, else text."""
+        return result_value(self.result)
+
+
+def result_value(result: ToolResult) -> Any:
+    """``result.result`` parsed when it is JSON (``is_json``), else the text itself."""
+    return orjson.loads(result.result) if result.is_json else result.result
 
 
 async def run_tool(
@@ -95,32 +106,30 @@ async def run_tool(
         raise
     context.finish()
     elapsed_ms = (time.perf_counter() - started) * 1000
+    text, is_json = "", False
     if error is None:
         if value is None and context.has_streamed:
             value = context.streamed_text
-        value, truncated = bound_result(value, options.max_output)
+        text, is_json, truncated = result_text(value, options.max_output)
         if truncated:
             log.warning("tool %r returned more than %d characters; the result is cut", tool.name, options.max_output)
             emit(ToolProgress(call_id, "truncated", None, f"result cut at {options.max_output:,} characters"))
-    result = ToolResult(call_id, tool.name, value, elapsed_ms, error)
+    result = ToolResult(call_id, tool.name, text, elapsed_ms, error, is_json)
     emit(result)
     return Outcome(result, code)
 
 
-def bound_result(value: Any, max_chars: int) -> tuple[Any, bool]:
-    """``value`` as JSON-able data of at most ~``max_chars`` characters, and whether it
-    was cut (then it is the cut JSON text, or the cut string, plus the marker)."""
+def result_text(value: Any, max_chars: int) -> tuple[str, bool, bool]:
+    """``value`` as the text a model reads: a string as is, anything else as compact JSON
+    (``is_json``), at most ~``max_chars`` characters. Returns (text, is_json, truncated);
+    a cut text ends with the marker and is no longer JSON."""
     if isinstance(value, str):
-        if len(value) <= max_chars:
-            return value, False
-        return value[:max_chars] + truncation_marker(max_chars), True
-    if value is None or isinstance(value, bool | float) or (isinstance(value, int) and abs(value) < 2**63):
-        return value, False
-    try:
-        text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        text = orjson.dumps(str(value)).decode()  # e.g. an int past 64 bits: its digits, as a string
-        value = str(value)
-    if len(text) > max_chars:
-        return text[:max_chars] + truncation_marker(max_chars), True
-    return orjson.loads(text) if not isinstance(value, str) else value, False
+        text, is_json = value, False
+    else:
+        try:
+            text, is_json = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode(), True
+        except (orjson.JSONEncodeError, TypeError):  # e.g. an int past 64 bits: its digits
+            text, is_json = str(value), False
+    if len(text) <= max_chars:
+        return text, is_json, False
+    return text[:max_chars] + truncation_marker(max_chars), False, True

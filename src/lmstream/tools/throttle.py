@@ -16,7 +16,7 @@ Pure bookkeeping with the clock passed in: tests drive it without sleeping.
 
 from __future__ import annotations
 
-from lmstream.tools.events import ToolProgress
+from lmstream.events import ToolProgress
 
 __all__ = ["ProgressThrottle"]
 
