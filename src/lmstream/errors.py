@@ -8,6 +8,7 @@
      │    ├── ModelNotFound       404 model_not_found
      │    └── ToolNotFound        404 tool_not_found
      ├── Overloaded               503 overloaded (with Retry-After)
+     ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      ├── UpstreamError            502 upstream_error
      │    └── UpstreamTimeout     504 upstream_timeout
      ├── ToolFailed               500 tool_error       (a server-side tool raised)
@@ -27,6 +28,7 @@ __all__ = [
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "StoreUnavailable",
     "ToolFailed",
     "ToolNotFound",
     "ToolTimeout",
@@ -92,6 +94,14 @@ class Overloaded(LmstreamError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(LmstreamError):
+    """The conversation store cannot reach its database; the message says which one
+    (host, port, name — never a password) and why."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
 class UpstreamError(LmstreamError):
     status_code = 502
     code = "upstream_error"
@@ -116,6 +126,7 @@ ERROR_CODES: dict[str, int] = {
         NotFound,
         ModelNotFound,
         Overloaded,
+        StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
         ToolNotFound,
