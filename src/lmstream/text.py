@@ -2,6 +2,9 @@
 
 ``StopMatcher`` holds back the tail of the text that could still become a stop
 sequence, so a stop string is never streamed to the client and then "taken back".
+When the answer ends without one (``flush``), the held-back tail is released — except
+a tail that could still have become one of the ``hidden`` stops (lmstream's own prompt
+scaffolding, such as a transcript's ``\nAssistant:``), which a client never sees.
 ``Utf8Decoder`` turns token bytes into whole characters: a character split across
 tokens comes out once it is complete, never as U+FFFD.
 """
@@ -14,8 +17,13 @@ __all__ = ["StopMatcher", "Utf8Decoder"]
 
 
 class StopMatcher:
-    def __init__(self, stops: tuple[str, ...] | list[str]) -> None:
+    """``stops``: every stop sequence; ``hidden``: those of them that are lmstream's own."""
+
+    def __init__(
+        self, stops: tuple[str, ...] | list[str], hidden: frozenset[str] | tuple[str, ...] = ()
+    ) -> None:
         self._stops = tuple(s for s in stops if s)
+        self._hidden = tuple(s for s in hidden if s and s in self._stops)
         self._buffer = ""
 
     def feed(self, text: str) -> tuple[str, str | None]:
@@ -44,9 +52,16 @@ class StopMatcher:
         return (buffer[: len(buffer) - hold] if hold else buffer), None
 
     def flush(self) -> str:
-        """The held-back tail, once the answer ended without a stop sequence."""
+        """The held-back tail, once the answer ended without a stop sequence, less any
+        end of it that could still have become a hidden stop."""
         tail, self._buffer = self._buffer, ""
-        return tail
+        cut = 0
+        for stop in self._hidden:
+            for size in range(min(len(stop) - 1, len(tail)), cut, -1):
+                if tail.endswith(stop[:size]):
+                    cut = size
+                    break
+        return tail[: len(tail) - cut]
 
 
 class Utf8Decoder:
