@@ -76,7 +76,6 @@ import llama_cpp
 from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
 from lmstream.backends.sampling import (
     ConstrainedSampler,
-    PendingLogprobs,
     grammar_sampler,
     json_grammar,
     logit_bias_sampler,
@@ -90,7 +89,7 @@ from lmstream.model_assets import default_model_path
 from lmstream.prompt import TRANSCRIPT_STOPS, transcript_prompt
 from lmstream.request import ChatRequest, Feature, Message
 from lmstream.settings import ModelConfig
-from lmstream.text import StopMatcher, Utf8Decoder
+from lmstream.text import PendingLogprobs, StopMatcher, Utf8Decoder
 
 __all__ = ["LlamaCppBackend", "TokenDecoder", "render_chat_template"]
 

@@ -20,9 +20,7 @@ time worker today, a batching engine tomorrow: both call the same functions):
 * **Log-probabilities** — ``token_logprob(row, token, n, piece)``: the log-softmax of
   the raw logits row (before bias, grammar or truncation, as OpenAI and llama.cpp's
   server report them): the chosen token's and the ``n`` most likely alternatives.
-  ``PendingLogprobs`` hands each token's entry out with the delta that completes the
-  token's text (stop sequences hold text back; a character may span tokens), so the
-  streamed entries are exactly the whole answer's.
+  ``text.PendingLogprobs`` hands each entry out with the delta that completes its text.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from __future__ import annotations
 import ctypes
 import json
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -45,7 +42,6 @@ from lmstream.request import ResponseFormat
 __all__ = [
     "UNENFORCEABLE",
     "ConstrainedSampler",
-    "PendingLogprobs",
     "grammar_sampler",
     "json_grammar",
     "logit_bias_sampler",
@@ -167,28 +163,6 @@ def token_logprob(
 def _logprob(token: int, value: float, piece: Callable[[int], bytes], top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
     data = piece(token)
     return TokenLogprob(data.decode("utf-8", "replace"), value, data, top)
-
-
-class PendingLogprobs:
-    """Token entries waiting for their text to be sent: ``add(entry, chars)`` as each
-    token is decoded (``chars``: the characters it completed, 0 inside a character),
-    ``take(chars)`` as text is sent: the entries whose text is now wholly out."""
-
-    def __init__(self) -> None:
-        self._waiting: deque[tuple[int, TokenLogprob]] = deque()
-        self._produced = 0
-        self._sent = 0
-
-    def add(self, entry: TokenLogprob, chars: int) -> None:
-        self._produced += chars
-        self._waiting.append((self._produced, entry))
-
-    def take(self, chars: int) -> tuple[TokenLogprob, ...]:
-        self._sent += chars
-        out = []
-        while self._waiting and self._waiting[0][0] <= self._sent:
-            out.append(self._waiting.popleft()[1])
-        return tuple(out)
 
 
 _CANDIDATE = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
