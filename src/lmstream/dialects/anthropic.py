@@ -39,7 +39,7 @@ from sse_starlette import ServerSentEvent
 
 from lmstream.dialects.common import dumps, load_object, parse_body, sse, validate
 from lmstream.dialects.features import json_schema_format
-from lmstream.dialects.fields import FieldTable, Unsupported
+from lmstream.dialects.fields import FieldTable, Unsupported, only
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -120,7 +120,6 @@ class MessagesRequest(CountTokensRequest):
     output_config: OutputConfig | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
-    service_tier: Literal["auto", "standard_only"] | None = None  # lmstream has one tier
 
 
 def _disabled(value: Any) -> bool:
@@ -135,6 +134,7 @@ MESSAGES_FIELDS = FieldTable.of(
         "thinking": Unsupported("the model does not think before answering", _disabled),
         "container": Unsupported("lmstream runs no code-execution containers"),
         "diagnostics": Unsupported("lmstream keeps no prompt cache to diagnose"),
+        "service_tier": Unsupported("lmstream has one service tier", only("auto", "standard_only")),
     },
 )
 _FIELD_NAMES = {Feature.RESPONSE_FORMAT: "output_config.format"}
