@@ -26,7 +26,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (4, ("lmstream.store",)),
     (3, ("lmstream.hub", "lmstream.tools.step", "lmstream.tools.chat")),
     (2, ("lmstream.backends", "lmstream.router", "lmstream.fastpath", "lmstream.profiles", "lmstream.tools")),
-    (1, ("lmstream.request", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
+    (1, ("lmstream.request", "lmstream.capabilities", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
     (0, ("lmstream.errors", "lmstream.events", "lmstream.text", "lmstream.settings", "lmstream")),
 ]
 

@@ -52,6 +52,7 @@ __all__ = [
     "TextBlock",
     "TextDelta",
     "Timings",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallBlock",
     "ToolCallDelta",
@@ -97,11 +98,32 @@ class Queued:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's log-probability (natural log), as OpenAI reports it.
+
+    ``token`` is the token's text (a token that ends inside a UTF-8 character shows
+    U+FFFD there; ``token_bytes`` are its exact bytes). ``top`` are the most likely
+    tokens at that position, most likely first, each with an empty ``top``.
+    """
+
+    token: str
+    logprob: float
+    token_bytes: bytes
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of the answer's text block ``index``, always whole UTF-8 characters."""
+    """A piece of the answer's text block ``index``, always whole UTF-8 characters.
+
+    ``logprobs`` (only when the request asked for them, else None) are the tokens whose
+    text this delta completes, in order; held-back text carries its tokens with it,
+    and tokens whose text never reaches the client (a stop sequence) are left out.
+    """
 
     text: str
     index: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None
     kind: Literal["text"] = "text"
 
 
@@ -180,11 +202,18 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    """Measured by the hub, not the backend."""
+    """Measured by the hub, not the backend.
+
+    ``queued_ms``: waiting for the model (a backend's ``Queued`` events until it began
+    the prompt); ``prompt_ms``: reading the prompt (until the backend's early
+    ``Usage(prompt, 0)`` or the first token). None where the backend does not say.
+    """
 
     ttft_ms: float | None
     total_ms: float
     tokens_per_second: float | None
+    queued_ms: float | None = None
+    prompt_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +344,7 @@ class Completion:
     sources: tuple[Source, ...] = ()
     blocks: list[TextBlock | ToolCallBlock] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # when the deltas carried them
 
     @property
     def text(self) -> str:
@@ -334,6 +364,10 @@ def accumulate(event: Event, snapshot: Completion) -> Completion:
                 last.parts.append(event.text)
             else:
                 snapshot.blocks.append(TextBlock(event.index, [event.text]))
+            if event.logprobs is not None:
+                if snapshot.logprobs is None:
+                    snapshot.logprobs = []
+                snapshot.logprobs.extend(event.logprobs)
         case ToolCallDelta():
             last = snapshot.blocks[-1] if snapshot.blocks else None
             if not (isinstance(last, ToolCallBlock) and last.index == event.index):

@@ -69,6 +69,9 @@ class ModelConfig(BaseModel):
     url: str | None = None
     upstream_model: str | None = None
     api_key: str | None = None
+    # The token limit of a request that sets none (None: Settings.default_max_tokens,
+    # else the backend's own: 512 for the embedded model, the upstream's for upstreams).
+    default_max_tokens: int | None = Field(None, ge=1)
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -180,6 +183,13 @@ class Settings(BaseSettings):
     default_model: str | None = None
     models: list[ModelConfig] = Field(default_factory=list)
 
+    default_max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Token limit of a request that sets none, for every model without its own "
+        "(default: 512 for the embedded model, the upstream's own limit for upstreams).",
+    )
+
     # The embedded model.
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -271,6 +281,10 @@ class Settings(BaseSettings):
             return [ModelConfig(name=name, backend="llama_cpp", path=self.model)]
         name = self.upstream_model or self.backend
         return [ModelConfig(name=name, backend=self.backend, url=self.upstream_url, upstream_model=self.upstream_model)]
+
+    def max_tokens_default(self, config: ModelConfig, fallback: int | None) -> int | None:
+        """The token limit of a request to model ``config`` that sets none."""
+        return config.default_max_tokens or self.default_max_tokens or fallback
 
     def resolved_default_model(self) -> str:
         return self.default_model or self.resolved_models()[0].name

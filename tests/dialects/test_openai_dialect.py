@@ -30,10 +30,19 @@ def test_content_parts_and_developer_role() -> None:
     request, _, _ = openai.parse_request(
         body(messages=[
             {"role": "developer", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "b"}]},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
         ])
     )
     assert [(m.role, m.content) for m in request.messages] == [("system", "be brief"), ("user", "ab")]
+
+
+def test_an_image_part_is_refused_not_dropped() -> None:
+    """Regression: image parts were dropped in silence; the model answered without them."""
+    with pytest.raises(BadRequest) as caught:
+        openai.parse_request(
+            body(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}])
+        )
+    assert caught.value.param == "messages[0].content[1]" and "image_url" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@
 the request goes to ``{url}/v1/messages`` with ``x-api-key`` and ``anthropic-version``.
 System messages become the ``system`` field; ``tool`` messages are sent as ``user``
 turns. ``max_tokens`` is required by the format: when the client set none, the
-model's ``options.max_tokens`` (default 4096) is sent.
+model's ``options.max_tokens`` (default 4096) is sent. A ``json_schema`` response format
+goes as ``output_config.format`` (Anthropic's structured outputs); the Messages API has
+no schema-less JSON mode, log-probabilities or logit bias, so ``json_object``,
+``logprobs`` and ``logit_bias`` are refused before the request is sent.
 
 :class:`MessageEventDecoder` is the pure fold of the event stream: ``text_delta``
 pieces, ``input_tokens`` from ``message_start``, the cumulative ``output_tokens`` and
@@ -30,6 +33,7 @@ from lmstream.backends.upstream import (
     parse_json,
     sse_events,
 )
+from lmstream.capabilities import Capabilities
 from lmstream.errors import Overloaded, UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
 from lmstream.request import ChatRequest
@@ -65,6 +69,9 @@ def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEF
         "stop_sequences": list(request.stop) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        body["output_config"] = {"format": {"type": "json_schema", "schema": dict(fmt.schema or {})}}
     return body
 
 
@@ -121,6 +128,7 @@ class MessageEventDecoder:
 class AnthropicBackend(UpstreamBackend):
     kind = "anthropic"
     path = "/v1/messages"
+    capabilities = Capabilities(json_schema=True)
 
     def __init__(self, config: ModelConfig, context: BackendContext) -> None:
         super().__init__(config, context)

@@ -9,6 +9,9 @@ sent as ``Authorization: Bearer`` (for Ollama behind an authenticating proxy).
 pieces, then the ``done: true`` object with ``prompt_eval_count`` / ``eval_count``
 and ``done_reason``. An ``{"error": ...}`` line is the upstream's error. Ollama does not
 say which stop sequence ended an answer, so ``done_reason`` "stop" stays ``stop``.
+Structured output goes as Ollama's ``format`` (``"json"`` or the schema), logprobs as
+``logprobs`` / ``top_logprobs`` (Ollama 0.12.11 and later; each line's ``logprobs``
+come back on its text); Ollama has no logit bias.
 Ollama sends its response headers only with the first token; see ``status_wait`` in
 ``backends/upstream.py``.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from lmstream.backends.openai import decode_logprobs
 from lmstream.backends.upstream import (
     UpstreamBackend,
     UpstreamUnavailable,
@@ -28,6 +32,7 @@ from lmstream.backends.upstream import (
     ndjson_lines,
     parse_json,
 )
+from lmstream.capabilities import Capabilities
 from lmstream.errors import UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
 from lmstream.request import ChatRequest
@@ -51,6 +56,13 @@ def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
     options = {k: v for k, v in options.items() if v is not None}
     if options:
         body["options"] = options
+    fmt = request.response_format
+    if fmt is not None:
+        body["format"] = "json" if fmt.type == "json_object" else dict(fmt.schema or {})
+    if request.logprobs is not None:
+        body["logprobs"] = True
+        if request.logprobs:
+            body["top_logprobs"] = request.logprobs
     return body
 
 
@@ -67,7 +79,8 @@ class ChatLineDecoder:
         message = data.get("message") or {}
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str) and content:
-            events.append(TextDelta(content))
+            entries = decode_logprobs(data.get("logprobs"))
+            events.append(TextDelta(content) if entries is None else TextDelta(content, logprobs=entries))
         if data.get("done"):
             prompt = data.get("prompt_eval_count")
             completion = data.get("eval_count")
@@ -84,6 +97,7 @@ class ChatLineDecoder:
 class OllamaBackend(UpstreamBackend):
     kind = "ollama"
     path = "/api/chat"
+    capabilities = Capabilities(json_object=True, json_schema=True, logprobs=True)
 
     def build(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str]]:
         headers = {"accept": "application/x-ndjson"}

@@ -6,11 +6,14 @@ with no path gets ``/v1``. The request is ``POST {url}/chat/completions`` with
 counts come back; ``api_key`` is sent as ``Authorization: Bearer``.
 
 :class:`ChunkDecoder` is the pure fold of ``chat.completion.chunk`` payloads into
-internal events. Deliberate choices: only choice 0 is read; ``finish_reason`` "stop"
+internal events. ``response_format``, ``logprobs`` / ``top_logprobs`` and
+``logit_bias`` pass through as they are; the chunks' ``logprobs.content`` come back on
+the text deltas. Deliberate choices: only choice 0 is read; ``finish_reason`` "stop"
 becomes ``stop_sequence`` only when the upstream names the sequence (vLLM's
 ``stop_reason``), since the OpenAI format does not say which stop ended the answer;
 ``top_k`` is sent only when the client set it (vLLM and llama.cpp accept it, OpenAI
-does not). Timeouts, retries, error mapping: ``backends/upstream.py``.
+does not); a raw prompt (legacy completions) is sent as one user message. Timeouts,
+retries, error mapping: ``backends/upstream.py``.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from lmstream.backends.upstream import (
     parse_json,
     sse_events,
 )
+from lmstream.capabilities import Capabilities
 from lmstream.errors import UpstreamError
-from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.events import Done, Event, FinishReason, TextDelta, TokenLogprob, Usage
+from lmstream.request import ChatRequest, ResponseFormat
 from lmstream.settings import ModelConfig
 
-__all__ = ["ChunkDecoder", "OpenAIBackend", "request_body"]
+__all__ = ["ChunkDecoder", "OpenAIBackend", "decode_logprobs", "request_body", "response_format_json"]
 
 _FINISH: dict[str, FinishReason] = {"length": "length"}
 
@@ -60,7 +64,44 @@ def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
         "stop": list(request.stop) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    if request.response_format is not None:
+        body["response_format"] = response_format_json(request.response_format)
+    if request.logprobs is not None:
+        body["logprobs"] = True
+        if request.logprobs:
+            body["top_logprobs"] = request.logprobs
+    if request.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in request.logit_bias}
     return body
+
+
+def response_format_json(fmt: ResponseFormat) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for ``fmt``."""
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": dict(fmt.schema or {})}
+    if fmt.strict:
+        spec["strict"] = True
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _entry(raw: dict[str, Any], top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
+    token = str(raw.get("token") or "")
+    data = raw.get("bytes")
+    token_bytes = bytes(data) if isinstance(data, list) else token.encode()
+    return TokenLogprob(token, float(raw.get("logprob") or 0.0), token_bytes, top)
+
+
+def decode_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    """OpenAI-shaped ``[{"token", "logprob", "bytes", "top_logprobs"}]`` (also Ollama's)."""
+    if not isinstance(raw, list):
+        return None
+    entries = []
+    for item in raw:
+        if isinstance(item, dict):
+            tops = tuple(_entry(t) for t in item.get("top_logprobs") or () if isinstance(t, dict))
+            entries.append(_entry(item, tops))
+    return tuple(entries)
 
 
 class ChunkDecoder:
@@ -91,7 +132,9 @@ class ChunkDecoder:
                 continue
             content = (choice.get("delta") or {}).get("content")
             if isinstance(content, str) and content:
-                events.append(TextDelta(content))
+                logprobs = choice.get("logprobs")
+                entries = decode_logprobs(logprobs.get("content")) if isinstance(logprobs, dict) else None
+                events.append(TextDelta(content) if entries is None else TextDelta(content, logprobs=entries))
             reason = choice.get("finish_reason")
             if reason:
                 self.finish = _FINISH.get(reason, "stop")
@@ -111,6 +154,7 @@ class ChunkDecoder:
 class OpenAIBackend(UpstreamBackend):
     kind = "openai"
     path = "/chat/completions"
+    capabilities = Capabilities(json_object=True, json_schema=True, logprobs=True, logit_bias=True)
 
     def __init__(self, config: ModelConfig, context: BackendContext) -> None:
         if config.url and urlsplit(config.url).path.strip("/") == "":

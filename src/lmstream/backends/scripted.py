@@ -13,7 +13,10 @@ Tests and benchmarks run on it, and operators can use it for canned answers. Opt
 ``context_window``     tokens the "model" accepts (default 8192)
 
 Tokens are words with their trailing whitespace. ``stats()["tokens_generated"]`` counts
-every token produced, so tests can watch generation stop after a disconnect.
+every token produced, so tests can watch generation stop after a disconnect. A script
+is certain of every token: asked for ``logprobs``, it reports each token at log-
+probability 0 (probability 1), itself its only alternative. It cannot follow a schema,
+bias its choices or call tools, and says so (``capabilities``).
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
+from lmstream.capabilities import Capabilities
 from lmstream.errors import ContextLengthExceeded, UpstreamError
-from lmstream.events import Done, Event, TextDelta, Usage
+from lmstream.events import Done, Event, TextDelta, TokenLogprob, Usage
 from lmstream.prompt import transcript_prompt
 from lmstream.request import ChatRequest
 from lmstream.settings import ModelConfig
-from lmstream.text import StopMatcher
+from lmstream.text import PendingLogprobs, StopMatcher
 
 __all__ = ["ScriptedBackend", "split_tokens"]
 
@@ -61,6 +65,8 @@ class ScriptedBackend:
             context_window=self.context_window,
             aliases=tuple(config.aliases),
             details={"family": "scripted"},
+            capabilities=Capabilities(logprobs=True),
+            default_max_tokens=None if context is None else context.settings.max_tokens_default(config, None),
         )
         self.tokens_generated = 0
         self.active = 0
@@ -105,6 +111,7 @@ class ScriptedBackend:
             if self.prompt_delay:
                 await asyncio.sleep(self.prompt_delay)
             matcher = StopMatcher(request.stop)
+            logprobs = None if request.logprobs is None else PendingLogprobs()
             limit = request.max_tokens
             interval = 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
             start = time.monotonic()
@@ -122,17 +129,25 @@ class ScriptedBackend:
                 await asyncio.sleep(delay if delay > 0 else 0)
                 produced += 1
                 self.tokens_generated += 1
+                if logprobs is not None:
+                    logprobs.add(_certain(piece, request.logprobs or 0), len(piece))
                 emit, hit = matcher.feed(piece)
                 if emit:
-                    yield TextDelta(emit)
+                    yield TextDelta(emit) if logprobs is None else TextDelta(emit, logprobs=logprobs.take(len(emit)))
                 if hit is not None:
                     yield Usage(prompt_tokens, produced)
                     yield Done("stop_sequence", stop_sequence=hit)
                     return
             tail = matcher.flush()
             if tail:
-                yield TextDelta(tail)
+                yield TextDelta(tail) if logprobs is None else TextDelta(tail, logprobs=logprobs.take(len(tail)))
             yield Usage(prompt_tokens, produced)
             yield Done("stop")
         finally:
             self.active -= 1
+
+
+def _certain(piece: str, alternatives: int) -> TokenLogprob:
+    """A scripted token: probability 1, so log-probability 0 and no other candidate."""
+    token = TokenLogprob(piece, 0.0, piece.encode())
+    return TokenLogprob(piece, 0.0, piece.encode(), (token,) if alternatives else ())

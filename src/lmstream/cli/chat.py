@@ -2,7 +2,9 @@
 
 ``lmstream chat "question"`` streams the answer to stdout as it arrives, then prints
 the time to first token and tokens/s on stderr. ``--no-stream`` prints the whole
-answer at once; ``--json`` prints every event as one JSON object per line. With no
+answer at once; ``--json`` prints every event as one JSON object per line;
+``--json-schema FILE`` asks for an answer that is JSON valid against the schema in FILE
+(structured output: printed as it streams, never rendered as Markdown). With no
 question it is an interactive chat that keeps the conversation (``/help`` lists the
 commands); Ctrl-C during an answer stops that generation on the server (stored as
 ``stopped``) and returns to the prompt; Ctrl-C at the prompt exits.
@@ -14,8 +16,10 @@ stderr and exit status 1. Everything goes through ``lmstream.cli.client``.
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -165,10 +169,11 @@ class Session:
     profile: str | None
     conversation_id: str | None
     store: bool
+    response_format: dict[str, Any] | None = field(default=None)
 
     def body(self, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": text, "store": self.store}
-        for key in ("model", "profile", "conversation_id"):
+        for key in ("model", "profile", "conversation_id", "response_format"):
             if getattr(self, key):
                 body[key] = getattr(self, key)
         return body
@@ -225,6 +230,19 @@ class Session:
         sys.stdout.flush()
 
 
+def schema_format(path: Path) -> dict[str, Any]:
+    """The native ``response_format`` for the JSON schema in ``path``."""
+    try:
+        schema = json.loads(path.read_text())
+    except OSError as exc:
+        raise ClientError(f"cannot read the schema {str(path)!r}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"the schema {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ClientError(f"the schema {str(path)!r} must be a JSON object")
+    return {"type": "json_schema", "json_schema": {"name": path.stem, "schema": schema}}
+
+
 def interactive(session: Session) -> None:
     try:
         import readline  # noqa: F401  (line editing and history for input())
@@ -263,13 +281,22 @@ def register(app: typer.Typer) -> None:
         no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the whole answer at once.")] = False,
         json_: Annotated[bool, typer.Option("--json", help="Print the raw events, one JSON per line.")] = False,
         no_store: Annotated[bool, typer.Option("--no-store", help="Keep nothing on the server.")] = False,
+        json_schema: Annotated[
+            Path | None,
+            typer.Option("--json-schema", help="Answer with JSON valid against the JSON schema in this file."),
+        ] = None,
         url: UrlOption = DEFAULT_URL,
         api_key: ApiKeyOption = None,
     ) -> None:
         """Ask a question (streamed as it is written), or chat when no question is given."""
-        printer = Printer(choose_mode(json_=json_, no_stream=no_stream))
+        mode = choose_mode(json_=json_, no_stream=no_stream)
+        try:
+            response_format = None if json_schema is None else schema_format(json_schema)
+        except ClientError as exc:
+            raise fail(exc.message) from None
+        printer = Printer("plain" if response_format and mode == "markdown" else mode)
         with Client(url, api_key) as client:
-            session = Session(client, printer, model, profile, conversation, not no_store)
+            session = Session(client, printer, model, profile, conversation, not no_store, response_format)
             try:
                 if question is None:
                     client.profiles()  # fail now, not at the first question: server down, bad key

@@ -10,7 +10,7 @@ from sse_starlette import ServerSentEvent
 
 from lmstream.errors import BadRequest
 
-__all__ = ["dumps", "parse_body", "sse"]
+__all__ = ["dumps", "load_object", "parse_body", "sse", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,6 +27,11 @@ def sse(data: str, *, event: str | None = None, id: str | None = None) -> Server
 
 def parse_body(model: type[M], body: bytes) -> M:
     """Validate a JSON body; any problem is a ``BadRequest`` naming the field."""
+    return validate(model, load_object(body))
+
+
+def load_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body (``BadRequest`` for anything else)."""
     if not body.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
@@ -35,6 +40,11 @@ def parse_body(model: type[M], body: bytes) -> M:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``; a validation problem is a ``BadRequest`` naming the field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -4,7 +4,8 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
 
     start    {"id", "model", "created", "conversation_id", "events_url"}
     queued   {"position"}
-    token    {"text", "index"?}          (index: the content block, when not 0)
+    token    {"text", "index"?, "logprobs"?}  (index: the content block, when not 0;
+                                          logprobs: when asked, OpenAI's per-token shape)
     tool_call {"index", "id", "name", "arguments"}   (a model's tool call, in pieces)
     tool_progress {"call_id", "stage", "percentage", "message"}
     tool_chunk    {"call_id", "text"}
@@ -13,8 +14,12 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
     sources  {"items": [{"number", "title", "source", "snippet", "score", "document_id", "chunk"}]}
     <name>   an extension's own event (``Custom``), by its name
     done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second",
-              "total_ms", "cancel_reason"?}
+              "total_ms", "queued_ms", "prompt_ms", "cancel_reason"?}
     error    {"message", "code"}
+
+The request takes OpenAI's ``response_format`` (``json_object`` or ``json_schema``),
+``logprobs`` / ``top_logprobs`` and ``logit_bias`` as they are; unknown fields are
+refused (``extra="forbid"``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import ServerSentEvent
 
 from lmstream.dialects.common import dumps, parse_body, sse
-from lmstream.errors import LmstreamError
+from lmstream.dialects.features import (
+    MAX_TOP_LOGPROBS,
+    logit_bias,
+    logprob_json,
+    openai_response_format,
+)
+from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
     Custom,
@@ -79,6 +90,10 @@ class NativeRequest(BaseModel):
     conversation_id: str | None = None
     profile: str | None = None
     store: bool = True  # keep the exchange in its conversation (a new one if no conversation_id)
+    response_format: dict[str, Any] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    logit_bias: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _has_input(self) -> NativeRequest:
@@ -96,6 +111,8 @@ def parse_request(body: bytes) -> ChatRequest:
     if req.prompt is not None:
         messages.append(Message("user", req.prompt))
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    if req.top_logprobs is not None and not req.logprobs:
+        raise BadRequest("`top_logprobs` needs `logprobs: true`", param="top_logprobs")
     return ChatRequest(
         messages=tuple(messages),
         model=req.model,
@@ -107,6 +124,9 @@ def parse_request(body: bytes) -> ChatRequest:
         seed=req.seed,
         conversation_id=req.conversation_id,
         profile=req.profile,
+        response_format=openai_response_format(req.response_format),
+        logprobs=(req.top_logprobs or 0) if req.logprobs else None,
+        logit_bias=logit_bias(req.logit_bias),
         context=RequestContext(dialect=Dialect.NATIVE, store=req.store, requested_model=req.model),
     )
 
@@ -134,7 +154,12 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
     match event:
         case TextDelta():
             name = "token"
-            data = {"text": event.text} if event.index == 0 else {"text": event.text, "index": event.index}
+            token: dict[str, Any] = {"text": event.text}
+            if event.index:
+                token["index"] = event.index
+            if event.logprobs is not None:
+                token["logprobs"] = [logprob_json(entry) for entry in event.logprobs]
+            data = token
         case Started():
             name = "start"
             data = {
@@ -180,6 +205,8 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
                 "ttft_ms": timings.ttft_ms if timings else None,
                 "tokens_per_second": timings.tokens_per_second if timings else None,
                 "total_ms": timings.total_ms if timings else None,
+                "queued_ms": timings.queued_ms if timings else None,
+                "prompt_ms": timings.prompt_ms if timings else None,
             }
             if event.cancel_reason is not None:
                 done["cancel_reason"] = str(event.cancel_reason)

@@ -10,14 +10,25 @@ object alone, with the whole answer in it. The last object has ``done: true``,
      "done_reason":"stop","total_duration","load_duration","prompt_eval_count",
      "prompt_eval_duration","eval_count","eval_duration"}
 
-Deliberate choices: ``options`` keeps ``temperature``, ``top_p``, ``top_k``,
-``num_predict`` (≤ 0 = no limit), ``stop`` and ``seed``; other options (``num_ctx``,
-...), ``format``, ``keep_alive``, ``think``, ``tools`` and ``images`` are accepted and
-ignored. A request with no messages (or an empty prompt) answers at once with
-``done_reason: "load"``, as Ollama does when asked to load a model. ``prompt_eval_duration``
-is the time to the first token and ``load_duration`` is 0 (models are loaded at start).
-``/api/generate`` with ``raw`` sends the prompt without a chat template; ``context`` is
-not kept. ``/api/version`` reports the Ollama API version lmstream follows.
+Every field is honoured, ignored out loud or refused (``CHAT_FIELDS``,
+``GENERATE_FIELDS``, ``OPTION_FIELDS``; the README's table): ``format`` (``"json"`` or a
+JSON schema) is structured output, ``logprobs`` / ``top_logprobs`` add a ``logprobs``
+list to each line; ``options`` keeps ``temperature``, ``top_p``, ``top_k``,
+``num_predict``, ``stop`` and ``seed``, ignores the resource knobs (``num_ctx``,
+``num_thread``, ...: named in ``lmstream-ignored``) and refuses sampling options it does
+not implement at any value other than their neutral one (``repeat_penalty: 1``).
+``keep_alive`` is ignored (models stay loaded); ``tools`` are ignored on a model that
+cannot call tools (Ollama has no ``tool_choice``); ``images``, ``think``, ``suffix``,
+``template`` and ``context`` are refused.
+
+Deliberate choices: ``num_predict`` ≤ 0 (Ollama's "no limit") takes the model's
+default limit, like an absent one. A request with no messages (or an empty prompt)
+answers at once with ``done_reason: "load"``, as Ollama does when asked to load a
+model. ``prompt_eval_duration`` is the prompt's evaluation alone, ``eval_duration`` the
+generation after it; time spent waiting for the model counts in ``total_duration``
+only, and ``load_duration`` is 0 (models are loaded at start). ``/api/generate`` with
+``raw`` sends the prompt without a chat template. ``/api/version`` reports the Ollama
+API version lmstream follows.
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmstream.backends.base import ModelInfo
-from lmstream.dialects.common import dumps, parse_body
+from lmstream.dialects.common import dumps, load_object, parse_body, validate
+from lmstream.dialects.features import MAX_TOP_LOGPROBS, json_schema_format, logprob_json
+from lmstream.dialects.fields import FieldTable, Unsupported, only
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -45,6 +58,7 @@ from lmstream.events import (
     Started,
     TextDelta,
     Timings,
+    TokenLogprob,
     ToolCall,
     ToolCallBlock,
     ToolCallDelta,
@@ -53,10 +67,21 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Message, RequestContext
+from lmstream.request import (
+    ChatRequest,
+    Dialect,
+    Feature,
+    Message,
+    RequestContext,
+    ResponseFormat,
+    ToolDefinition,
+)
 
 __all__ = [
+    "CHAT_FIELDS",
+    "GENERATE_FIELDS",
     "OLLAMA_VERSION",
+    "OPTION_FIELDS",
     "Endpoint",
     "LineEncoder",
     "done_reason",
@@ -89,24 +114,72 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
+    images: list[Any] | None = None
 
 
-class ChatBody(BaseModel):
+class Body(BaseModel):
+    """What ``/api/chat`` and ``/api/generate`` share."""
+
     model_config = ConfigDict(extra="allow")
     model: str
-    messages: list[ChatMessage] = Field(default_factory=list)
     stream: bool = True
     options: Options | None = None
+    format: Any = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
 
-class GenerateBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
+class ChatBody(Body):
+    messages: list[ChatMessage] = Field(default_factory=list)
+    tools: list[Any] | None = None
+
+
+class GenerateBody(Body):
     prompt: str = ""
     system: str | None = None
     raw: bool = False
-    stream: bool = True
-    options: Options | None = None
+
+
+_NOT_THINKING = Unsupported("the model does not think before answering (`think: false` is fine)", only(False))
+CHAT_FIELDS = FieldTable.of(
+    honoured=ChatBody.model_fields,
+    ignored={"keep_alive"},  # lmstream keeps every model loaded
+    unsupported={"think": _NOT_THINKING},
+)
+GENERATE_FIELDS = FieldTable.of(
+    honoured=GenerateBody.model_fields,
+    ignored={"keep_alive"},
+    unsupported={
+        "think": _NOT_THINKING,
+        "images": Unsupported("lmstream passes text only", only([])),
+        "suffix": Unsupported("lmstream does not insert text between a prefix and a suffix", only("")),
+        "template": Unsupported("lmstream uses the model's own chat template (or `raw`)", only("")),
+        "context": Unsupported("lmstream does not return or take tokenized context", only([])),
+        "width": Unsupported("lmstream does not generate images"),
+        "height": Unsupported("lmstream does not generate images"),
+        "steps": Unsupported("lmstream does not generate images"),
+    },
+)
+_NO_PENALTY = "lmstream samples without repetition penalties"
+OPTION_FIELDS = FieldTable.of(
+    honoured=Options.model_fields,
+    # Resource and runtime knobs: they change how fast an answer comes, not what it is.
+    ignored={
+        "num_ctx", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv", "vocab_only",
+        "use_mmap", "use_mlock", "num_thread", "numa", "embedding_only", "logits_all", "num_keep",
+        "repeat_last_n", "penalize_newline", "mirostat_eta", "mirostat_tau",
+    },
+    unsupported={
+        "repeat_penalty": Unsupported(_NO_PENALTY, only(1, 1.0)),
+        "presence_penalty": Unsupported(_NO_PENALTY, only(0, 0.0)),
+        "frequency_penalty": Unsupported(_NO_PENALTY, only(0, 0.0)),
+        "mirostat": Unsupported("lmstream samples with top-k/top-p/min-p", only(0)),
+        "tfs_z": Unsupported("lmstream samples with top-k/top-p/min-p", only(1, 1.0)),
+        "typical_p": Unsupported("lmstream samples with top-k/top-p/min-p", only(1, 1.0)),
+        "min_p": Unsupported("lmstream's min-p is fixed at 0.05"),
+    },
+)  # fmt: skip
+_FIELD_NAMES = {Feature.RESPONSE_FORMAT: "format"}
 
 
 class ShowBody(BaseModel):
@@ -115,7 +188,51 @@ class ShowBody(BaseModel):
     name: str | None = None  # the older field name
 
 
-_CONTEXT = RequestContext(dialect=Dialect.OLLAMA)
+_CONTEXT = RequestContext(dialect=Dialect.OLLAMA, field_names=_FIELD_NAMES)
+
+
+def _format(raw: Any) -> ResponseFormat | None:
+    """``format``: ``"json"`` (any JSON object) or a JSON schema; ``""`` is none."""
+    if raw is None or raw == "":
+        return None
+    if raw == "json":
+        return ResponseFormat("json_object")
+    if isinstance(raw, str):
+        raise BadRequest(f'`format` must be "json" or a JSON schema, got {raw!r}', param="format")
+    return json_schema_format(raw, param="format")
+
+
+def _tools(raw: list[Any] | None) -> tuple[ToolDefinition, ...]:
+    tools = []
+    for i, tool in enumerate(raw or ()):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadRequest(f"`tools[{i}]` must be a function with a `name`", param=f"tools[{i}]")
+        parameters = function.get("parameters") or {}
+        tools.append(ToolDefinition(function["name"], str(function.get("description") or ""), parameters))
+    return tuple(tools)
+
+
+def _checked(body: bytes, table: FieldTable) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The body, refused or with the fields it sets that lmstream ignores."""
+    data = load_object(body)
+    ignored = table.check(data)
+    options = data.get("options")
+    if isinstance(options, dict):
+        ignored += OPTION_FIELDS.check(options, "options.")
+    return data, ignored
+
+
+def _features(req: Body, ignored: tuple[str, ...]) -> dict[str, Any]:
+    if req.top_logprobs is not None and not req.logprobs:
+        raise BadRequest("`top_logprobs` needs `logprobs: true`", param="top_logprobs")
+    return {
+        "response_format": _format(req.format),
+        "logprobs": (req.top_logprobs or 0) if req.logprobs else None,
+        "ignored": ignored,
+        "context": _CONTEXT,
+        **_sampling(req.options),
+    }
 
 
 def _sampling(options: Options | None) -> dict[str, Any]:
@@ -135,14 +252,20 @@ def _sampling(options: Options | None) -> dict[str, Any]:
 
 def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
     """(request, stream). The request has no messages when the client only wants a load."""
-    req = parse_body(ChatBody, body)
+    data, ignored = _checked(body, CHAT_FIELDS)
+    req = validate(ChatBody, data)
+    for i, m in enumerate(req.messages):
+        if m.images:
+            raise BadRequest(f"`messages[{i}].images`: lmstream passes text only", param=f"messages[{i}].images")
     messages = tuple(Message(m.role, m.content) for m in req.messages)
-    request = ChatRequest(messages=messages, model=req.model, context=_CONTEXT, **_sampling(req.options))
+    features = _features(req, ignored)
+    request = ChatRequest(messages=messages, model=req.model, tools=_tools(req.tools), **features)
     return request, req.stream
 
 
 def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
-    req = parse_body(GenerateBody, body)
+    data, ignored = _checked(body, GENERATE_FIELDS)
+    req = validate(GenerateBody, data)
     messages: list[Message] = []
     if req.prompt:
         if req.system and not req.raw:
@@ -152,8 +275,7 @@ def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
         messages=tuple(messages),
         model=req.model,
         raw_prompt=req.prompt if req.raw and req.prompt else None,
-        context=_CONTEXT,
-        **_sampling(req.options),
+        **_features(req, ignored),
     )
     return request, req.stream
 
@@ -175,16 +297,29 @@ def done_reason(reason: FinishReason | None) -> str:
 
 
 def _final(usage: Usage | None, timings: Timings | None) -> dict[str, int]:
-    total = int((timings.total_ms if timings else 0) * 1e6)
-    prompt = int((timings.ttft_ms or 0) * 1e6) if timings else 0
+    """The counts and durations (ns) of the last object: the prompt's evaluation alone in
+    ``prompt_eval_duration``, the generation after it in ``eval_duration``; a wait for
+    the model counts in ``total_duration`` only."""
+    if timings is None:
+        total = prompt = before = 0
+    else:
+        total = int(timings.total_ms * 1e6)
+        queued = timings.queued_ms or 0.0
+        prompt_ms = timings.prompt_ms if timings.prompt_ms is not None else max(0.0, (timings.ttft_ms or 0) - queued)
+        prompt = int(prompt_ms * 1e6)
+        before = int((queued + prompt_ms) * 1e6)
     return {
         "total_duration": total,
         "load_duration": 0,
         "prompt_eval_count": usage.prompt_tokens if usage else 0,
         "prompt_eval_duration": prompt,
         "eval_count": usage.completion_tokens if usage else 0,
-        "eval_duration": max(0, total - prompt),
+        "eval_duration": max(0, total - before),
     }
+
+
+def _logprobs(entries: tuple[TokenLogprob, ...] | list[TokenLogprob]) -> list[dict[str, Any]]:
+    return [logprob_json(entry) for entry in entries]
 
 
 def _object(model: str, endpoint: Endpoint, text: str, done: bool) -> dict[str, Any]:
@@ -231,7 +366,10 @@ class LineEncoder:
         match event:
             case TextDelta():
                 lines = self._flush_call() if self._call is not None else []
-                lines.append(_line(_object(self.model, self.endpoint, event.text, False)))
+                obj = _object(self.model, self.endpoint, event.text, False)
+                if event.logprobs is not None:
+                    obj["logprobs"] = _logprobs(event.logprobs)
+                lines.append(_line(obj))
                 return lines
             case ToolCallDelta():
                 lines = []
@@ -266,6 +404,8 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 def render_response(model: str, endpoint: Endpoint, completion: Completion) -> dict[str, Any]:
     obj = _object(model, endpoint, completion.text, True)
+    if completion.logprobs is not None:
+        obj["logprobs"] = _logprobs(completion.logprobs)
     if endpoint == "chat" and completion.tool_calls:
         obj["message"]["tool_calls"] = [_tool_call_json(call) for call in completion.tool_calls]
     obj["done_reason"] = done_reason(completion.finish_reason)
@@ -339,7 +479,7 @@ def show_model(info: ModelInfo, modified_at: datetime) -> dict[str, Any]:
         "template": "",
         "details": details,
         "model_info": model_info,
-        "capabilities": ["completion"],
+        "capabilities": ["completion", "tools"] if info.capabilities.tools else ["completion"],
         "modified_at": _timestamp(modified_at),
     }
 

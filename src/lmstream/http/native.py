@@ -13,7 +13,7 @@ from lmstream.errors import BadRequest
 from lmstream.events import CancelReason, Event
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
-from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
+from lmstream.http.streaming import JSON, Frame, follow_frames, ignored_header, stream_response
 from lmstream.hub import ReplayGone
 
 __all__ = ["routes"]
@@ -35,7 +35,7 @@ async def create_stream(request: Request) -> Response:
     generation = await state.hub.start(chat)
     if _wants_stream(request):
         frames = follow_frames(generation, _encode, grace=state.settings.grace_period)
-        return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
+        return stream_response(frames, heartbeat=state.settings.heartbeat_interval, headers=ignored_header(generation))
     url = f"/v1/streams/{generation.id}"
     return JSON(
         {
@@ -47,7 +47,7 @@ async def create_stream(request: Request) -> Response:
             "events_url": url + "/events",
         },
         status_code=202,
-        headers={"Location": url},
+        headers={"Location": url, **ignored_header(generation)},
     )
 
 

@@ -18,7 +18,7 @@ from lmstream.dialects import ollama
 from lmstream.errors import ModelNotFound
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import JSON, answer
+from lmstream.http.streaming import JSON, answer, ignored_header
 from lmstream.request import ChatRequest
 
 __all__ = ["routes"]
@@ -52,6 +52,7 @@ async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollam
         error_body=ollama.error_body,
         heartbeat=0,
         media_type="application/x-ndjson",
+        headers=ignored_header(generation),
     )
 
 
