@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias, TypeVar
 
+import orjson
+
 from lmstream.events import ToolCall
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "Role",
     "ToolChoice",
     "ToolDefinition",
+    "arguments_object",
+    "arguments_text",
 ]
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
@@ -91,6 +95,27 @@ class ToolChoice:
         return self.mode in ("required", "tool")
 
 
+def arguments_text(value: Any) -> str:
+    """Arguments as the JSON text the internal ``ToolCall`` keeps (an object is dumped;
+    a string is taken as the JSON text it already is)."""
+    if value is None:
+        return "{}"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def arguments_object(text: str) -> Any:
+    """The JSON text of a call's arguments as a value ({} when empty; the text itself
+    in ``{"_raw": ...}`` when a model wrote JSON that does not parse)."""
+    if not text.strip():
+        return {}
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {"_raw": text}
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One turn. An assistant turn may carry ``tool_calls``; a ``tool`` turn answers the
@@ -144,6 +169,11 @@ class ChatRequest:
     lmstream leaves unused because ignoring them is a valid outcome (OpenAI ``tools``
     with ``tool_choice`` auto on a model that cannot call tools): the response's
     ``lmstream-ignored`` header.
+
+    ``tools`` are functions the *client* offers (it runs them and sends the results
+    back as ``tool`` messages); ``server_tools`` name lmstream's own tools the model may
+    call (the native API's ``"tools": ["calculator", ...]``): the tools extension turns
+    them into ``tools`` the model sees and runs each call itself, between model rounds.
     """
 
     messages: tuple[Message, ...]
@@ -160,6 +190,7 @@ class ChatRequest:
     logit_bias: tuple[tuple[int, float], ...] = ()
     tools: tuple[ToolDefinition, ...] = ()
     tool_choice: ToolChoice | None = None
+    server_tools: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
     conversation_id: str | None = None
     profile: str | None = None

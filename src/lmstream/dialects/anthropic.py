@@ -33,13 +33,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, assert_never
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
 from lmstream.dialects.common import dumps, load_object, parse_body, sse, validate
 from lmstream.dialects.features import json_schema_format
 from lmstream.dialects.fields import FieldTable, Unsupported, only
+from lmstream.dialects.toolcalls import CallLedger
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -54,6 +54,7 @@ from lmstream.events import (
     Started,
     TextBlock,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,
@@ -69,6 +70,8 @@ from lmstream.request import (
     ResponseFormat,
     ToolChoice,
     ToolDefinition,
+    arguments_object,
+    arguments_text,
 )
 
 __all__ = [
@@ -87,6 +90,14 @@ class Block(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
     text: str | None = None
+    # tool_use (an assistant's call)
+    id: str | None = None
+    name: str | None = None
+    input: Any = None
+    # tool_result (in a user turn: what a tool answered)
+    tool_use_id: str | None = None
+    content: str | list[Block] | None = None
+    is_error: bool | None = None
 
 
 class InputMessage(BaseModel):
@@ -161,7 +172,32 @@ def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
     system = _text(req.system, "system")
     if system:
         messages.append(Message("system", system))
-    messages.extend(Message(m.role, _text(m.content, f"messages.{i}.content")) for i, m in enumerate(req.messages))
+    ledger = CallLedger()
+    for i, m in enumerate(req.messages):
+        where = f"messages.{i}.content"
+        if isinstance(m.content, str):
+            messages.append(Message(m.role, m.content))
+            continue
+        if m.role == "assistant":
+            calls = tuple(
+                ToolCall(b.id or ledger.new_id(), b.name or "", arguments_text(b.input if b.input is not None else {}))
+                for b in m.content
+                if b.type == "tool_use"
+            )
+            text = _text([b for b in m.content if b.type != "tool_use"], where)
+            messages.append(Message("assistant", text, tool_calls=ledger.called(calls)))
+            continue
+        # a user turn: its tool results (each a `tool` message, in order), then its text
+        for j, block in enumerate(m.content):
+            if block.type == "tool_result":
+                call_id, name = ledger.answer(block.tool_use_id, None)
+                result = _text(block.content, f"{where}.{j}.content")
+                if block.is_error:
+                    result = f"Error: {result}"
+                messages.append(Message("tool", result, tool_call_id=call_id, name=name))
+        rest = [b for b in m.content if b.type != "tool_result"]
+        if rest or not any(b.type == "tool_result" for b in m.content):
+            messages.append(Message("user", _text(rest, where)))
     return tuple(messages)
 
 
@@ -345,12 +381,7 @@ def content_blocks(completion: Completion) -> list[dict[str, Any]]:
 
 def tool_input(arguments: str) -> Any:
     """A tool call's arguments as the object Anthropic's ``input`` is ({} when empty)."""
-    if not arguments.strip():
-        return {}
-    try:
-        return orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {"_raw": arguments}
+    return arguments_object(arguments)
 
 
 def render_message(message_id: str, model: str, completion: Completion, *, input_tokens: int) -> dict[str, Any]:

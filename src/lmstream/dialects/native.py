@@ -19,7 +19,12 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
 
 The request takes OpenAI's ``response_format`` (``json_object`` or ``json_schema``),
 ``logprobs`` / ``top_logprobs`` and ``logit_bias`` as they are; unknown fields are
-refused (``extra="forbid"``).
+refused (``extra="forbid"``). ``tools`` lists lmstream's own tools by name (``"calculator"``,
+``"mcp:files/read"``: the server runs the model's calls and the answer goes on, the
+``tool_progress``/``tool_result`` events in between) and tools the client runs itself as
+objects (``{"name", "description", "parameters"}``: the stream ends with
+``finish_reason: "tool_calls"``, the client sends the results back as ``tool``
+messages with ``tool_call_id``); ``tool_choice`` as OpenAI's.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from lmstream.dialects.features import (
     logit_bias,
     logprob_json,
     openai_response_format,
+    openai_tool_choice,
 )
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
@@ -50,13 +56,21 @@ from lmstream.events import (
     Sources,
     Started,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Message, RequestContext
+from lmstream.request import (
+    ChatRequest,
+    Dialect,
+    Message,
+    RequestContext,
+    ToolDefinition,
+    arguments_text,
+)
 
 __all__ = [
     "NativeRequest",
@@ -69,9 +83,32 @@ __all__ = [
 ]
 
 
+class NativeToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
 class NativeMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     role: Literal["system", "user", "assistant", "tool"]
-    content: str
+    content: str = ""
+    tool_calls: list[NativeToolCall] | None = None  # an assistant's calls (the `tool_call` events)
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None  # a tool message: the tool's name
+
+
+class NativeTool(BaseModel):
+    """A tool the client runs itself (the stream ends with ``finish_reason: tool_calls``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class NativeRequest(BaseModel):
@@ -94,6 +131,10 @@ class NativeRequest(BaseModel):
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     logit_bias: dict[str, Any] | None = None
+    # lmstream's own tools by name (it runs the model's calls and goes on), or tools the
+    # client runs itself (objects: name, description, parameters)
+    tools: list[str | NativeTool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _has_input(self) -> NativeRequest:
@@ -107,7 +148,7 @@ def parse_request(body: bytes) -> ChatRequest:
     messages: list[Message] = []
     if req.system:
         messages.append(Message("system", req.system))
-    messages.extend(Message(m.role, m.content) for m in req.messages or ())
+    messages.extend(_message(m) for m in req.messages or ())
     if req.prompt is not None:
         messages.append(Message("user", req.prompt))
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
@@ -127,8 +168,16 @@ def parse_request(body: bytes) -> ChatRequest:
         response_format=openai_response_format(req.response_format),
         logprobs=(req.top_logprobs or 0) if req.logprobs else None,
         logit_bias=logit_bias(req.logit_bias),
+        tools=tuple(ToolDefinition(t.name, t.description, t.parameters) for t in req.tools or () if not isinstance(t, str)),
+        server_tools=tuple(dict.fromkeys(t for t in req.tools or () if isinstance(t, str))),
+        tool_choice=openai_tool_choice(req.tool_choice),
         context=RequestContext(dialect=Dialect.NATIVE, store=req.store, requested_model=req.model),
     )
+
+
+def _message(m: NativeMessage) -> Message:
+    calls = tuple(ToolCall(c.id, c.name, arguments_text(c.arguments)) for c in m.tool_calls or ())
+    return Message(m.role, m.content, tool_calls=calls, tool_call_id=m.tool_call_id, name=m.name)
 
 
 def usage_dict(usage: Usage | None) -> dict[str, int] | None:

@@ -44,6 +44,7 @@ from lmstream.backends.base import ModelInfo
 from lmstream.dialects.common import dumps, load_object, parse_body, validate
 from lmstream.dialects.features import MAX_TOP_LOGPROBS, json_schema_format, logprob_json
 from lmstream.dialects.fields import FieldTable, Unsupported, only
+from lmstream.dialects.toolcalls import CallLedger, openai_tool_calls
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -115,6 +116,10 @@ class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
     images: list[Any] | None = None
+    tool_calls: list[Any] | None = None  # an assistant's calls: {"function": {"name", "arguments": {...}}}
+    tool_name: str | None = None  # a tool message: the tool that answered (Ollama ≥ 0.6)
+    name: str | None = None  # ... as older clients name it
+    tool_call_id: str | None = None  # OpenAI-style clients send one
 
 
 class Body(BaseModel):
@@ -250,6 +255,23 @@ def _sampling(options: Options | None) -> dict[str, Any]:
     }
 
 
+def _messages(raw: list[ChatMessage]) -> tuple[Message, ...]:
+    """Messages with their tool calls (Ollama's have no ids: the ledger numbers them)
+    and tool results (matched to the calls by tool name, else in order)."""
+    ledger = CallLedger()
+    messages = []
+    for i, m in enumerate(raw):
+        if m.role == "assistant" and m.tool_calls:
+            calls = openai_tool_calls(m.tool_calls, f"messages[{i}].tool_calls", ledger)
+            messages.append(Message("assistant", m.content, tool_calls=calls))
+        elif m.role == "tool":
+            call_id, name = ledger.answer(m.tool_call_id, m.tool_name or m.name)
+            messages.append(Message("tool", m.content, tool_call_id=call_id, name=name))
+        else:
+            messages.append(Message(m.role, m.content))
+    return tuple(messages)
+
+
 def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
     """(request, stream). The request has no messages when the client only wants a load."""
     data, ignored = _checked(body, CHAT_FIELDS)
@@ -257,7 +279,7 @@ def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
     for i, m in enumerate(req.messages):
         if m.images:
             raise BadRequest(f"`messages[{i}].images`: lmstream passes text only", param=f"messages[{i}].images")
-    messages = tuple(Message(m.role, m.content) for m in req.messages)
+    messages = _messages(req.messages)
     features = _features(req, ignored)
     request = ChatRequest(messages=messages, model=req.model, tools=_tools(req.tools), **features)
     return request, req.stream

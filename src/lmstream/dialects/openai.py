@@ -33,6 +33,7 @@ from lmstream.dialects.features import (
     openai_tools,
 )
 from lmstream.dialects.fields import FieldTable, Unsupported, only
+from lmstream.dialects.toolcalls import CallLedger, openai_tool_calls
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -79,6 +80,9 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[Any] | None = None  # an assistant's calls
+    function_call: Any = None  # the older single call
+    tool_call_id: str | None = None  # a tool message: the call it answers
 
 
 class StreamOptions(BaseModel):
@@ -160,8 +164,20 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
 def _messages(req: ChatCompletionRequest) -> tuple[tuple[Message, ...], tuple[str, ...]]:
     messages = []
     named = False
+    ledger = CallLedger()
     for i, m in enumerate(req.messages):
-        messages.append(Message("system" if m.role == "developer" else m.role, _text(m.content, f"messages[{i}]")))
+        text = _text(m.content, f"messages[{i}]")
+        if m.role == "assistant":
+            raw = m.tool_calls if m.tool_calls is not None else m.function_call
+            param = f"messages[{i}].tool_calls" if m.tool_calls is not None else f"messages[{i}].function_call"
+            calls = openai_tool_calls(raw, param, ledger)
+            messages.append(Message("assistant", text, tool_calls=calls))
+        elif m.role == "tool":
+            call_id, name = ledger.answer(m.tool_call_id, m.name)
+            messages.append(Message("tool", text, tool_call_id=call_id, name=name))
+            continue  # a tool message's name is the tool's, not a participant's
+        else:
+            messages.append(Message("system" if m.role == "developer" else m.role, text))
         named = named or m.name is not None
     return tuple(messages), ("messages[].name",) if named else ()
 
