@@ -24,7 +24,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (7, ("lmstream.tools.routes", "lmstream.tools.wire", "lmstream.tools.extension")),
     (5, ("lmstream.dialects",)),
     (4, ("lmstream.store",)),
-    (3, ("lmstream.hub", "lmstream.tools.step", "lmstream.tools.chat")),
+    (3, ("lmstream.hub", "lmstream.tools.step", "lmstream.tools.loop", "lmstream.tools.chat")),
     (2, ("lmstream.backends", "lmstream.router", "lmstream.fastpath", "lmstream.profiles", "lmstream.tools")),
     (1, ("lmstream.request", "lmstream.capabilities", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
     (0, ("lmstream.errors", "lmstream.events", "lmstream.text", "lmstream.settings", "lmstream")),

@@ -8,7 +8,8 @@ wire. Nothing here does I/O. ``accumulate`` folds a stream of events into the fi
 Order of a generation, as the hub records it::
 
     Started  Queued*  ( Progress | Sources | TextDelta | ToolCallDelta
-                      | ToolProgress | ToolChunk | ToolResult | Custom )*  Done | Error
+                      | ToolProgress | ToolChunk | ToolResult
+                      | MessageStart | MessageDone | Custom )*  Done | Error
 
 Content is *indexed*: every ``TextDelta`` and ``ToolCallDelta`` belongs to the content
 block ``index`` (0, 1, ... in the order blocks start; a block's deltas are contiguous),
@@ -18,8 +19,10 @@ generation (text, a tool call, more text after the tool ran) never collide.
 
 ``ToolCallDelta`` is the *model* asking for a tool (a client's tool, or a server-side
 one); ``ToolProgress`` / ``ToolChunk`` / ``ToolResult`` report a *server-side* tool run,
-a step between model rounds. ``Custom`` is an extension's own event: the native dialect
-sends it by name, client dialects have no place for it.
+a step between model rounds. ``MessageStart`` / ``MessageDone`` bracket one speaker's
+message in an answer several speakers give in turn (a team chat): the content blocks
+between them are that speaker's. ``Custom`` is an extension's own event: the native
+dialect sends it by name, client dialects have no place for it.
 
 ``Usage`` may come more than once (a backend can report the prompt's tokens as soon as
 the prompt is read, then the totals); the hub keeps the largest values. ``Done`` is
@@ -44,6 +47,8 @@ __all__ = [
     "Error",
     "Event",
     "FinishReason",
+    "MessageDone",
+    "MessageStart",
     "Progress",
     "Queued",
     "Source",
@@ -182,6 +187,25 @@ class ToolResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageStart:
+    """One speaker's message begins (``round`` 1, 2, ...; ``model``: who speaks for them)."""
+
+    speaker: str
+    round: int = 1
+    model: str | None = None
+    kind: Literal["message_start"] = "message_start"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDone:
+    """That speaker's message is whole."""
+
+    speaker: str
+    round: int = 1
+    kind: Literal["message_done"] = "message_done"
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -283,6 +307,8 @@ Event: TypeAlias = (
     | ToolProgress
     | ToolChunk
     | ToolResult
+    | MessageStart
+    | MessageDone
     | Usage
     | Done
     | Error
@@ -397,6 +423,6 @@ def accumulate(event: Event, snapshot: Completion) -> Completion:
             snapshot.sources = snapshot.sources + event.items
         case ToolResult():
             snapshot.tool_results.append(event)
-        case Queued() | Progress() | ToolProgress() | ToolChunk() | Custom():
+        case Queued() | Progress() | ToolProgress() | ToolChunk() | MessageStart() | MessageDone() | Custom():
             pass
     return snapshot

@@ -234,6 +234,9 @@ class Settings(BaseSettings):
         0.1, ge=0, description="Seconds between progress events of a run (stage changes, 100% always pass)."
     )
     mcp_endpoint: bool = Field(True, description="Serve lmstream's tools over MCP at /mcp.")
+    tool_rounds: int = Field(
+        8, ge=1, le=100, description="Rounds of server-side tool calls a streamed answer may make before it must answer."
+    )
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")

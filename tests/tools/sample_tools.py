@@ -44,3 +44,15 @@ def explode() -> None:
 def shout(text: str) -> str:
     """A plain function, not decorated: configuration makes it a tool."""
     return text.upper()
+
+
+@tool
+def get_weather(city: str, note: str = "", days: list[int] | None = None) -> str:
+    """The weather in a city (always sunny here)."""
+    return f"sunny in {city} for {len(days or [])} days"
+
+
+@tool
+async def add(a: float, b: float) -> float:
+    """Add two numbers."""
+    return a + b

@@ -48,6 +48,8 @@ from lmstream.events import (
     Error,
     Event,
     FinishReason,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
@@ -361,6 +363,8 @@ class MessageEncoder:
                 # The Messages stream has no event for the wait, retrieval or a server-side
                 # tool's run (a `ping` would do for none of them): the client sees the answer.
                 return []
+            case MessageStart() | MessageDone():
+                return []  # a message has one speaker: a team's turns are the native API's
             case Usage():
                 return []  # the totals go out with `message_delta`
             case _:

@@ -39,6 +39,8 @@ from lmstream.events import (
     Done,
     Error,
     Event,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
@@ -202,6 +204,8 @@ class CompletionEncoder:
                 return []  # a raw prompt offers no tools: no backend calls one here
             case Queued() | Progress() | Sources() | ToolProgress() | ToolChunk() | ToolResult() | Custom():
                 return []  # the legacy format has no place for the wait or a server-side step
+            case MessageStart() | MessageDone():
+                return []  # nor for a team's turns
             case Usage():
                 return []  # the usage chunk is made from `Done`
             case _:

@@ -12,6 +12,8 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
     tool_result   {"call_id", "name", "result", "execution_ms", "error"}
     progress {"stage", "percentage", "message"}
     sources  {"items": [{"number", "title", "source", "snippet", "score", "document_id", "chunk"}]}
+    message_start {"speaker", "round", "model"}   (a team's answer: one speaker's message
+    message_done  {"speaker", "round"}             begins / is whole; its tokens between)
     <name>   an extension's own event (``Custom``), by its name
     done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second",
               "total_ms", "queued_ms", "prompt_ms", "cancel_reason"?}
@@ -50,6 +52,8 @@ from lmstream.events import (
     Done,
     Error,
     Event,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Source,
@@ -242,6 +246,10 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
             data = {"stage": event.stage, "percentage": event.percentage, "message": event.message}
         case Sources():
             name, data = "sources", {"items": [source_json(item) for item in event.items]}
+        case MessageStart():
+            name, data = "message_start", {"speaker": event.speaker, "round": event.round, "model": event.model}
+        case MessageDone():
+            name, data = "message_done", {"speaker": event.speaker, "round": event.round}
         case Custom():
             name, data = event.name, event.data
         case Done():

@@ -53,6 +53,8 @@ from lmstream.events import (
     Error,
     Event,
     FinishReason,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
@@ -414,6 +416,8 @@ class LineEncoder:
                 # NDJSON chunks carry the answer only: nothing for the wait, retrieval or
                 # a server-side tool's run.
                 return []
+            case MessageStart() | MessageDone():
+                return []  # one assistant per answer: a team's turns are the native API's
             case Usage():
                 return []  # the counts go out with the final object
             case _:

@@ -42,6 +42,8 @@ from lmstream.events import (
     Error,
     Event,
     FinishReason,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
@@ -304,6 +306,8 @@ class ChunkEncoder:
                 # Chat Completions has no place for the wait, retrieval or a server-side
                 # tool's run: the client sees the answer they lead to.
                 return []
+            case MessageStart() | MessageDone():
+                return []  # one assistant speaks in a choice: a team's turns are the native API's
             case Usage():
                 return []  # the usage chunk is made from `Done`
             case _:

@@ -4,7 +4,9 @@
 and ``/mcp``) exist from the start; ``start`` builds the ``ToolRegistry`` from settings,
 connects the configured MCP servers and adds their tools, starts the MCP endpoint,
 and installs the hub planner that turns a standalone run into a generation
-(``step.plan_tool_run``). Another extension adds tools through it:
+(``step.plan_tool_run``), and the preprocessor and planner of server tools inside a
+stream (``loop.py``: a request's ``server_tools`` offered to the model, its answer a
+``ToolLoop``; an unknown tool is a 404 before the stream). Another extension adds tools through it:
 ``app.extension(ToolsExtension).registry.add(search_tool)`` (the RAG search).
 
 At shutdown (after the hub has cancelled the runs still going, which may be calling
@@ -25,9 +27,11 @@ from lmstream.errors import LmstreamError, NotFound
 from lmstream.http.auth import check_api_key
 from lmstream.http.endpoint import error_response
 from lmstream.http.state import AppState, app_state
+from lmstream.request import ChatRequest
 from lmstream.settings import Settings
 from lmstream.tools.base import ToolError
 from lmstream.tools.chat import ChatTool
+from lmstream.tools.loop import offer, plan_tool_loop
 from lmstream.tools.mcp_client import McpConnection
 from lmstream.tools.mcp_server import McpEndpoint, loopback_security
 from lmstream.tools.registry import ToolRegistry
@@ -77,8 +81,23 @@ class ToolsExtension:
             security = loopback_security() if settings.is_loopback() else None
             self.mcp_endpoint = McpEndpoint(self.registry, self.options, extra=[ChatTool(app.hub)], security=security)
             await self.mcp_endpoint.start()
+        app.hub.preprocessors.append(self.preprocess)
         app.hub.planners.append(plan_tool_run)
+        app.hub.planners.append(plan_tool_loop)
         self._started = True
+
+    async def preprocess(self, request: ChatRequest) -> ChatRequest:
+        """Offer the server tools a request names to its model (``ToolNotFound`` first)."""
+        if not request.server_tools:
+            return request
+        tools = [self.registry.get(name) for name in request.server_tools]
+        return offer(
+            request,
+            tools,
+            options=self.options,
+            max_rounds=self.settings.tool_rounds,
+            validate=self.registry.validate,
+        )
 
     async def aclose(self) -> None:
         self._started = False

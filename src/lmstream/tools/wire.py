@@ -33,6 +33,8 @@ from lmstream.events import (
     Done,
     Error,
     Event,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
@@ -97,7 +99,7 @@ class RunEncoder:
                 name, data = "error", {"message": f"the tool run was cancelled ({reason})", "code": "cancelled"}
             case Error():
                 name, data = "error", {"message": event.message, "code": event.code}
-            case TextDelta() | Queued() | Usage() | Progress() | Sources() | Custom():
+            case TextDelta() | Queued() | Usage() | Progress() | Sources() | MessageStart() | MessageDone() | Custom():
                 return []  # a tool run has no model round: nothing of these happens
             case _:
                 assert_never(event)
