@@ -4,7 +4,7 @@ The lifespan builds one backend per configured model (through the registry, like
 plugin would), starts them, and wires the router and the stream hub. Features hook in
 as ``Extension``s (``http/extension.py``): each brings its routes, and at startup gets
 the ``AppState`` to add hub preprocessors, planners and observers. ``extensions=None``
-installs ``default_extensions(settings)`` (metrics, conversations, tools); a caller that
+installs ``default_extensions(settings)`` (metrics, conversations, tools, team chat); a caller that
 wants more passes ``[*default_extensions(settings), mine]``.
 """
 
@@ -36,6 +36,7 @@ from lmstream.hub import LocalCoordinator, StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.team.extension import TeamExtension
 from lmstream.tools.extension import ToolsExtension
 
 __all__ = ["create_app", "default_extensions"]
@@ -55,7 +56,7 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [MetricsExtension(), ConversationsExtension(settings), ToolsExtension(settings)]
+    return [MetricsExtension(), ConversationsExtension(settings), ToolsExtension(settings), TeamExtension(settings)]
 
 
 def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:
