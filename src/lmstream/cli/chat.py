@@ -9,7 +9,9 @@ question it is an interactive chat that keeps the conversation (``/help`` lists 
 commands); Ctrl-C during an answer stops that generation on the server (stored as
 ``stopped``) and returns to the prompt; Ctrl-C at the prompt exits.
 
-On a terminal the answer renders as Markdown while it streams (rich.live); piped, it
+``--tool NAME`` (repeatable) lets the model call the server's tool NAME; each call's
+progress, chunks and result are lines on stderr (``[calculator] …``), the answer
+on stdout. On a terminal the answer renders as Markdown while it streams (rich.live); piped, it
 is plain text. Failures (server down, wrong key, unknown model) are one line on
 stderr and exit status 1. Everything goes through ``lmstream.cli.client``.
 """
@@ -29,7 +31,7 @@ from rich.markdown import Markdown
 
 from lmstream.cli.client import DEFAULT_URL, Client, ClientError, StreamEvent
 
-__all__ = ["ApiKeyOption", "Printer", "TurnResult", "UrlOption", "fail", "register", "run_turn"]
+__all__ = ["ApiKeyOption", "Printer", "TurnResult", "UrlOption", "fail", "register", "run_turn", "tool_line"]
 
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="LMSTREAM_URL", help="The lmstream server.", show_default=True)
@@ -111,13 +113,41 @@ class TurnResult:
     stopped: bool = False
 
 
-def run_turn(client: Client, body: dict[str, Any], printer: Printer) -> TurnResult:
+def tool_line(event: StreamEvent, names: dict[str, str]) -> str | None:
+    """A server-side tool's event as one line for stderr (None: nothing to say)."""
+    data = event.data
+    if event.event == "tool_call":
+        if data.get("id") and data.get("name"):
+            names[data["id"]] = data["name"]
+        return None
+    name = names.get(str(data.get("call_id")), "tool")
+    if event.event == "tool_progress":
+        percentage = data.get("percentage")
+        parts = [data.get("stage") or "", f"{percentage:.0f}%" if percentage is not None else "", data.get("message") or ""]
+        return f"[{name}] " + " ".join(part for part in parts if part)
+    if event.event == "tool_chunk":
+        return f"[{name}] {str(data.get('text', '')).strip()}"
+    if event.event == "tool_result":
+        ms = data.get("execution_ms") or 0
+        if data.get("error"):
+            return f"[{name}] failed after {ms:.0f} ms: {data['error']}"
+        result = str(data.get("result", ""))
+        return f"[{name}] done in {ms:.0f} ms: {result if len(result) <= 200 else result[:200] + '…'}"
+    return None
+
+
+def run_turn(client: Client, body: dict[str, Any], printer: Printer, path: str = "/v1/streams") -> TurnResult:
     """Stream one answer through ``printer``; Ctrl-C cancels it on the server."""
     turn = TurnResult()
+    names: dict[str, str] = {}
     try:
-        with printer, client.stream(body) as events:
+        with printer, client.stream(body, path) as events:
             for event in events:
                 printer.event(event)
+                if printer.mode != "json" and event.event.startswith("tool_"):
+                    line = tool_line(event, names)
+                    if line is not None:
+                        note(line)
                 if event.event == "start":
                     turn.stream_id = event.data.get("id")
                     turn.conversation_id = event.data.get("conversation_id")
@@ -170,10 +200,11 @@ class Session:
     conversation_id: str | None
     store: bool
     response_format: dict[str, Any] | None = field(default=None)
+    tools: list[str] = field(default_factory=list)
 
     def body(self, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": text, "store": self.store}
-        for key in ("model", "profile", "conversation_id", "response_format"):
+        for key in ("model", "profile", "conversation_id", "response_format", "tools"):
             if getattr(self, key):
                 body[key] = getattr(self, key)
         return body
@@ -285,6 +316,10 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--json-schema", help="Answer with JSON valid against the JSON schema in this file."),
         ] = None,
+        tool: Annotated[
+            list[str] | None,
+            typer.Option("--tool", "-t", help="Let the model call this server tool (repeat for more)."),
+        ] = None,
         url: UrlOption = DEFAULT_URL,
         api_key: ApiKeyOption = None,
     ) -> None:
@@ -296,7 +331,7 @@ def register(app: typer.Typer) -> None:
             raise fail(exc.message) from None
         printer = Printer("plain" if response_format and mode == "markdown" else mode)
         with Client(url, api_key) as client:
-            session = Session(client, printer, model, profile, conversation, not no_store, response_format)
+            session = Session(client, printer, model, profile, conversation, not no_store, response_format, tool or [])
             try:
                 if question is None:
                     client.profiles()  # fail now, not at the first question: server down, bad key

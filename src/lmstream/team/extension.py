@@ -3,7 +3,7 @@
     POST /v1/team/stream {"question", "members"?, "rounds"?, "max_tokens"?, "moderator"?,
                           "model"?, "conversation_id"?, "store"?}
 
-``members``: names (``"Skeptic"``: a default member, or a new one with a plain persona),
+``members``: names (``"Skeptic"``: a default member — its persona — or a new voice),
 profiles (``{"profile": "code"}``: the profile's system prompt as the persona, its model)
 or ``{"name", "persona", "model"}``; the default team (``step.DEFAULT_MEMBERS``) when
 omitted. ``model`` is the model of members that name none. ``moderator``: ``true`` for
@@ -94,9 +94,9 @@ class TeamExtension:
 
     def _member(self, raw: str | MemberBody) -> Member:
         if isinstance(raw, str):
-            known = next((m for m in DEFAULT_MEMBERS if m.name.lower() == raw.lower()), None)
-            return known or Member(raw, f"You are {raw}; answer from that point of view.")
-        persona, model = raw.persona, raw.model
+            raw = MemberBody(name=raw)
+        known = next((m for m in DEFAULT_MEMBERS if raw.name and m.name.lower() == raw.name.lower()), None)
+        persona, model = raw.persona or (known.persona if known else None), raw.model
         if raw.profile is not None:
             profile = self.profiles.get(raw.profile)
             persona = persona or profile.system_prompt
