@@ -10,7 +10,10 @@ events one stream carries per second.
    auth, JSON, no tool run), the non-streaming ``POST /v1/tools/noop`` (async) and
    ``noop_sync`` (thread), the streaming ``POST /v1/tools/noop/stream`` read to its end,
    and the same tool through the MCP SDK's client on ``/mcp``. "added" = p50 minus the
-   floor's p50.
+   floor's p50. Inside a native stream: ``POST /v1/streams`` read to its end on a
+   scripted model that answers at once, against the same request with ``"tools":
+   ["noop"]`` on a scripted model that calls ``noop`` first — the tool step between two
+   model rounds (the call, the run, its events, the second round) is the difference.
 3. Progress events per second one stream carries: the ``flood`` tool reports ``N``
    updates as fast as it can (unthrottled: ``tool_progress_interval = 0``), a raw
    client (``bench.wire``'s parsers) counts them as they arrive; server CPU per 1,000
@@ -40,6 +43,13 @@ __all__ = ["NAME", "TITLE", "run"]
 NAME = "tools"
 TITLE = "Server-side tools: round-trip overhead and progress events per second"
 TOOLS = [{"function": f"bench.tool_samples:{name}"} for name in ("noop", "noop_sync", "flood")]
+MODELS = [
+    {"name": "plain", "backend": "scripted", "options": {"text": "ok"}},
+    {"name": "caller", "backend": "scripted",
+     "options": {"text": "ok", "tool_calls": [{"name": "noop", "arguments": {}}], "tool_answer": "ok"}},
+]  # fmt: skip
+STREAM_PLAIN = "POST /v1/streams, answer at once"
+STREAM_TOOL = "POST /v1/streams, a noop tool step first"
 
 
 # 1. In process ----------------------------------------------------------------------------
@@ -140,9 +150,9 @@ def _http_calls(server: Server) -> dict[str, Callable[[], None]]:
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     headers = {"Content-Type": "application/json"}
 
-    def request(method: str, path: str, body: bytes | None = None) -> Callable[[], None]:
+    def request(method: str, path: str, body: bytes | None = None, *, sse: bool = False) -> Callable[[], None]:
         def call() -> None:
-            conn.request(method, path, body=body, headers=headers)
+            conn.request(method, path, body=body, headers={**headers, "Accept": "text/event-stream"} if sse else headers)
             response = conn.getresponse()
             data = response.read()
             if response.status != 200:
@@ -156,6 +166,10 @@ def _http_calls(server: Server) -> dict[str, Callable[[], None]]:
         "POST /v1/tools/noop": request("POST", "/v1/tools/noop", empty),
         "POST /v1/tools/noop_sync": request("POST", "/v1/tools/noop_sync", empty),
         "POST /v1/tools/noop/stream": request("POST", "/v1/tools/noop/stream", empty),
+        STREAM_PLAIN: request("POST", "/v1/streams", orjson.dumps({"model": "plain", "prompt": "x"}), sse=True),
+        STREAM_TOOL: request(
+            "POST", "/v1/streams", orjson.dumps({"model": "caller", "prompt": "x", "tools": ["noop"]}), sse=True
+        ),
     }
 
 
@@ -242,15 +256,14 @@ def run(options: Options) -> dict[str, Any]:
     calls = 30 if options.quick else 300
     flood_n = 5_000 if options.quick else 50_000
     out: dict[str, Any] = {"in_process_us_per_call": asyncio.run(_in_process(calls * 10, flood_n))}
-    unthrottled = start_lmstream(
-        [{"name": "scripted", "backend": "scripted"}], name="lmstream-tools", store="none", tool_progress_interval=0, tools=TOOLS
-    )
+    unthrottled = start_lmstream(MODELS, name="lmstream-tools", store="none", tool_progress_interval=0, tools=TOOLS)
     throttled = start_lmstream([{"name": "scripted", "backend": "scripted"}], name="lmstream-tools-throttled", store="none", tools=TOOLS)
     with running([unthrottled, throttled]):
         out["round_trip"] = _round_trips(unthrottled, calls, options.rounds)
         out["progress"] = {"unthrottled": [_flood(unthrottled, flood_n) for _ in range(options.rounds)]}
         out["progress"]["default_throttle_0.1s"] = _flood(throttled, flood_n)
     ip = out["in_process_us_per_call"]
+    plain, with_tool = out["round_trip"][STREAM_PLAIN]["p50_ms"], out["round_trip"][STREAM_TOOL]["p50_ms"]
     out["tables"] = [
         print_table(
             "run_tool per call, in process (µs)",
@@ -261,6 +274,11 @@ def run(options: Options) -> dict[str, Any]:
             "tool round trip over HTTP, one client, keep-alive (ms)",
             ["call", "n", "p50", "p90", "added p50 vs floor"],
             [[k, v["n"], v["p50_ms"], v["p90_ms"], v["added_p50_ms"]] for k, v in out["round_trip"].items()],
+        ),
+        print_table(
+            "a tool round trip inside a native stream (ms)",
+            ["p50 answer at once", "p50 with a noop tool step", "added by the tool step"],
+            [[plain, with_tool, round(with_tool - plain, 3)]],
         ),
         print_table(
             f"progress events one stream carries ({flood_n:,} reported as fast as possible)",

@@ -138,6 +138,17 @@ async def test_client_tools_end_the_stream_with_their_calls(tmp_path: Path) -> N
     assert got[-1][2]["finish_reason"] == "tool_calls"
 
 
+async def test_a_model_that_cannot_call_tools_answers_in_text_and_says_so(tmp_path: Path) -> None:
+    async with app_client(settings(tmp_path, scripted("plain", text="Just text."))) as c:
+        headers = {"Accept": "text/event-stream"}
+        async with aconnect_sse(c, "POST", "/v1/streams", json={"prompt": "go", "tools": ["calculator"]}, headers=headers) as source:
+            assert source.response.headers["lmstream-ignored"] == "tools"
+            names = [sse.event async for sse in source.aiter_sse()]
+        assert "tool_call" not in names and names[-1] == "done"
+        demanded = await c.post("/v1/streams", json={"prompt": "go", "tools": ["calculator"], "tool_choice": "required"})
+        assert demanded.status_code == 400 and demanded.json()["error"]["param"] == "tool_choice"
+
+
 def test_model_names_are_what_every_api_accepts() -> None:
     taken: set[str] = {"mcp_files_read"}
     assert model_name("calculator", taken) == "calculator"
