@@ -95,6 +95,7 @@ EXAMPLES: dict[Any, Any] = {
     ("/v1/completions", "logprobs"): 2,
     ("/v1/messages", "tools"): [{"name": "lookup", "input_schema": {"type": "object"}}],
     ("/v1/messages", "tool_choice"): {"type": "any"},
+    ("/v1/streams", "tools"): ["calculator"],
     ("/api/chat", "format"): SCHEMA,
     # Ollama options
     "num_predict": 3, "num_ctx": 8192, "num_batch": 8, "num_gpu": 1, "main_gpu": 0, "low_vram": True, "f16_kv": True,
@@ -109,6 +110,7 @@ COMPANIONS: dict[Any, dict[str, Any]] = {
     "tool_choice": {"tools": TOOLS},
     "function_call": {"functions": [TOOLS[0]["function"]]},
     ("/v1/messages", "tool_choice"): {"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]},
+    ("/v1/streams", "tool_choice"): {"tools": ["calculator"]},
 }
 # Honoured fields whose only accepted value is what lmstream does anyway: (accepted, refused).
 ONLY = {"n": (1, 2), "best_of": (1, 2)}
