@@ -54,7 +54,8 @@ def mcp_http_port() -> Iterator[int]:
 def server(tmp_path_factory: pytest.TempPathFactory, mcp_http_port: int) -> Iterator[LiveServer]:
     live = start_server(
         tmp_path_factory.mktemp("mcp-client"),
-        [scripted()],
+        [scripted(), scripted("mcp-caller", tool_calls=[{"name": "mcp:local/slow", "arguments": {"steps": 3}}],
+                              tool_answer="So: {results}.")],
         store="none",
         tool_progress_interval=0,
         mcp_servers=[
@@ -123,3 +124,21 @@ def test_cancelling_the_run_cancels_the_mcp_call_on_the_server(
     assert wait_for(lambda: marker.read_text() == "cancelled")  # the server's handler was cancelled
     # and the connection to that server still works
     assert stream(server, f"mcp:{where}/slow", {"steps": 1})[-1][0] == "complete"
+
+
+def test_a_model_calls_an_mcp_tool_inside_a_native_stream(server: LiveServer) -> None:
+    body = {"model": "mcp-caller", "prompt": "count", "tools": ["mcp:local/slow"]}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        with connect_sse(client, "POST", "/v1/streams", json=body) as source:
+            assert source.response.status_code == 200
+            got = [(sse.event, sse.json()) for sse in source.iter_sse()]
+    (call,) = [d for n, d in got if n == "tool_call" and d["id"]]
+    assert call["name"] == "mcp_local_slow"  # offered under a name every API accepts
+    progress = [d for n, d in got if n == "tool_progress"]
+    assert [p["message"] for p in progress] == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]
+    assert {p["call_id"] for p in progress} == {call["id"]}
+    (result,) = [d for n, d in got if n == "tool_result"]
+    # the call's structured content, as JSON text the model reads
+    assert (result["name"], result["result"], result["error"]) == ("mcp:local/slow", '{"result":"counted 3"}', None)
+    assert "".join(d["text"] for n, d in got if n == "token") == 'So: {"result":"counted 3"}.'
+
