@@ -13,8 +13,13 @@ decoding. Two parts:
   masks the whole vocabulary with the grammar at every step (llama-cpp-python's sampler
   chain); lmstream checks the token the model picks and masks only when it is rejected.
 * ``sampler``: the same comparison without HTTP, in this process on one model: free
-  greedy, lmstream's ``ConstrainedSampler`` and a chain that masks every step, with the
-  share of tokens the grammar rejected.
+  greedy; lmstream's ``ConstrainedSampler`` (check the model's pick, on a rejection pick
+  again among the most likely tokens the grammar allows); the same check with the
+  whole vocabulary masked on a rejection (llama.cpp's server); a chain that masks
+  every step (llama-cpp-python's server). The time
+  spent choosing each token (sampling alone, the model's evaluation left out, so a busy
+  machine disturbs it least) and in total, with the share of tokens the grammar
+  rejected.
 """
 
 from __future__ import annotations
@@ -174,44 +179,65 @@ def _sampler(trials: int) -> dict[str, Any]:
         llama_cpp.llama_sampler_chain_add(c, llama_cpp.llama_sampler_init_greedy())
         return c
 
-    def generate(kind: str, question: str) -> tuple[int, float, int]:
+    generated: list[int] = []
+    masked_all: list[int] = []
+
+    def generate(kind: str, question: str) -> tuple[int, float, float, int]:
         tokens = llm.tokenize(_transcript(question).encode(), add_bos=True)
         llm.reset()
         llm.eval(tokens)
-        if kind == "check":
-            sampler = ConstrainedSampler(chain(False), grammar_sampler(vocab, grammar), n_vocab)
+        if kind in ("check", "check_all"):
+            support = 1 if kind == "check" else None  # greedy: only the top token
+            sampler = ConstrainedSampler(chain(False), grammar_sampler(vocab, grammar), n_vocab, support=support)
         else:
             sampler = ConstrainedSampler(chain(kind == "mask"), None, n_vocab)
-        produced, started = 0, time.perf_counter()
+        generated.clear()
+        produced, sampling, started = 0, 0.0, time.perf_counter()
         try:
             while produced < MAX_TOKENS:
+                before = time.perf_counter()
                 token = sampler.sample(llm.ctx)
+                sampling += time.perf_counter() - before
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
                 produced += 1
+                generated.append(token)
                 llm.eval([token])
         finally:
             sampler.close()
-        return produced, time.perf_counter() - started, sampler.resampled
+        masked_all.append(sampler.masked_all)
+        return produced, time.perf_counter() - started, sampling, sampler.resampled
 
-    kinds = {"free": "free greedy", "check": "JSON: check, mask on rejection (lmstream)",
+    kinds = {"free": "free greedy", "check": "JSON: check, then the allowed of the lead (lmstream)",
+             "check_all": "JSON: check, then mask the whole vocabulary (llama.cpp server)",
              "mask": "JSON: mask every step (llama-cpp-python)"}  # fmt: skip
     out: dict[str, Any] = {}
     rows = []
-    results: dict[str, list[tuple[int, float, int]]] = {k: [] for k in kinds}
+    results: dict[str, list[tuple[int, float, float, int]]] = {k: [] for k in kinds}
+    texts: dict[str, list[str]] = {}
+    whole: dict[str, int] = {k: 0 for k in kinds}
     for trial in range(trials):
         for kind in kinds:
             question = (FREE_QUESTION if kind == "free" else JSON_QUESTION).format(n=200 + trial)
             results[kind].append(generate(kind, question))
+            whole[kind] += masked_all.pop()
+            texts.setdefault(kind, []).append(llm.detokenize(generated).decode("utf-8", "replace"))
     for kind, label in kinds.items():
-        rates = [n / s for n, s, _ in results[kind] if s > 0]
-        tokens = sum(n for n, _, _ in results[kind])
-        rejected = sum(r for _, _, r in results[kind])
+        rates = [n / s for n, s, _, _ in results[kind] if s > 0]
+        per_token = [1000 * t / max(1, n) for n, _, t, _ in results[kind]]
+        tokens = sum(n for n, _, _, _ in results[kind])
+        rejected = sum(r for _, _, _, r in results[kind])
         out[kind] = {"tokens_per_s": [round(r, 1) for r in rates], "tokens_per_s_p50": round(pct(rates, 50) or 0, 1),
-                     "tokens": tokens, "rejected": rejected}  # fmt: skip
-        rows.append([label, out[kind]["tokens_per_s_p50"], tokens, f"{rejected} ({100 * rejected / max(1, tokens):.0f}%)"])
-    out["table"] = print_table("Structured output, sampling in-process (one model, greedy)",
-                               ["sampling", "tokens/s p50 (eval + sample)", "tokens", "rejected by the grammar"], rows)
+                     "sample_ms_per_token": [round(v, 2) for v in per_token],
+                     "sample_ms_per_token_p50": round(pct(per_token, 50) or 0, 2),
+                     "tokens": tokens, "rejected": rejected, "masked_whole_vocabulary": whole[kind]}  # fmt: skip
+        rows.append([label, out[kind]["sample_ms_per_token_p50"], out[kind]["tokens_per_s_p50"], tokens,
+                     f"{rejected} ({100 * rejected / max(1, tokens):.0f}%)", whole[kind] if kind != "mask" else tokens])  # fmt: skip
+    out["same_json_text"] = texts["check"] == texts["check_all"] == texts["mask"]
+    out["table"] = print_table(f"Structured output, sampling in-process (one model, greedy; the three JSON "
+                               f"samplers wrote the same text: {out['same_json_text']})",
+                               ["sampling", "ms choosing a token p50", "tokens/s p50 (eval + sample)", "tokens",
+                                "rejected by the grammar", "whole vocabulary masked"], rows)  # fmt: skip
     llm.close()
     return out
 
