@@ -1,9 +1,9 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, store_drivers, store_flushes, tools (default:
-all, in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
-(``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
-figures); server logs and configs go to ``bench/results/logs/``.
+Scenarios: overhead, many, embedded, cancel, store_drivers, store_flushes, structured,
+tools (default: all, in that order). Each prints its tables and writes
+``bench/results/<scenario>.json`` (``bench/results/quick/`` with ``--quick``, so a smoke
+test never replaces the real figures); server logs and configs go to ``bench/results/logs/``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ SCENARIOS = {
     "cancel": "bench.scenarios.cancellation",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
+    "structured": "bench.scenarios.structured",
     "tools": "bench.scenarios.tools",
 }
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import jsonschema
@@ -188,3 +189,45 @@ async def test_an_answer_cut_by_max_tokens_never_ends_in_the_transcripts_own_mar
     )
     text = text_of(await run(backend, request))
     assert "Assistant" not in text and not text.endswith("\n"), text
+
+
+@pytest.mark.parametrize("schema", [PERSON, {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "maxItems": 3}])
+def test_greedy_constrained_sampling_is_exactly_the_masked_argmax(backend: LlamaCppBackend, schema: dict[str, object]) -> None:
+    """Checking the model's pick, then the allowed of the lead, then the whole vocabulary
+    gives what masking the whole vocabulary at every step gives (llama-cpp-python's way)."""
+    import llama_cpp
+
+    from lmstream.backends.sampling import ConstrainedSampler, grammar_sampler
+
+    llama = backend._llama
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    grammar = json_grammar(ResponseFormat("json_schema", schema))
+
+    def greedy(masked: bool) -> Any:
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if masked:
+            llama_cpp.llama_sampler_chain_add(chain, grammar_sampler(vocab, grammar))
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        return chain
+
+    def run_with(sampler: ConstrainedSampler) -> list[int]:
+        llama.reset()
+        llama.eval(llama.tokenize(b"User: Some colours or a person, as JSON.\nAssistant:", add_bos=True))
+        tokens: list[int] = []
+        try:
+            while len(tokens) < 60:
+                token = sampler.sample(llama.ctx)
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                tokens.append(token)
+                llama.eval([token])
+        finally:
+            sampler.close()
+        return tokens
+
+    checked = ConstrainedSampler(greedy(False), grammar_sampler(vocab, grammar), n_vocab, support=1)
+    ours = run_with(checked)
+    assert checked.resampled > 0  # the grammar did have to step in
+    assert ours == run_with(ConstrainedSampler(greedy(True), None, n_vocab))
+    jsonschema.validate(json.loads(llama.detokenize(ours)), schema)

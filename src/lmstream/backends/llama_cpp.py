@@ -516,7 +516,9 @@ class LlamaCppBackend:
     def _sampler(self, job: _Job, vocab: Any, n_vocab: int) -> ConstrainedSampler:
         chain = self._chain(job, n_vocab)
         grammar = None if job.grammar is None else grammar_sampler(vocab, job.grammar)
-        return ConstrainedSampler(chain, grammar, n_vocab)
+        support = 1 if job.temperature <= 0 else (job.top_k if job.top_k > 0 else None)
+        always = [token for token, _ in job.logit_bias]  # a bias may lift a token into the lead
+        return ConstrainedSampler(chain, grammar, n_vocab, support=support, always=always)
 
     def _chain(self, job: _Job, n_vocab: int) -> Any:
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())

@@ -261,7 +261,12 @@ class ChunkEncoder:
             "created": self.created,
             "model": self.model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs_json(logprobs), "finish_reason": finish}],
+            "choices": [{
+                "index": 0,
+                "delta": delta,
+                "logprobs": None if logprobs is None else logprobs_json(logprobs),
+                "finish_reason": finish,
+            }],
         }
         if self.include_usage:
             chunk["usage"] = None
