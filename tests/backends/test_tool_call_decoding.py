@@ -2,14 +2,12 @@
 id, name and arguments come out exactly as the upstream meant them.
 
 The bodies are the real APIs' shapes (``tests/tools/tool_upstream.py``). Each is decoded
-by the backend's own ``decode`` (framing and payload fold) from two reads split at
-every byte — inside UTF-8 characters, JSON escapes, ``data:`` lines and event
+by the backend's own ``decoder()`` (byte framing and payload fold) from two reads split
+at every byte — inside UTF-8 characters, JSON escapes, ``data:`` lines and event
 separators — and once one byte per read.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -30,25 +28,20 @@ BACKENDS: dict[str, type[UpstreamBackend]] = {
 }
 
 
-class Reads(httpx.AsyncByteStream):
-    def __init__(self, reads: list[bytes]) -> None:
-        self.reads = reads
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for read in self.reads:
-            yield read
-
-
 def backend(kind: str) -> UpstreamBackend:
     config = ModelConfig(name="m", backend=kind, url="http://127.0.0.1:9", upstream_model="m")
     return BACKENDS[kind](config, BackendContext(settings=Settings(models=[config]), http=httpx.AsyncClient()))
 
 
-async def decode(upstream: UpstreamBackend, reads: list[bytes]) -> list[Event]:
-    """The events of one response body arriving in ``reads``."""
-    media = "application/x-ndjson" if upstream.kind == "ollama" else "text/event-stream"
-    response = httpx.Response(200, headers={"content-type": media}, stream=Reads(reads))
-    return [event async for event in upstream.decode(response)]
+def decode(upstream: UpstreamBackend, reads: list[bytes]) -> list[Event]:
+    """The events of one response body arriving in ``reads``, up to its ``Done``."""
+    decoder = upstream.decoder()
+    events: list[Event] = []
+    for read in reads:
+        decoder.feed(read, events)
+    if not any(isinstance(e, Done) for e in events):
+        decoder.end(events)
+    return events[: next(i for i, e in enumerate(events) if isinstance(e, Done)) + 1]
 
 
 def check(kind: str, events: list[Event]) -> None:
@@ -73,10 +66,10 @@ async def test_tool_calls_survive_a_cut_at_every_byte(kind: str) -> None:
     data = body(kind)
     upstream = backend(kind)
     for cut in range(1, len(data)):
-        check(kind, await decode(upstream, [data[:cut], data[cut:]]))
+        check(kind, decode(upstream, [data[:cut], data[cut:]]))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_tool_calls_one_byte_per_read(kind: str) -> None:
     data = body(kind)
-    check(kind, await decode(backend(kind), [data[i : i + 1] for i in range(len(data))]))
+    check(kind, decode(backend(kind), [data[i : i + 1] for i in range(len(data))]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -162,3 +163,26 @@ async def test_a_last_event_id_of_another_run_is_refused(client: httpx.AsyncClie
     assert answer.status_code == 404  # a run of `count`, not of `calculator`
     gone = await client.get("/v1/tools/runs/run_unknown/events")
     assert gone.status_code == 404
+
+
+async def test_a_run_belongs_to_its_key_and_its_events_url_carries_a_token(tmp_path: Path) -> None:
+    key_a, key_b = "key-a-0123456789", "key-b-0123456789"
+    settings = Settings(models=[scripted()], store="none", api_keys=[key_a, key_b], data_dir=tmp_path)
+    async with app_client(settings) as c:
+        headers = {"Authorization": f"Bearer {key_a}"}
+        got = await events(c, "POST", "/v1/tools/calculator/stream", json={"arguments": {"expression": "1+1"}},
+                           headers=headers)  # fmt: skip
+        start = got[0][2]
+        run_id, url = start["id"], start["events_url"]
+        assert url.startswith(f"/v1/tools/runs/{run_id}/events?token=")
+        # the token opens that run's events (an EventSource sends no key) ...
+        replay = await events(c, "GET", url, headers={"Last-Event-ID": got[0][0]})
+        assert replay == got[1:]
+        # ... and another key finds no such run, as for one that does not exist
+        other = {"Authorization": f"Bearer {key_b}"}
+        for method, path in [("GET", f"/v1/tools/runs/{run_id}"), ("DELETE", f"/v1/tools/runs/{run_id}"),
+                             ("GET", f"/v1/tools/runs/{run_id}/events")]:  # fmt: skip
+            response = await c.request(method, path, headers=other)
+            assert response.status_code == 404, (method, path)
+        mine = await c.get(f"/v1/tools/runs/{run_id}", headers=headers)
+        assert mine.status_code == 200 and mine.json()["result"] == 2

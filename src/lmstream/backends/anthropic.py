@@ -23,20 +23,18 @@ token).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from lmstream.backends.base import BackendContext
 from lmstream.backends.upstream import (
+    SSEWire,
     UpstreamBackend,
     UpstreamUnavailable,
-    drain,
+    WireDecoder,
     parse_json,
-    sse_events,
+    text_of,
 )
 from lmstream.capabilities import Capabilities
 from lmstream.errors import Overloaded, UpstreamError
@@ -125,10 +123,10 @@ class MessageEventDecoder:
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
 
-    def feed(self, name: str, data: str) -> list[Event]:
+    def feed(self, name: str, data: str | bytes) -> list[Event]:
         payload = parse_json(data, "anthropic")
         if not isinstance(payload, dict):
-            raise UpstreamError(f"the anthropic upstream sent an unexpected event: {data[:200]}")
+            raise UpstreamError(f"the anthropic upstream sent an unexpected event: {text_of(data)}")
         kind = payload.get("type") or name
         if kind == "message_start":
             self._usage((payload.get("message") or {}).get("usage"))
@@ -155,7 +153,7 @@ class MessageEventDecoder:
             return self.end()
         elif kind == "error":
             error = payload.get("error") or {}
-            message = f"the anthropic upstream failed: {error.get('message') or error.get('type') or data[:200]}"
+            message = f"the anthropic upstream failed: {error.get('message') or error.get('type') or text_of(data)}"
             if error.get("type") == "overloaded_error":
                 raise Overloaded(message)
             raise UpstreamError(message)
@@ -191,15 +189,6 @@ class AnthropicBackend(UpstreamBackend):
             headers["x-api-key"] = self.config.api_key
         return request_body(request, self.config.model, self.default_max_tokens), headers
 
-    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        decoder = MessageEventDecoder()
-        async with aclosing(sse_events(response)) as events:
-            async for name, data in events:
-                for event in decoder.feed(name, data):
-                    if isinstance(event, Done):
-                        await drain(events)  # so the pooled connection is reused
-                        yield event
-                        return
-                    yield event
-        for event in decoder.end():
-            yield event
+    def decoder(self) -> WireDecoder:
+        events = MessageEventDecoder()
+        return SSEWire(events.feed, events.end)

@@ -22,6 +22,7 @@ from lmstream.request import ChatRequest
 if TYPE_CHECKING:
     import httpx
 
+    from lmstream.backends.transport import UpstreamClient
     from lmstream.settings import ModelConfig, Settings
 
 __all__ = ["Backend", "BackendContext", "BackendFactory", "BackendStats", "EventStream", "ModelInfo"]
@@ -86,7 +87,7 @@ class BackendContext:
     """What the app shares with every backend it builds."""
 
     settings: Settings
-    http: httpx.AsyncClient
+    http: UpstreamClient | httpx.AsyncClient  # the upstreams' HTTP client (backends/transport.py)
 
 
 @runtime_checkable

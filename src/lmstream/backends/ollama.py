@@ -26,20 +26,17 @@ tools; ``required`` or a named tool is refused (a 400) rather than left to chanc
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
-
-import httpx
 
 from lmstream.backends.blocks import BlockNumbers
 from lmstream.backends.openai import decode_logprobs, tools_json
 from lmstream.backends.upstream import (
+    NdjsonWire,
     UpstreamBackend,
     UpstreamUnavailable,
-    drain,
-    ndjson_lines,
+    WireDecoder,
     parse_json,
+    text_of,
 )
 from lmstream.capabilities import Capabilities
 from lmstream.errors import BadRequest, UpstreamError
@@ -97,10 +94,10 @@ class ChatLineDecoder:
     def __init__(self) -> None:
         self.blocks = BlockNumbers()
 
-    def feed(self, line: str) -> list[Event]:
+    def feed(self, line: str | bytes) -> list[Event]:
         data = parse_json(line, "ollama")
         if not isinstance(data, dict):
-            raise UpstreamError(f"the ollama upstream sent an unexpected line: {line[:200]}")
+            raise UpstreamError(f"the ollama upstream sent an unexpected line: {text_of(line)}")
         if data.get("error"):
             raise UpstreamError(f"the ollama upstream failed: {data['error']}")
         events: list[Event] = []
@@ -143,15 +140,6 @@ class OllamaBackend(UpstreamBackend):
             headers["authorization"] = f"Bearer {self.config.api_key}"
         return request_body(request, self.config.model), headers
 
-    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        decoder = ChatLineDecoder()
-        async with aclosing(ndjson_lines(response)) as lines:
-            async for line in lines:
-                for event in decoder.feed(line):
-                    if isinstance(event, Done):
-                        await drain(lines)  # so the pooled connection is reused
-                        yield event
-                        return
-                    yield event
-        for event in decoder.end():
-            yield event
+    def decoder(self) -> WireDecoder:
+        lines = ChatLineDecoder()
+        return NdjsonWire(lines.feed, lines.end)

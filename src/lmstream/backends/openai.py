@@ -26,23 +26,21 @@ arguments fragment exactly as the upstream cut it (the older ``function_call`` t
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from lmstream.backends.base import BackendContext
 from lmstream.backends.blocks import BlockNumbers
 from lmstream.backends.upstream import (
+    SSEWire,
     UpstreamBackend,
     UpstreamUnavailable,
-    drain,
+    WireDecoder,
     error_message,
     parse_json,
-    sse_events,
+    text_of,
 )
 from lmstream.capabilities import Capabilities
 from lmstream.errors import UpstreamError
@@ -165,14 +163,15 @@ class ChunkDecoder:
         self.usage: Usage | None = None
         self.blocks = BlockNumbers()
 
-    def feed(self, data: str) -> list[Event]:
-        if data.strip() == "[DONE]":
+    def feed(self, data: str | bytes) -> list[Event]:
+        if data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
             return self.end(done_marker=True)
         chunk = parse_json(data, self.kind)
         if not isinstance(chunk, dict):
-            raise UpstreamError(f"the openai upstream sent an unexpected payload: {data[:200]}")
+            raise UpstreamError(f"the openai upstream sent an unexpected payload: {text_of(data)}")
         if chunk.get("error"):
-            raise UpstreamError(f"the openai upstream failed: {error_message(data.encode(), 'error')}")
+            raw = data if isinstance(data, bytes) else data.encode()
+            raise UpstreamError(f"the openai upstream failed: {error_message(raw, 'error')}")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
@@ -242,15 +241,6 @@ class OpenAIBackend(UpstreamBackend):
             headers["authorization"] = f"Bearer {self.config.api_key}"
         return request_body(request, self.config.model), headers
 
-    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        decoder = ChunkDecoder()
-        async with aclosing(sse_events(response)) as events:
-            async for _, data in events:
-                for event in decoder.feed(data):
-                    if isinstance(event, Done):
-                        await drain(events)  # so the pooled connection is reused
-                        yield event
-                        return
-                    yield event
-        for event in decoder.end():
-            yield event
+    def decoder(self) -> WireDecoder:
+        chunks = ChunkDecoder()
+        return SSEWire(lambda _, data: chunks.feed(data), chunks.end)

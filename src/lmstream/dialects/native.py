@@ -200,8 +200,12 @@ def source_json(source: Source) -> dict[str, Any]:
     }
 
 
-def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> ServerSentEvent | None:
-    """One internal event as one named SSE event; None for events the wire does not carry."""
+def encode_event(
+    seq: int, event: Event, *, base_path: str = "/v1/streams", events_url: str | None = None
+) -> ServerSentEvent | None:
+    """One internal event as one named SSE event; None for events the wire does not carry.
+    ``events_url``: what ``start`` says (by default ``{base_path}/{id}/events``; with keys
+    on, the route adds the stream's token)."""
     name: str
     data: Mapping[str, Any]
     match event:
@@ -220,7 +224,7 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
                 "model": event.model,
                 "created": event.created,
                 "conversation_id": event.conversation_id,
-                "events_url": f"{base_path}/{event.generation_id}/events",
+                "events_url": events_url or f"{base_path}/{event.generation_id}/events",
             }
         case Queued():
             name, data = "queued", {"position": event.position}

@@ -1,27 +1,66 @@
-"""Routes of the native API (``/v1/streams``) and the operational ones (``/health``)."""
+"""Routes of the native API (``/v1/streams``) and the operational ones (``/health``).
+
+A stream belongs to the key owner that started it: any other key gets 404 for it,
+exactly as for a stream that does not exist (``access.visible_to``; admin keys see
+every stream). With keys on, ``events_url`` carries a token for that one stream, so a
+browser's ``new EventSource(events_url)`` works without a key in the URL.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lmstream.access import Principal, stream_scope, visible_to
 from lmstream.dialects import native
-from lmstream.errors import BadRequest
-from lmstream.events import CancelReason, Event
+from lmstream.errors import BadRequest, NotFound
+from lmstream.events import CancelReason, Event, Started
+from lmstream.http.admission import start_stream
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
-from lmstream.http.state import app_state
+from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, ignored_header, stream_response
-from lmstream.hub import ReplayGone
+from lmstream.hub import ReplayGone, StreamHandle
 
-__all__ = ["routes"]
+__all__ = ["Encoder", "events_url", "routes", "visible_stream"]
+
+Encoder = Callable[[int, Event], list[Frame]]
 
 
-def _encode(seq: int, event: Event) -> list[Frame]:
-    frame = native.encode_event(seq, event)
-    return [] if frame is None else [frame]
+def events_url(state: AppState, principal: Principal, stream_id: str) -> str:
+    """``/v1/streams/{id}/events``, with a token for that stream when keys are on."""
+    url = f"/v1/streams/{stream_id}/events"
+    token = state.access.token_for(principal, stream_scope(stream_id))
+    return url if token is None else f"{url}?token={token[0]}"
+
+
+def encoder(url: str | None = None) -> Encoder:
+    """Native frames; ``url``: the ``events_url`` the ``start`` event gives."""
+
+    def encode(seq: int, event: Event) -> list[Frame]:
+        frame = native.encode_event(seq, event, events_url=url if type(event) is Started else None)
+        return [] if frame is None else [frame]
+
+    return encode
+
+
+_encode = encoder()
+
+
+async def visible_stream(request: Request, stream_id: str) -> StreamHandle:
+    """The stream ``stream_id`` if the request's principal may see it; 404 otherwise."""
+    stream = await app_state(request).hub.get(stream_id)
+    if not visible_to(principal_of(request), stream.principal):
+        raise NotFound(f"no stream {stream_id!r} (unknown, or ended too long ago)")
+    return stream
+
+
+def _stream_token(request: Request) -> str:
+    return stream_scope(request.path_params["stream_id"])
 
 
 def _wants_stream(request: Request) -> bool:
@@ -32,9 +71,10 @@ def _wants_stream(request: Request) -> bool:
 async def create_stream(request: Request) -> Response:
     state = app_state(request)
     chat = native.parse_request(await request.body())
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
+    follow_url = events_url(state, principal_of(request), generation.id)
     if _wants_stream(request):
-        frames = follow_frames(generation, _encode, grace=state.settings.grace_period)
+        frames = follow_frames(generation, encoder(follow_url), grace=state.settings.grace_period)
         return stream_response(frames, heartbeat=state.settings.heartbeat_interval, headers=ignored_header(generation))
     url = f"/v1/streams/{generation.id}"
     return JSON(
@@ -44,7 +84,7 @@ async def create_stream(request: Request) -> Response:
             "model": generation.model,
             "state": generation.state,
             "url": url,
-            "events_url": url + "/events",
+            "events_url": follow_url,
         },
         status_code=202,
         headers={"Location": url, **ignored_header(generation)},
@@ -61,10 +101,10 @@ def _last_event_id(request: Request) -> int:
         raise BadRequest(f"Last-Event-ID must be an event number, got {raw!r}") from None
 
 
-@endpoint(native.error_body)
+@endpoint(native.error_body, token_scope=_stream_token)
 async def stream_events(request: Request) -> Response:
     state = app_state(request)
-    stream = await state.hub.get(request.path_params["stream_id"])
+    stream = await visible_stream(request, request.path_params["stream_id"])
     after = _last_event_id(request)
     if after < stream.first_seq - 1:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
@@ -74,9 +114,9 @@ async def stream_events(request: Request) -> Response:
     return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
 
 
-@endpoint(native.error_body)
+@endpoint(native.error_body, token_scope=_stream_token)
 async def get_stream(request: Request) -> Response:
-    stream = await app_state(request).hub.get(request.path_params["stream_id"])
+    stream = await visible_stream(request, request.path_params["stream_id"])
     return JSON(
         native.stream_state(
             stream.id,
@@ -92,7 +132,7 @@ async def get_stream(request: Request) -> Response:
 
 @endpoint(native.error_body)
 async def cancel_stream(request: Request) -> Response:
-    stream = await app_state(request).hub.get(request.path_params["stream_id"])
+    stream = await visible_stream(request, request.path_params["stream_id"])
     cancelled = await stream.cancel(CancelReason.USER_STOP)
     if cancelled:
         await stream.wait()
@@ -108,7 +148,7 @@ async def health(request: Request) -> Response:
     return JSON(
         {
             "status": "ok",
-            "auth_required": bool(state.api_keys),
+            "auth_required": await state.access.keys.required(),
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),
             "active_streams": state.hub.active,

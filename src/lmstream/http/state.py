@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
 from starlette.requests import HTTPConnection
 
+from lmstream.access import Access
 from lmstream.backends.base import Backend
+from lmstream.backends.transport import UpstreamClient
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import Store
 
 __all__ = ["AppState", "app_state"]
 
@@ -24,10 +26,11 @@ class AppState:
     settings: Settings
     router: Router
     hub: StreamHub
-    http: httpx.AsyncClient
+    http: UpstreamClient
     backends: dict[str, Backend]
-    api_keys: list[bytes]
+    access: Access
     started_at: float
+    store: Store | None = None  # None: store = "none"
     extensions: list[Extension] = field(default_factory=list)
 
     def extension(self, kind: type[E]) -> E | None:

@@ -13,7 +13,8 @@ checked before the stream (404 naming it).
 The answer is a native stream (``/v1/streams`` events, ``Last-Event-ID`` resume at
 ``/v1/streams/{id}/events``): ``start``, then per message ``message_start {speaker,
 round, model}``, ``token``s, ``message_done``, then ``done``. It is kept as a
-conversation like any native answer (the question, one assistant message per speaker).
+conversation like any native answer (the question, one assistant message per speaker),
+owned by the key's owner and started within the key's limits (``start_stream``).
 Without ``Accept: text/event-stream`` the answer is ``202`` with its ``events_url``.
 """
 
@@ -29,10 +30,12 @@ from starlette.routing import BaseRoute, Route
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest
-from lmstream.events import Event
+from lmstream.http.admission import start_stream
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
+from lmstream.http.native import encoder, events_url
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
+from lmstream.http.streaming import JSON, follow_frames, stream_response
 from lmstream.profiles import Profiles
 from lmstream.request import ChatRequest, Dialect, Message, RequestContext
 from lmstream.settings import Settings
@@ -70,11 +73,6 @@ class TeamBody(BaseModel):
     model: str | None = None
     conversation_id: str | None = None
     store: bool = True
-
-
-def _encode(seq: int, event: Event) -> list[Frame]:
-    frame = native.encode_event(seq, event)
-    return [] if frame is None else [frame]
 
 
 class TeamExtension:
@@ -131,11 +129,12 @@ class TeamExtension:
             conversation_id=body.conversation_id,
             context=context,
         ).attach(team)
-        generation = await state.hub.start(chat)
+        generation = await start_stream(request, chat)
+        follow_url = events_url(state, principal_of(request), generation.id)
         if "text/event-stream" in request.headers.get("accept", ""):
-            frames = follow_frames(generation, _encode, grace=state.settings.grace_period)
+            frames = follow_frames(generation, encoder(follow_url), grace=state.settings.grace_period)
             return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
         url = f"/v1/streams/{generation.id}"
         body_json = {"id": generation.id, "object": "stream", "model": generation.model, "state": generation.state,
-                     "url": url, "events_url": url + "/events"}  # fmt: skip
+                     "url": url, "events_url": follow_url}  # fmt: skip
         return JSON(body_json, status_code=202, headers={"Location": url})

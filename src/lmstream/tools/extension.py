@@ -24,9 +24,9 @@ from starlette.types import Receive, Scope, Send
 
 from lmstream.dialects import native
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http.auth import check_api_key
+from lmstream.http.auth import authenticate
 from lmstream.http.endpoint import error_response
-from lmstream.http.state import AppState, app_state
+from lmstream.http.state import AppState
 from lmstream.request import ChatRequest
 from lmstream.settings import Settings
 from lmstream.tools.base import ToolError
@@ -109,7 +109,8 @@ class ToolsExtension:
 
 class _McpApp:
     """``/mcp`` (an ASGI app, not a request handler: the SDK writes the response):
-    lmstream's API keys, then the SDK's Streamable HTTP transport."""
+    lmstream's API keys, then the SDK's Streamable HTTP transport. (The tools it runs
+    and the ``chat`` tool's generations are not counted against the key's limits.)"""
 
     def __init__(self, extension: ToolsExtension) -> None:
         self.extension = extension
@@ -120,7 +121,7 @@ class _McpApp:
         try:
             if endpoint is None:
                 raise NotFound("the MCP endpoint is not enabled (mcp_endpoint = false)")
-            check_api_key(request, app_state(request).api_keys)
+            await authenticate(request)
         except LmstreamError as exc:
             await error_response(exc, native.error_body)(scope, receive, send)
             return

@@ -10,7 +10,10 @@ cancel, and the old non-streaming call.
     DELETE /v1/tools/runs/{id}                     cancel
 
 A run is a hub stream (``step.py``): numbered, replayed, cancelled and observed like a
-chat. Unknown tool: 404 before the stream; arguments that do not fit the tool's schema:
+chat, started through ``start_stream`` (the key's owner owns it, within the key's
+limits); another key's run is a 404, as for a stream. ``events_url`` carries a token for
+that run when keys are on, so a browser's ``EventSource`` can resume it; the ``GET``
+form itself needs the key in a header then (keys never go in URLs). Unknown tool: 404 before the stream; arguments that do not fit the tool's schema:
 400 naming the field. After the first byte, failures are an ``error`` event and the
 stream closes. A stream request carrying ``Last-Event-ID: <run id>:<n>`` resumes that
 run (``wire.py``). Tool names may contain ``/`` and ``:`` (``mcp:files/read``).
@@ -27,10 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from lmstream.access import stream_scope, visible_to
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, NotFound, error_from_code
 from lmstream.events import CancelReason
+from lmstream.http.admission import start_stream
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, follow_frames, stream_response, wait_unless_disconnected
@@ -38,7 +44,7 @@ from lmstream.hub import ReplayGone, RunningStream, StreamHandle, each_event
 from lmstream.tools.registry import ToolRegistry
 from lmstream.tools.runner import RunOptions, result_value
 from lmstream.tools.step import ToolRunRequest, tool_run_request
-from lmstream.tools.wire import RunEncoder, parse_event_id, run_error, run_state
+from lmstream.tools.wire import BASE_PATH, RunEncoder, parse_event_id, run_error, run_state
 
 __all__ = ["ToolRoutes", "Toolbox"]
 
@@ -101,11 +107,12 @@ class ToolRoutes:
 
     def routes(self) -> list[BaseRoute]:
         e = endpoint(native.error_body)
+        by_token = endpoint(native.error_body, token_scope=lambda r: stream_scope(r.path_params["run_id"]))
         return [
             Route("/v1/tools", e(self.list_tools), methods=["GET"]),
-            Route("/v1/tools/runs/{run_id}", e(self.get_run), methods=["GET"]),
+            Route("/v1/tools/runs/{run_id}", by_token(self.get_run), methods=["GET"]),
             Route("/v1/tools/runs/{run_id}", e(self.cancel_run), methods=["DELETE"]),
-            Route("/v1/tools/runs/{run_id}/events", e(self.run_events), methods=["GET"]),
+            Route("/v1/tools/runs/{run_id}/events", by_token(self.run_events), methods=["GET"]),
             Route("/v1/tools/{name:path}/stream", e(self.stream_tool), methods=["POST"]),
             Route("/v1/tools/{name:path}/stream", e(self.stream_tool_get), methods=["GET"]),
             Route("/v1/tools/{name:path}", e(self.call_tool), methods=["POST"]),
@@ -125,11 +132,13 @@ class ToolRoutes:
             progress_interval=base.progress_interval,
             chunk_size="paragraph" if chunk_size == "paragraph" else "sentence",
         )
-        return await app_state(request).hub.start(tool_run_request(ToolRunRequest(tool, arguments, options)))
+        return await start_stream(request, tool_run_request(ToolRunRequest(tool, arguments, options)))
 
     async def _run(self, request: Request, run_id: str) -> StreamHandle:
         self.toolbox()
         stream = await app_state(request).hub.get(run_id)
+        if not visible_to(principal_of(request), stream.principal):
+            raise NotFound(f"no tool run {run_id!r} (unknown, or ended too long ago)")
         if isinstance(stream, RunningStream) and stream.request.attachment(ToolRunRequest) is None:
             raise NotFound(f"{run_id!r} is a stream, not a tool run: GET /v1/streams/{run_id}/events")
         return stream
@@ -137,7 +146,9 @@ class ToolRoutes:
     async def _stream(self, request: Request, stream: StreamHandle, after: int, *, include_progress: bool) -> Response:
         if after < stream.first_seq - 1:
             raise ReplayGone(f"events before {stream.first_seq} of this run are no longer kept")
-        encoder = RunEncoder(stream.id, created=stream.created, include_progress=include_progress)
+        token = app_state(request).access.token_for(principal_of(request), stream_scope(stream.id))
+        events_url = f"{BASE_PATH}/{stream.id}/events" + ("" if token is None else f"?token={token[0]}")
+        encoder = RunEncoder(stream.id, created=stream.created, include_progress=include_progress, events_url=events_url)
         if stream.finished and not await _anything_left(stream, after, encoder):
             return Response(status_code=204)  # tells EventSource there is nothing more
         settings = app_state(request).settings

@@ -57,10 +57,13 @@ BASE_PATH = "/v1/tools/runs"
 class RunEncoder:
     """One run's events as SSE frames (one encoder per response)."""
 
-    def __init__(self, run_id: str, *, created: int, include_progress: bool = True) -> None:
+    def __init__(
+        self, run_id: str, *, created: int, include_progress: bool = True, events_url: str | None = None
+    ) -> None:
         self.run_id = run_id
         self.created = created
         self.include_progress = include_progress
+        self.events_url = events_url or f"{BASE_PATH}/{run_id}/events"
 
     def encode(self, seq: int, event: Event) -> list[ServerSentEvent]:
         name: str
@@ -75,7 +78,7 @@ class RunEncoder:
                     "tool": event.name,
                     "arguments": event.arguments,
                     "created": self.created,
-                    "events_url": f"{BASE_PATH}/{self.run_id}/events",
+                    "events_url": self.events_url,
                 }
             case ToolProgress():
                 if not self.include_progress:
