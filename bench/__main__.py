@@ -1,7 +1,7 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
 Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, structured,
-tools (default: all, in that order). Each prints its tables and writes
+tools, tracing (default: all, in that order). Each prints its tables and writes
 ``bench/results/<scenario>.json`` (``bench/results/quick/`` with ``--quick``, so a smoke
 test never replaces the real figures); server logs and configs go to ``bench/results/logs/``.
 """
@@ -27,6 +27,7 @@ SCENARIOS = {
     "store_flushes": "bench.scenarios.store_flushes",
     "structured": "bench.scenarios.structured",
     "tools": "bench.scenarios.tools",
+    "tracing": "bench.scenarios.tracing",
 }
 
 

@@ -16,10 +16,11 @@ ROOT = Path(lmstream.__file__).parent
 
 # (layer, prefixes): lower numbers are lower layers.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (9, ("lmstream.cli", "lmstream.__main__")),
-    (8, ("lmstream.http.app",)),
+    (9, ("lmstream.cli", "lmstream.__main__", "lmstream.server")),
+    (8, ("lmstream.http.app", "lmstream.http.openapi")),
     (6, ("lmstream.http.extension", "lmstream.http.state", "lmstream.http.endpoint", "lmstream.http.auth",
-         "lmstream.http.streaming", "lmstream.http.admission")),
+         "lmstream.http.streaming", "lmstream.http.admission", "lmstream.http.media",
+         "lmstream.http.shapes", "lmstream.http.responses")),
     (7, ("lmstream.http", "lmstream.metrics", "lmstream.conversations")),
     (7, ("lmstream.tools.routes", "lmstream.tools.wire", "lmstream.tools.extension", "lmstream.team.extension")),
     (5, ("lmstream.dialects", "lmstream.access")),

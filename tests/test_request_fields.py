@@ -72,6 +72,8 @@ ENDPOINTS = [
              {"model": "s", "prompt": "hi", "store": False}, native.parse_request, frozenset()),
 ]
 
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="  # a 1x1 image
+
 # A value for each field that asks for something (refused fields: a value lmstream
 # does not accept). Keyed by field, or by (url, field) where dialects differ.
 EXAMPLES: dict[Any, Any] = {
@@ -90,12 +92,13 @@ EXAMPLES: dict[Any, Any] = {
     "web_search_options": {}, "moderation": {"model": "omni-moderation-latest"}, "suffix": "end",
     "thinking": {"type": "enabled", "budget_tokens": 2048}, "container": "c1", "diagnostics": {"previous_message_id": "m"},
     "cache_control": {"type": "ephemeral"}, "inference_geo": "us", "speed": "fast", "user_profile_id": "p1",
-    "workspace_id": "w1", "keep_alive": "5m", "think": True, "images": ["aGk="], "template": "{{ .Prompt }}",
+    "workspace_id": "w1", "keep_alive": "5m", "think": True, "images": [PNG], "template": "{{ .Prompt }}",
     "context": [1, 2], "width": 64, "height": 64, "steps": 4,
     ("/v1/completions", "logprobs"): 2,
     ("/v1/messages", "tools"): [{"name": "lookup", "input_schema": {"type": "object"}}],
     ("/v1/messages", "tool_choice"): {"type": "any"},
     ("/v1/streams", "tools"): ["calculator"],
+    ("/v1/streams", "images"): [f"data:image/png;base64,{PNG}"],
     ("/api/chat", "format"): SCHEMA,
     # Ollama options
     "num_predict": 3, "num_ctx": 8192, "num_batch": 8, "num_gpu": 1, "main_gpu": 0, "low_vram": True, "f16_kv": True,

@@ -34,7 +34,7 @@ async def test_sequential_streams_reuse_one_upstream_connection(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://front") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://front.localhost") as client:
             for _ in range(3):
                 r = await client.post(path, json={"model": "front", "messages": [{"role": "user", "content": "x"}], **body})
                 assert r.status_code == 200 and "three" in r.text

@@ -77,6 +77,8 @@ export interface Answer {
   error: { message: string; code: string } | null;
   /** The answer in order: text, tool calls with their runs, team members' messages. */
   parts: Part[];
+  /** A `warning` event: e.g. the server could not keep this answer (`not_stored`). */
+  warning: string | null;
 }
 
 export const TERMINAL: ReadonlySet<AnswerStatus> = new Set([
@@ -106,6 +108,7 @@ export function newAnswer(now: number, model: string | null = null): Answer {
     finishReason: null,
     error: null,
     parts: [],
+    warning: null,
   };
 }
 
@@ -143,6 +146,9 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
         answer.status = "queued";
         answer.queuePosition = num(d.position);
       }
+      break;
+    case "warning":
+      answer.warning = str(d.message) ?? "warning";
       break;
     case "progress": {
       const pct = num(d.percentage);

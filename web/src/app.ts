@@ -16,6 +16,9 @@ import { Sidebar } from "./sidebar";
 import { LiveGeneration } from "./stream";
 import { type AssistantView, Thread } from "./thread";
 
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const MAX_IMAGE_BYTES = 5 * 1024 * 1024; // the server's default max_image_bytes
+
 type Turn = { role: "user" | "assistant"; content: string };
 
 export class App {
@@ -33,6 +36,10 @@ export class App {
   private authRequired = false;
   /** The server's tools, offered to the model when "Tools" is on. */
   private tools: string[] = [];
+  /** Models that accept images (`/health`'s `supports_images`), and the images to send. */
+  private imageModels = new Set<string>();
+  private onlyModel: string | null = null;
+  private images: string[] = [];
 
   private readonly el = {
     app: byId("app"),
@@ -47,6 +54,9 @@ export class App {
     teamToggle: byId<HTMLInputElement>("team-toggle"),
     model: byId<HTMLSelectElement>("model"),
     modelPicker: byId("model-picker"),
+    attach: byId<HTMLButtonElement>("attach"),
+    imageInput: byId<HTMLInputElement>("image-input"),
+    attachments: byId("attachments"),
     profile: byId<HTMLSelectElement>("profile"),
     profilePicker: byId("profile-picker"),
     banner: byId("banner"),
@@ -117,7 +127,11 @@ export class App {
   }
 
   private async loadModels(): Promise<void> {
-    const models = await this.api.models();
+    const [models, health] = await Promise.all([this.api.models(), this.api.health()]);
+    const listed = health.models ?? [];
+    this.imageModels = new Set(listed.filter((m) => m.supports_images).map((m) => m.name));
+    this.onlyModel = listed.length === 1 ? (listed[0]?.name ?? null) : null;
+    this.updateAttach();
     const select = this.el.model;
     select.replaceChildren();
     if (models.length !== 1) select.append(new Option("Default", ""));
@@ -284,6 +298,7 @@ export class App {
     const text = this.el.input.value.trim();
     if (!text || (this.live && !this.live.done)) return;
     let live: LiveGeneration;
+    let shown = text;
     if (this.el.teamToggle.checked) {
       // the server's default team answers, each member in turn
       const team: TeamRequest = { question: text };
@@ -293,6 +308,9 @@ export class App {
     } else {
       const request: StreamRequest = { prompt: text };
       if (this.el.model.value) request.model = this.el.model.value;
+      if (this.images.length && this.acceptsImages()) request.images = [...this.images];
+      if (request.images) shown = `${text}\n\n(${request.images.length} image${request.images.length > 1 ? "s" : ""} attached)`;
+      this.clearImages();
       if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
       if (this.conversationId) request.conversation_id = this.conversationId;
       else if (!this.sidebar.available && this.turns.length) request.messages = [...this.turns];
@@ -302,7 +320,7 @@ export class App {
 
     this.el.input.value = "";
     this.autosize();
-    this.thread.addUser(text);
+    this.thread.addUser(shown);
     this.track(live);
     this.live = live;
     this.thread.addAssistant(live.answer, live);
@@ -355,6 +373,81 @@ export class App {
     this.el.send.disabled = this.el.input.value.trim() === "";
   }
 
+  // ── images ──────────────────────────────────────────────────────────────
+
+  private acceptsImages(): boolean {
+    const chosen = this.el.model.value || this.onlyModel;
+    return chosen !== null && this.imageModels.has(chosen);
+  }
+
+  /** The attach button shows only when the chosen model accepts images. */
+  private updateAttach(): void {
+    const accepts = this.acceptsImages();
+    this.el.attach.hidden = !accepts;
+    if (!accepts) this.clearImages();
+  }
+
+  private addImage(file: File): void {
+    if (!IMAGE_TYPES.includes(file.type)) {
+      this.announce("Only PNG, JPEG, GIF and WebP images can be attached");
+      return;
+    }
+    if (file.size > MAX_IMAGE_BYTES) {
+      this.announce("That image is larger than 5 MB");
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      if (typeof reader.result !== "string") return;
+      this.images.push(reader.result);
+      this.renderImages();
+    };
+    reader.readAsDataURL(file);
+  }
+
+  private renderImages(): void {
+    const box = this.el.attachments;
+    box.replaceChildren();
+    this.images.forEach((url, index) => {
+      const item = document.createElement("div");
+      item.className = "attachment";
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = `Attached image ${index + 1}`;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", `Remove image ${index + 1}`);
+      remove.addEventListener("click", () => {
+        this.images.splice(index, 1);
+        this.renderImages();
+      });
+      item.append(img, remove);
+      box.append(item);
+    });
+    box.hidden = this.images.length === 0;
+  }
+
+  private clearImages(): void {
+    this.images = [];
+    this.renderImages();
+  }
+
+  private wireImages(): void {
+    this.el.attach.addEventListener("click", () => this.el.imageInput.click());
+    this.el.imageInput.addEventListener("change", () => {
+      for (const file of Array.from(this.el.imageInput.files ?? [])) this.addImage(file);
+      this.el.imageInput.value = "";
+    });
+    this.el.input.addEventListener("paste", (event) => {
+      if (!this.acceptsImages()) return;
+      const files = Array.from(event.clipboardData?.files ?? []).filter((f) => f.type.startsWith("image/"));
+      if (!files.length) return;
+      event.preventDefault();
+      for (const file of files) this.addImage(file);
+    });
+  }
+
   // ── wiring ──────────────────────────────────────────────────────────────
 
   private wireComposer(): void {
@@ -392,7 +485,9 @@ export class App {
     });
     this.el.model.addEventListener("change", () => {
       prefs.model = this.el.model.value;
+      this.updateAttach();
     });
+    this.wireImages();
     this.el.profile.addEventListener("change", () => {
       prefs.profile = this.el.profile.value;
     });

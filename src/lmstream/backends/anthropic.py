@@ -52,7 +52,11 @@ _STOP: dict[str, FinishReason] = {"max_tokens": "length", "stop_sequence": "stop
 def _blocks(m: Message) -> list[dict[str, Any]]:
     if m.role == "tool":
         return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}]
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content or not m.tool_calls else []
+    content = _content(m)
+    if isinstance(content, list):
+        blocks = content
+    else:
+        blocks = [{"type": "text", "text": m.content}] if m.content or not m.tool_calls else []
     for call in m.tool_calls:
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_object(call.arguments)})
     return blocks
@@ -65,7 +69,7 @@ def messages_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
         if m.role == "system":
             continue
         role = "assistant" if m.role == "assistant" else "user"
-        plain = m.role != "tool" and not m.tool_calls
+        plain = m.role != "tool" and not m.tool_calls and not m.images
         if turns and turns[-1]["role"] == role:
             last = turns[-1]
             if isinstance(last["content"], str):
@@ -85,6 +89,19 @@ def tools_json(request: ChatRequest) -> dict[str, Any]:
         kinds = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
         body["tool_choice"] = {"type": kinds[choice.mode], **({"name": choice.name} if choice.mode == "tool" else {})}
     return body
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or content blocks when the message carries images (base64 sources)."""
+    if not message.images:
+        return message.content
+    blocks: list[dict[str, Any]] = [
+        {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}}
+        for i in message.images
+    ]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
 
 
 def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class ModelInfo:
     details: dict[str, Any] = field(default_factory=dict)
     capabilities: Capabilities = field(default_factory=Capabilities)
     default_max_tokens: int | None = None
+    # Takes images in user messages (a vision model); others get a 400 for them.
+    supports_images: bool = False
 
 
 @dataclass(frozen=True, slots=True)

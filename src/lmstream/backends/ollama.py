@@ -53,7 +53,10 @@ def message_json(m: Message) -> dict[str, Any]:
         return {"role": "assistant", "content": m.content, "tool_calls": calls}
     if m.role == "tool":
         return {"role": "tool", "content": m.content, "tool_name": m.name or ""}
-    return {"role": m.role, "content": m.content}
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.images:  # bare base64 strings beside the text
+        out["images"] = [image.data for image in m.images]
+    return out
 
 
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def message_json(m: Message) -> dict[str, Any]:
         return {"role": "assistant", "content": m.content or None, "tool_calls": calls}
     if m.role == "tool":
         return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content}
-    return {"role": m.role, "content": m.content}
+    return {"role": m.role, "content": _content(m)}
 
 
 def tools_json(tools: tuple[ToolDefinition, ...]) -> list[dict[str, Any]]:
@@ -86,6 +86,16 @@ def tool_choice_json(choice: ToolChoice) -> Any:
     if choice.mode == "tool":
         return {"type": "function", "function": {"name": choice.name}}
     return choice.mode
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or content parts when the message carries images (as data URLs)."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": i.data_url}} for i in message.images]
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return parts
 
 
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:

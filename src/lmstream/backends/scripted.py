@@ -89,6 +89,7 @@ class ScriptedBackend:
             details={"family": "scripted"},
             capabilities=Capabilities(logprobs=True, tools=bool(self.tool_calls)),
             default_max_tokens=None if context is None else context.settings.max_tokens_default(config, None),
+            supports_images=bool(config.supports_images),
         )
         self.tokens_generated = 0
         self.active = 0

@@ -354,6 +354,7 @@ class UpstreamBackend:
             details={"family": self.kind, "upstream": self.config.base_url, "upstream_model": self.config.model},
             capabilities=_capabilities(self.capabilities, config),
             default_max_tokens=context.settings.max_tokens_default(config, None),
+            supports_images=True if config.supports_images is None else config.supports_images,
         )
         self.active = 0
         self.tokens_generated = 0

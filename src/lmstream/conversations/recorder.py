@@ -25,6 +25,13 @@ to the last flush, still "streaming"; the next start marks it "interrupted".
 ``WriteQueue.sync()`` is the read-your-writes barrier: a read that awaits it sees
 every write queued before it (a client that got a ``done`` event and then asks for
 the conversation sees the final message).
+
+An answer that is not being kept says so to its client: a ``warning`` event
+(``Custom("warning", {"code": "not_stored", "message"})``, which the native dialect
+sends as ``event: warning``) as the answer starts when the store is read-only or its
+last write failed, or as soon as one of the answer's own writes fails (a full disk).
+The answer itself streams on. A failure of the very last write, after ``done``, can
+only show in ``/health``, ``/metrics`` and the log.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from dataclasses import dataclass, field
 
 from lmstream.events import (
     CancelReason,
+    Custom,
     Done,
     Error,
     Event,
@@ -63,7 +71,7 @@ from lmstream.store.base import (
     now,
 )
 
-__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "Recorder", "Turn", "WriteQueue", "final_status"]
+__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "Recorder", "Turn", "WriteQueue", "final_status", "not_stored"]
 
 log = logging.getLogger("lmstream.conversations")
 
@@ -98,6 +106,11 @@ class _Answer:
     at: float = field(default_factory=time.monotonic)
     unflushed: int = 0
     count: int = 0
+
+
+def not_stored(message: str) -> Custom:
+    """The event that tells a client its answer is not being kept."""
+    return Custom("warning", {"code": "not_stored", "message": message})
 
 
 def final_status(event: Done | Error) -> MessageStatus:
@@ -167,13 +180,19 @@ class Recorder:
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
         self._streaming: dict[str, _Answer] = {}  # generation id -> bookkeeping
+        self._warned: set[str] = set()  # generations told their answer is not kept
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         if type(event) is Started:
             turn = generation.request.attachment(Turn)
             if turn is not None:
+                health = self.store.health
+                if not health.keeping:
+                    self._warn(generation, health.why_not_kept())
+                if health.read_only:
+                    return  # nothing can be written: no bookkeeping, no writes
                 self._streaming[generation.id] = _Answer(turn, turn.assistant_id)
-                self.writes.submit(lambda: self._begin(turn, generation))
+                self.writes.submit(self._guarded(generation, lambda: self._begin(turn, generation)))
             return
         answer = self._streaming.get(generation.id)
         if answer is None:
@@ -225,6 +244,7 @@ class Recorder:
                 else:
                     first, end = answer.first_block, len(generation.completion.blocks)
                 name = answer.name
+                self._warned.discard(generation.id)
                 self.writes.submit(lambda: self._finish(target, first, end, name, generation, status))
                 if self.on_finished is not None:
                     self.on_finished(answer.turn, generation, status)
@@ -248,7 +268,7 @@ class Recorder:
             generation_id=generation.id,
             name=answer.name,
         )
-        self.writes.submit(lambda: self.store.add_messages(message.conversation_id, [message]))
+        self.writes.submit(self._guarded(generation, lambda: self.store.add_messages(message.conversation_id, [message])))
 
     def _flush(self, answer: _Answer, generation: RunningStream) -> None:
         answer.count += 1
@@ -258,7 +278,7 @@ class Recorder:
         update = MessageUpdate(content=text, status="streaming", name=answer.name)
         message_id = answer.message_id
         assert message_id is not None
-        self.writes.submit(lambda: self.store.update_message(message_id, update))
+        self.writes.submit(self._guarded(generation, lambda: self.store.update_message(message_id, update)))
 
     def _close(self, answer: _Answer, generation: RunningStream, status: MessageStatus) -> None:
         message_id = answer.message_id
@@ -288,6 +308,30 @@ class Recorder:
             name=call.name if call is not None else result.name,
         )
         self.writes.submit(lambda: self.store.add_messages(message.conversation_id, [message]))
+
+    def _guarded(self, generation: RunningStream, write: Write) -> Write:
+        """``write``, telling the client when it fails while the answer still streams."""
+
+        async def run() -> object:
+            try:
+                return await write()
+            except Exception as exc:
+                self._warn(generation, f"this answer is not being kept: {exc}")
+                raise
+
+        return run
+
+    def _warn(self, generation: RunningStream, message: str) -> None:
+        if generation.finished or generation.id in self._warned:
+            return
+        self._warned.add(generation.id)
+        # Not from inside on_event (the generation is recording an event): next loop turn.
+        asyncio.get_running_loop().call_soon(self._tell, generation, message)
+
+    def _tell(self, generation: RunningStream, message: str) -> None:
+        if not generation.finished:
+            generation.emit(not_stored(message))
+
 
     async def _begin(self, turn: Turn, generation: RunningStream) -> None:
         if turn.create is not None:

@@ -17,8 +17,9 @@ table): ``output_config.format`` (``json_schema``) is structured output; ``tools
 ``lmstream-ignored`` (``any`` or a named tool is a 400); ``thinking`` other than
 ``disabled``, ``output_config.effort``, ``container`` and ``diagnostics`` are refused.
 
-Deliberate choices: text blocks are read from ``system`` and ``content``; image,
-document and tool blocks are refused, earlier ``thinking`` blocks are left out (as the
+Deliberate choices: text blocks are read from ``system``, text, ``image`` (base64
+sources only, ``dialects/images.py``) and tool blocks from ``content``; document blocks
+are refused, earlier ``thinking`` blocks are left out (as the
 API does with earlier turns). ``message_start`` carries the prompt's tokens as the
 backend counts them (``count_prompt_tokens``: the chat template or transcript
 included), and ``message_delta`` the final ``input_tokens`` and ``output_tokens``,
@@ -39,6 +40,7 @@ from sse_starlette import ServerSentEvent
 from lmstream.dialects.common import dumps, load_object, parse_body, sse, validate
 from lmstream.dialects.features import json_schema_format
 from lmstream.dialects.fields import FieldTable, Unsupported, only
+from lmstream.dialects.images import from_base64
 from lmstream.dialects.toolcalls import CallLedger
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
@@ -67,6 +69,7 @@ from lmstream.request import (
     ChatRequest,
     Dialect,
     Feature,
+    Image,
     Message,
     RequestContext,
     ResponseFormat,
@@ -100,6 +103,8 @@ class Block(BaseModel):
     tool_use_id: str | None = None
     content: str | list[Block] | None = None
     is_error: bool | None = None
+    # image (base64 source)
+    source: dict[str, Any] | None = None
 
 
 class InputMessage(BaseModel):
@@ -163,10 +168,27 @@ def _text(content: str | list[Block] | None, where: str) -> str:
     for j, block in enumerate(content):
         if block.type == "text":
             texts.append(block.text or "")
-        elif block.type not in _SKIPPED_BLOCKS:
+        elif block.type != "image" and block.type not in _SKIPPED_BLOCKS:
             param = f"{where}.{j}"
             raise BadRequest(f"`{param}`: {block.type!r} blocks are not supported; lmstream passes text", param=param)
     return "".join(texts)
+
+
+def _images(content: str | list[Block]) -> tuple[Image, ...]:
+    if isinstance(content, str):
+        return ()
+    images = []
+    for block in content:
+        if block.type == "image":
+            source = block.source or {}
+            if source.get("type") != "base64" or not isinstance(source.get("data"), str):
+                raise BadRequest(
+                    "image blocks must carry a base64 source; lmstream does not fetch image URLs",
+                    param="messages",
+                )
+            media_type = source.get("media_type")
+            images.append(from_base64(source["data"], media_type if isinstance(media_type, str) else None, param="messages"))
+    return tuple(images)
 
 
 def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
@@ -180,6 +202,7 @@ def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
         if isinstance(m.content, str):
             messages.append(Message(m.role, m.content))
             continue
+        images = _images(m.content)
         if m.role == "assistant":
             calls = tuple(
                 ToolCall(b.id or ledger.new_id(), b.name or "", arguments_text(b.input if b.input is not None else {}))
@@ -187,7 +210,7 @@ def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
                 if b.type == "tool_use"
             )
             text = _text([b for b in m.content if b.type != "tool_use"], where)
-            messages.append(Message("assistant", text, tool_calls=ledger.called(calls)))
+            messages.append(Message("assistant", text, tool_calls=ledger.called(calls), images=images))
             continue
         # a user turn: its tool results (each a `tool` message, in order), then its text
         for j, block in enumerate(m.content):
@@ -199,7 +222,7 @@ def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
                 messages.append(Message("tool", result, tool_call_id=call_id, name=name))
         rest = [b for b in m.content if b.type != "tool_result"]
         if rest or not any(b.type == "tool_result" for b in m.content):
-            messages.append(Message("user", _text(rest, where)))
+            messages.append(Message("user", _text(rest, where), images=images))
     return tuple(messages)
 
 
@@ -406,6 +429,10 @@ def error_type(code: str) -> str:
     return {
         "invalid_request": "invalid_request_error",
         "context_length_exceeded": "invalid_request_error",
+        "payload_too_large": "request_too_large",
+        "unsupported_media_type": "invalid_request_error",
+        "headers_too_large": "invalid_request_error",
+        "request_timeout": "invalid_request_error",
         "unauthorized": "authentication_error",
         "forbidden": "permission_error",
         "not_found": "not_found_error",

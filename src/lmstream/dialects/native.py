@@ -45,6 +45,7 @@ from lmstream.dialects.features import (
     openai_response_format,
     openai_tool_choice,
 )
+from lmstream.dialects.images import from_data_url
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -70,6 +71,7 @@ from lmstream.events import (
 from lmstream.request import (
     ChatRequest,
     Dialect,
+    Image,
     Message,
     RequestContext,
     ToolDefinition,
@@ -100,6 +102,7 @@ class NativeMessage(BaseModel):
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
+    images: list[str] = Field(default_factory=list)  # data: URLs
     tool_calls: list[NativeToolCall] | None = None  # an assistant's calls (the `tool_call` events)
     tool_call_id: str | None = None  # a tool message: the call it answers
     name: str | None = None  # a tool message: the tool's name
@@ -120,6 +123,7 @@ class NativeRequest(BaseModel):
 
     messages: list[NativeMessage] | None = None
     prompt: str | None = None
+    images: list[str] | None = None  # data: URLs, with `prompt`
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
@@ -147,6 +151,10 @@ class NativeRequest(BaseModel):
         return self
 
 
+def _images(urls: list[str] | None) -> tuple[Image, ...]:
+    return tuple(from_data_url(url) for url in urls or ())
+
+
 def parse_request(body: bytes) -> ChatRequest:
     req = parse_body(NativeRequest, body)
     messages: list[Message] = []
@@ -154,7 +162,7 @@ def parse_request(body: bytes) -> ChatRequest:
         messages.append(Message("system", req.system))
     messages.extend(_message(m) for m in req.messages or ())
     if req.prompt is not None:
-        messages.append(Message("user", req.prompt))
+        messages.append(Message("user", req.prompt, images=_images(req.images)))
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
     if req.top_logprobs is not None and not req.logprobs:
         raise BadRequest("`top_logprobs` needs `logprobs: true`", param="top_logprobs")
@@ -181,7 +189,9 @@ def parse_request(body: bytes) -> ChatRequest:
 
 def _message(m: NativeMessage) -> Message:
     calls = tuple(ToolCall(c.id, c.name, arguments_text(c.arguments)) for c in m.tool_calls or ())
-    return Message(m.role, m.content, tool_calls=calls, tool_call_id=m.tool_call_id, name=m.name)
+    return Message(
+        m.role, m.content, images=_images(m.images), tool_calls=calls, tool_call_id=m.tool_call_id, name=m.name
+    )
 
 
 def usage_dict(usage: Usage | None) -> dict[str, int] | None:

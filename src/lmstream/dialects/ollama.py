@@ -10,7 +10,8 @@ object alone, with the whole answer in it. The last object has ``done: true``,
      "done_reason":"stop","total_duration","load_duration","prompt_eval_count",
      "prompt_eval_duration","eval_count","eval_duration"}
 
-Requests are parsed in ``ollama_requests.py`` (re-exported here). When the request
+Requests are parsed in ``ollama_requests.py`` (re-exported here; ``images`` go to the
+model). When the request
 asked for ``logprobs``, each line carries the ``logprobs`` of its text.
 
 Deliberate choices: a request with no messages (or an empty prompt)

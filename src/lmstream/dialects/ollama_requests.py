@@ -8,7 +8,9 @@ log-probability; ``options`` keeps ``temperature``, ``top_p``, ``top_k``,
 ``num_thread``, ...: named in ``lmstream-ignored``) and refuses sampling options it does
 not implement at any value other than their neutral one (``repeat_penalty: 1``).
 ``keep_alive`` is ignored (models stay loaded); ``tools`` are ignored on a model that
-cannot call tools (Ollama has no ``tool_choice``); ``images``, ``think``, ``suffix``,
+cannot call tools (Ollama has no ``tool_choice``); ``images`` (base64, on a chat message
+or beside a generate prompt, ``dialects/images.py``) go to a model that takes images
+(``http/bounds.py`` refuses them for one that does not); ``think``, ``suffix``,
 ``template`` and ``context`` are refused. ``num_predict`` ≤ 0 (Ollama's "no limit")
 takes the model's default limit, like an absent one. ``/api/generate`` with ``raw``
 sends the prompt without a chat template.
@@ -23,26 +25,39 @@ from pydantic import BaseModel, ConfigDict, Field
 from lmstream.dialects.common import load_object, parse_body, validate
 from lmstream.dialects.features import MAX_TOP_LOGPROBS, json_schema_format
 from lmstream.dialects.fields import FieldTable, Unsupported, only
+from lmstream.dialects.images import from_base64
 from lmstream.dialects.toolcalls import CallLedger, openai_tool_calls
 from lmstream.errors import BadRequest
 from lmstream.request import (
     ChatRequest,
     Dialect,
     Feature,
+    Image,
     Message,
     RequestContext,
     ResponseFormat,
     ToolDefinition,
 )
 
-__all__ = ["CHAT_FIELDS", "GENERATE_FIELDS", "OPTION_FIELDS", "parse_chat", "parse_generate", "parse_show"]
+__all__ = [
+    "CHAT_FIELDS",
+    "GENERATE_FIELDS",
+    "OPTION_FIELDS",
+    "ChatBody",
+    "GenerateBody",
+    "ShowBody",
+    "parse_chat",
+    "parse_generate",
+    "parse_show",
+]
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="allow")
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    # The same bounds as the other dialects (NaN fails every bound).
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
     num_predict: int | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
@@ -52,7 +67,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
-    images: list[Any] | None = None
+    images: list[str] | None = None
     tool_calls: list[Any] | None = None  # an assistant's calls: {"function": {"name", "arguments": {...}}}
     tool_name: str | None = None  # a tool message: the tool that answered (Ollama ≥ 0.6)
     name: str | None = None  # ... as older clients name it
@@ -79,6 +94,7 @@ class ChatBody(Body):
 class GenerateBody(Body):
     prompt: str = ""
     system: str | None = None
+    images: list[str] | None = None
     raw: bool = False
 
 
@@ -93,7 +109,6 @@ GENERATE_FIELDS = FieldTable.of(
     ignored={"keep_alive"},
     unsupported={
         "think": _NOT_THINKING,
-        "images": Unsupported("lmstream passes text only", only([])),
         "suffix": Unsupported("lmstream does not insert text between a prefix and a suffix", only("")),
         "template": Unsupported("lmstream uses the model's own chat template (or `raw`)", only("")),
         "context": Unsupported("lmstream does not return or take tokenized context", only([])),
@@ -165,6 +180,10 @@ def _checked(body: bytes, table: FieldTable) -> tuple[dict[str, Any], tuple[str,
     return data, ignored
 
 
+def _images(images: list[str] | None, param: str) -> tuple[Image, ...]:
+    return tuple(from_base64(data, param=param) for data in images or ())
+
+
 def _features(req: Body, ignored: tuple[str, ...]) -> dict[str, Any]:
     if req.top_logprobs is not None and not req.logprobs:
         raise BadRequest("`top_logprobs` needs `logprobs: true`", param="top_logprobs")
@@ -205,7 +224,7 @@ def _messages(raw: list[ChatMessage]) -> tuple[Message, ...]:
             call_id, name = ledger.answer(m.tool_call_id, m.tool_name or m.name)
             messages.append(Message("tool", m.content, tool_call_id=call_id, name=name))
         else:
-            messages.append(Message(m.role, m.content))
+            messages.append(Message(m.role, m.content, images=_images(m.images, f"messages[{i}].images")))
     return tuple(messages)
 
 
@@ -213,9 +232,6 @@ def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
     """(request, stream). The request has no messages when the client only wants a load."""
     data, ignored = _checked(body, CHAT_FIELDS)
     req = validate(ChatBody, data)
-    for i, m in enumerate(req.messages):
-        if m.images:
-            raise BadRequest(f"`messages[{i}].images`: lmstream passes text only", param=f"messages[{i}].images")
     messages = _messages(req.messages)
     features = _features(req, ignored)
     request = ChatRequest(messages=messages, model=req.model, tools=_tools(req.tools), **features)
@@ -229,7 +245,7 @@ def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
     if req.prompt:
         if req.system and not req.raw:
             messages.append(Message("system", req.system))
-        messages.append(Message("user", req.prompt))
+        messages.append(Message("user", req.prompt, images=_images(req.images, "images")))
     request = ChatRequest(
         messages=tuple(messages),
         model=req.model,

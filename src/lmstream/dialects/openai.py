@@ -8,7 +8,8 @@ README's table): ``response_format`` (``json_object``, ``json_schema``), ``logpr
 call tools are ignored and named in ``lmstream-ignored``.
 
 Deliberate choices: ``n`` > 1 is refused (one model, one answer); content parts other
-than text (images, audio, files) are refused; ``finish_reason`` "stop" covers a natural
+than text and ``image_url`` (data URLs only, ``dialects/images.py``) — audio, files —
+are refused; ``finish_reason`` "stop" covers a natural
 end, a stop sequence and a cancellation; ``max_completion_tokens`` is accepted as the
 newer name of ``max_tokens``; the older ``functions`` / ``function_call`` are read as
 ``tools`` / ``tool_choice``.
@@ -33,6 +34,7 @@ from lmstream.dialects.features import (
     openai_tools,
 )
 from lmstream.dialects.fields import FieldTable, Unsupported, only
+from lmstream.dialects.images import from_data_url
 from lmstream.dialects.toolcalls import CallLedger, openai_tool_calls
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
@@ -57,7 +59,7 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Feature, Message, RequestContext
+from lmstream.request import ChatRequest, Dialect, Feature, Image, Message, RequestContext
 
 __all__ = [
     "CHAT_FIELDS",
@@ -75,6 +77,7 @@ class ContentPart(BaseModel):
     type: str
     text: str | None = None
     refusal: str | None = None
+    image_url: dict[str, Any] | None = None
 
 
 class ChatMessage(BaseModel):
@@ -157,7 +160,7 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
             texts.append(part.text or "")
         elif part.type == "refusal":
             texts.append(part.refusal or "")
-        else:
+        elif part.type != "image_url":  # images: _images
             param = f"{where}.content[{j}]"
             raise BadRequest(f"`{param}`: {part.type!r} content is not supported; lmstream passes text", param=param)
     return "".join(texts)
@@ -179,7 +182,8 @@ def _messages(req: ChatCompletionRequest) -> tuple[tuple[Message, ...], tuple[st
             messages.append(Message("tool", text, tool_call_id=call_id, name=name))
             continue  # a tool message's name is the tool's, not a participant's
         else:
-            messages.append(Message("system" if m.role == "developer" else m.role, text))
+            role = "system" if m.role == "developer" else m.role
+            messages.append(Message(role, text, images=_images(m.content)))
         named = named or m.name is not None
     return tuple(messages), ("messages[].name",) if named else ()
 
@@ -188,6 +192,19 @@ def _logprobs(req: ChatCompletionRequest) -> int | None:
     if req.top_logprobs is not None and not req.logprobs:
         raise BadRequest("`top_logprobs` needs `logprobs: true`", param="top_logprobs")
     return (req.top_logprobs or 0) if req.logprobs else None
+
+
+def _images(content: str | list[ContentPart] | None) -> tuple[Image, ...]:
+    if not isinstance(content, list):
+        return ()
+    images = []
+    for part in content:
+        if part.type == "image_url":
+            url = (part.image_url or {}).get("url")
+            if not isinstance(url, str):
+                raise BadRequest("an image_url part needs image_url.url", param="messages")
+            images.append(from_data_url(url, param="messages"))
+    return tuple(images)
 
 
 def parse_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
@@ -376,6 +393,10 @@ def error_type(code: str) -> str:
         "context_length_exceeded": "invalid_request_error",
         "model_not_found": "invalid_request_error",
         "not_found": "invalid_request_error",
+        "payload_too_large": "invalid_request_error",
+        "unsupported_media_type": "invalid_request_error",
+        "headers_too_large": "invalid_request_error",
+        "request_timeout": "invalid_request_error",
         "unauthorized": "authentication_error",
         "forbidden": "permission_error",
         "rate_limited": "rate_limit_error",

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from lmstream.access import Access
 from lmstream.backends.base import Backend
 from lmstream.backends.transport import UpstreamClient
+from lmstream.health import HealthReporter
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
@@ -32,6 +33,8 @@ class AppState:
     started_at: float
     store: Store | None = None  # None: store = "none"
     extensions: list[Extension] = field(default_factory=list)
+    # Parts that can fail while the server answers (the store): /health and /metrics read them.
+    health: list[HealthReporter] = field(default_factory=list)
 
     def extension(self, kind: type[E]) -> E | None:
         """The installed extension of type ``kind``, if any."""

@@ -47,8 +47,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from lmstream.errors import error_from_code
-from lmstream.events import Completion, Event
-from lmstream.hub import RunningStream, StreamHandle
+from lmstream.events import Completion, Error, Event
+from lmstream.hub import ReplayGone, RunningStream, StreamHandle
 
 __all__ = [
     "JSON",
@@ -79,13 +79,28 @@ async def follow_frames(
 ) -> AsyncIterator[bytes]:
     """The wire bytes of a stream's events; the frames of events that are already
     there when the sender wakes up go out as one chunk (one write, not one per frame)."""
+    last = after
     async with stream.attach(grace):
-        async for batch in stream.follow(after):
-            chunk = b"".join(
-                frame if isinstance(frame, bytes) else frame.encode()
-                for seq, event in batch
-                for frame in encode(seq, event)
+        try:
+            async for batch in stream.follow(after):
+                chunk = b"".join(
+                    frame if isinstance(frame, bytes) else frame.encode()
+                    for seq, event in batch
+                    for frame in encode(seq, event)
+                )
+                last = batch[-1][0]
+                if chunk:
+                    yield chunk
+        except ReplayGone as exc:
+            # This reader fell more than the replay buffer behind (a slow client on a
+            # fast stream): end its response properly, with an error that says why,
+            # rather than a cut connection and a traceback.
+            reason = Error(
+                f"this reader fell too far behind the stream ({exc.message}); "
+                f"fetch the whole answer with GET /v1/streams/{stream.id}",
+                ReplayGone.code,
             )
+            chunk = b"".join(f if isinstance(f, bytes) else f.encode() for f in encode(last, reason))
             if chunk:
                 yield chunk
 
