@@ -1,8 +1,8 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, tracing,
-redis_log, cluster_relay, cluster_latency, cluster_many (default: all, in that order).
-Each prints its tables and writes ``bench/results/<scenario>.json``
+Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, structured,
+tools, tracing, redis_log, cluster_relay, cluster_latency, cluster_many (default: all, in
+that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
 figures); server logs and configs go to ``bench/results/logs/``.
 """
@@ -26,6 +26,8 @@ SCENARIOS = {
     "auth": "bench.scenarios.auth",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
+    "structured": "bench.scenarios.structured",
+    "tools": "bench.scenarios.tools",
     "tracing": "bench.scenarios.tracing",
     "redis_log": "bench.scenarios.redis_log",
     "cluster_relay": "bench.scenarios.cluster_relay",

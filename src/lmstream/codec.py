@@ -1,11 +1,11 @@
 """Events as JSON and back: the codec for event logs kept outside the process (Redis).
 
 ``to_json`` writes a dataclass as an object whose ``kind`` names its type (nested
-``Usage``, ``Timings`` and ``Source`` values included); ``from_json`` rebuilds the very
-same event, so ``from_json(to_json(e)) == e`` for every event of the vocabulary.
-``to_json`` is orjson's own dataclass serialisation (fields in order, tuples as lists,
-enums as their values): it runs once per token on the Redis log's hot path, and is
-about three times faster than walking the fields in Python.
+``Usage``, ``Timings``, ``Source`` and ``TokenLogprob`` values included; bytes as a list
+of numbers); ``from_json`` rebuilds the very same event, so ``from_json(to_json(e)) == e``
+for every event of the vocabulary. ``to_json`` is orjson's own dataclass serialisation
+(fields in order, tuples as lists, enums as their values): it runs once per token on the
+Redis log's hot path, and is about three times faster than walking the fields in Python.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from lmstream.events import (
     Done,
     Error,
     Event,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Source,
@@ -28,6 +30,7 @@ from lmstream.events import (
     Started,
     TextDelta,
     Timings,
+    TokenLogprob,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,
@@ -45,6 +48,8 @@ _KINDS: dict[str, type[Any]] = {
     "tool_progress": ToolProgress,
     "tool_chunk": ToolChunk,
     "tool_result": ToolResult,
+    "message_start": MessageStart,
+    "message_done": MessageDone,
     "usage": Usage,
     "done": Done,
     "error": Error,
@@ -55,6 +60,8 @@ _KINDS: dict[str, type[Any]] = {
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, bytes):  # a token's bytes (logprobs)
+        return list(value)
     if isinstance(value, Mapping):  # a Custom event's data need not be a dict
         return dict(value)
     raise TypeError(f"cannot encode {type(value).__name__} in an event")
@@ -63,6 +70,12 @@ def _default(value: Any) -> Any:
 def to_json(event: Event) -> bytes:
     """One event as JSON bytes (``kind`` names its type)."""
     return orjson.dumps(event, default=_default)
+
+
+def _logprob(raw: dict[str, Any]) -> TokenLogprob:
+    return TokenLogprob(
+        raw["token"], raw["logprob"], bytes(raw["token_bytes"]), tuple(_logprob(t) for t in raw["top"])
+    )
 
 
 def from_json(data: bytes | str) -> Event:
@@ -79,6 +92,8 @@ def from_json(data: bytes | str) -> Event:
             fields["timings"] = Timings(**fields["timings"])
         if fields.get("cancel_reason") is not None:
             fields["cancel_reason"] = CancelReason(fields["cancel_reason"])
+    elif cls is TextDelta and fields.get("logprobs") is not None:
+        fields["logprobs"] = tuple(_logprob(item) for item in fields["logprobs"])
     elif cls is Sources:
         fields["items"] = tuple(Source(**item) for item in fields["items"])
     event: Event = cls(**fields)
