@@ -107,3 +107,14 @@ async def test_an_outage_holds_the_writes_in_order_and_reads_fail_at_once(
     finally:
         await writes.aclose()
         await store.aclose()
+
+
+def test_an_answer_finished_before_its_row_was_made_leaves_nothing_behind() -> None:
+    writes = WriteQueue()
+    writes.flush("msg_early", MessageUpdate("text so far", "streaming"))
+    writes.finished("msg_early")  # its final write queued while its row's write waits
+    writes.begun("msg_early")  # the row is made afterwards
+    writes.begun("msg_normal")
+    writes.finished("msg_normal")
+    assert writes.pending == 0
+    assert not writes._begun and not writes._ended  # no id kept for good

@@ -55,6 +55,7 @@ class WriteQueue:
         self._queue: deque[Write | asyncio.Future[None]] = deque()
         self._flushes: dict[str, MessageUpdate] = {}  # message id -> its latest text so far
         self._begun: set[str] = set()  # streaming messages whose row exists
+        self._ended: set[str] = set()  # finished before their row was made (begun is to come)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushed_at = 0.0
@@ -81,6 +82,9 @@ class WriteQueue:
 
     def begun(self, message_id: str) -> None:
         """The message's row exists: its flushes may be applied."""
+        if message_id in self._ended:  # its final write was queued before its row was made
+            self._ended.discard(message_id)
+            return
         self._begun.add(message_id)
         if message_id in self._flushes:
             self._wake.set()
@@ -88,7 +92,10 @@ class WriteQueue:
     def finished(self, message_id: str) -> None:
         """Its final write is queued: a pending flush would only be overwritten."""
         self._flushes.pop(message_id, None)
-        self._begun.discard(message_id)
+        if message_id in self._begun:
+            self._begun.discard(message_id)
+        else:
+            self._ended.add(message_id)  # begun() is still to come: it forgets it then
 
     async def sync(self) -> None:
         """Return once every write queued before this call has been applied;
