@@ -88,3 +88,21 @@ async def test_a_key_follows_and_stops_only_its_own_streams_on_any_instance(tmp_
         assert (await b.get(f"/v1/streams/gen_other?token={token}")).status_code == 401
         stopped = (await b.delete(stream, headers=alice)).json()
         assert stopped["cancelled"] is True and stopped["state"] == "cancelled"
+
+
+async def test_a_team_answer_reads_the_same_on_another_instance(tmp_path: Path, redis_url: str) -> None:
+    """Every kind of event travels through Redis (``message_start``/``message_done`` too)."""
+
+    def team_settings(name: str) -> Settings:
+        models = [scripted("ann", text="Ann thinks it will work."), scripted("plain", text="Agreed, mostly.")]
+        return Settings(models=models, data_dir=tmp_path / name, instance_id=name, redis_url=redis_url,
+                        default_model="plain")  # fmt: skip
+
+    body = {"question": "Ship on Friday?", "members": [{"name": "Ann", "model": "ann"}], "rounds": 1}
+    async with app_client(team_settings("A")) as a, app_client(team_settings("B")) as b:
+        on_a = await a.post("/v1/team/stream", json=body, headers={"Accept": "text/event-stream"})
+        assert on_a.status_code == 200, on_a.text
+        stream_id = json.loads(on_a.text.split("data: ", 1)[1].split("\n", 1)[0])["id"]
+        on_b = await b.get(f"/v1/streams/{stream_id}/events", headers={"Last-Event-ID": "-1"})
+        assert on_b.status_code == 200 and "event: message_start" in on_b.text
+        assert on_b.text == on_a.text
