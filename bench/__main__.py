@@ -1,9 +1,10 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
 Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, structured,
-tools, tracing (default: all, in that order). Each prints its tables and writes
-``bench/results/<scenario>.json`` (``bench/results/quick/`` with ``--quick``, so a smoke
-test never replaces the real figures); server logs and configs go to ``bench/results/logs/``.
+tools, tracing, redis_log, cluster_relay, cluster_latency, cluster_many (default: all, in
+that order). Each prints its tables and writes ``bench/results/<scenario>.json``
+(``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
+figures); server logs and configs go to ``bench/results/logs/``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ SCENARIOS = {
     "structured": "bench.scenarios.structured",
     "tools": "bench.scenarios.tools",
     "tracing": "bench.scenarios.tracing",
+    "redis_log": "bench.scenarios.redis_log",
+    "cluster_relay": "bench.scenarios.cluster_relay",
+    "cluster_latency": "bench.scenarios.cluster_latency",
+    "cluster_many": "bench.scenarios.cluster_many",
 }
 
 

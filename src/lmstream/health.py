@@ -11,7 +11,7 @@ or ``failed``, with the problems in words and a few figures. ``/health`` answers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 __all__ = ["ComponentHealth", "HealthReporter", "HealthStatus"]
 
@@ -23,11 +23,13 @@ class ComponentHealth:
     status: HealthStatus = "ok"
     problems: tuple[str, ...] = ()
     figures: dict[str, int] = field(default_factory=dict)  # for /health and /metrics
+    details: dict[str, object] = field(default_factory=dict)  # for /health only (where, which)
 
     def as_dict(self) -> dict[str, object]:
-        return {"status": self.status, "problems": list(self.problems), **self.figures}
+        return {"status": self.status, "problems": list(self.problems), **self.figures, **self.details}
 
 
+@runtime_checkable
 class HealthReporter(Protocol):
     @property
     def name(self) -> str: ...

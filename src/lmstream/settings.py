@@ -231,8 +231,6 @@ class Settings(BaseSettings):
     # Keys that see every user's streams and conversations and may manage keys.
     admin_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    # Shared state between instances (limits now; streams with issue 10).
-    redis_url: str | None = None
     # The token in a stream's `events_url` (EventSource cannot send a key) lives this long.
     stream_token_ttl: float = Field(900.0, gt=0, le=86_400)
     # The HMAC secret of those tokens; empty: a random one kept in data_dir (owner-only).
@@ -283,6 +281,24 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(10, ge=1, description="Connections each instance keeps to PostgreSQL.")
     conversation_titles: bool = True
+
+    # Several instances (lmstream.cluster): streams on Redis, any instance serves any stream.
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://[user:password@]host:port/db (or rediss://, unix://): keep every stream's "
+        "events in Redis so that any instance sharing it can resume, follow and stop any stream, "
+        "and share the keys' limits. Secret: never printed.",
+    )
+    redis_prefix: str = Field("lmstream", description="Prefix of every Redis key (several deployments, one Redis).")
+    instance_id: str | None = Field(
+        None,
+        description="This instance's name in the cluster; stable across restarts "
+        "(default: host name and port, plus /N for worker N).",
+    )
+    instance_ttl: float = Field(
+        3.0, gt=0, description="Seconds without a heartbeat after which an instance counts as lost."
+    )
+    workers: int = Field(1, ge=1, description="Server processes sharing the port (needs redis_url when > 1).")
     profiles: list[ProfileConfig] = Field(default_factory=list)
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
@@ -337,6 +353,15 @@ class Settings(BaseSettings):
             return None
         if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
             raise ValueError("database_url must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL")
         return value
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")

@@ -5,15 +5,16 @@ counts, a dead instance's places come back, a live one keeps its own."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from lmstream.access import Limits
 from lmstream.access.redis_limiter import RedisLimiter
-from lmstream.errors import RateLimited
+from lmstream.errors import ClusterUnavailable, RateLimited
 from lmstream.settings import LimitsConfig, Settings
+from tests.services import RedisServer
 from tests.support import app_client, scripted
 
 
@@ -93,6 +94,7 @@ async def test_two_servers_sharing_redis_share_a_keys_limits(redis_url: str, tmp
             api_keys=["shared-key-0123456789"],
             limits=LimitsConfig(concurrent_streams=1),
             redis_url=redis_url,
+            instance_id=name,  # in one process both would be <host>:8000
             data_dir=tmp_path / name,
             fast_path=[],
         )
@@ -102,3 +104,21 @@ async def test_two_servers_sharing_redis_share_a_keys_limits(redis_url: str, tmp
         assert (await one.post("/v1/streams", json={"prompt": "x"}, headers=headers)).status_code == 202
         refused = await two.post("/v1/streams", json={"prompt": "x"}, headers=headers)
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+
+
+async def test_redis_down_refuses_a_limited_key_with_503_and_recovers(
+    redis_factory: Callable[..., RedisServer], request: pytest.FixtureRequest
+) -> None:
+    redis = redis_factory()
+    redis.stop()
+    limiter = await RedisLimiter.connect(redis.url, prefix="down")  # starts anyway (the app serves degraded)
+    try:
+        limits = Limits(requests_per_minute=60)
+        with pytest.raises(ClusterUnavailable) as refused:
+            await limiter.admit(bucket(request), limits)
+        assert refused.value.status_code == 503 and f"127.0.0.1:{redis.port}" in refused.value.message
+        redis.start()
+        admission = await limiter.admit(bucket(request), limits)
+        await limiter.release(admission, 3)
+    finally:
+        await limiter.aclose()

@@ -26,13 +26,14 @@ from typing import Any
 import redis.asyncio as redis
 
 from lmstream.access.limits import WINDOW, Admission, Limits, refusal
+from lmstream.cluster.keys import describe
+from lmstream.errors import ClusterUnavailable
 
 __all__ = ["LEASE_TTL", "RedisLimiter"]
 
 log = logging.getLogger("lmstream.access")
 
 LEASE_TTL = 60.0
-_PREFIX = "lmstream:limits:"
 
 # KEYS: requests tat, tokens tat, running leases. ARGV: rpm, tpm, concurrent, lease, lease ttl, window.
 # Returns {1} or {0, retry after (ms), limit}.
@@ -95,14 +96,18 @@ return #KEYS
 """
 
 
-def _keys(bucket: str) -> tuple[str, str, str]:
-    base = _PREFIX + "{" + bucket + "}"  # one hash slot per key (Redis Cluster)
+def _keys(prefix: str, bucket: str) -> tuple[str, str, str]:
+    base = prefix + ":limits:{" + bucket + "}"  # one hash slot per key (Redis Cluster)
     return base + ":requests", base + ":tokens", base + ":running"
 
 
 class RedisLimiter:
-    def __init__(self, client: redis.Redis, *, lease_ttl: float = LEASE_TTL) -> None:
+    def __init__(
+        self, client: redis.Redis, *, lease_ttl: float = LEASE_TTL, prefix: str = "lmstream", where: str = "Redis"
+    ) -> None:
         self._redis = client
+        self._prefix = prefix
+        self._where = where
         self._ttl = lease_ttl
         self._admit: Any = client.register_script(_ADMIT)
         self._release: Any = client.register_script(_RELEASE)
@@ -111,21 +116,34 @@ class RedisLimiter:
         self._refresher: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, url: str, *, lease_ttl: float = LEASE_TTL) -> RedisLimiter:
-        client = redis.Redis.from_url(url)
-        await client.ping()  # fail at start, not on the first request
-        return cls(client, lease_ttl=lease_ttl)
+    async def connect(cls, url: str, *, lease_ttl: float = LEASE_TTL, prefix: str = "lmstream") -> RedisLimiter:
+        """A limiter on ``url``. Redis down at start is logged, not fatal (the streams'
+        coordinator on the same Redis serves degraded meanwhile): a limited key's
+        requests get 503 ``cluster_unavailable`` until it is back."""
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        limiter = cls(client, lease_ttl=lease_ttl, prefix=prefix, where=describe(url))
+        try:
+            await client.ping()
+        except redis.RedisError as exc:
+            log.warning("%s", limiter._unavailable(exc).message)
+        return limiter
+
+    def _unavailable(self, exc: BaseException) -> ClusterUnavailable:
+        return ClusterUnavailable(f"the key limits' {self._where} is unavailable: {exc or type(exc).__name__}")
 
     async def admit(self, bucket: str, limits: Limits) -> Admission:
-        requests, tokens, running = _keys(bucket)
+        requests, tokens, running = _keys(self._prefix, bucket)
         lease = secrets.token_hex(8)
-        result = await self._admit(
-            keys=[requests, tokens, running],
-            args=[
-                limits.requests_per_minute or 0, limits.tokens_per_minute or 0, limits.concurrent_streams or 0,
-                lease, self._ttl, WINDOW,
-            ],
-        )
+        try:
+            result = await self._admit(
+                keys=[requests, tokens, running],
+                args=[
+                    limits.requests_per_minute or 0, limits.tokens_per_minute or 0, limits.concurrent_streams or 0,
+                    lease, self._ttl, WINDOW,
+                ],
+            )
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
         if int(result[0]) != 1:
             limit = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
             raise refusal(limit, int(result[1]) / 1000)
@@ -136,12 +154,15 @@ class RedisLimiter:
         return Admission(bucket, limits, lease)
 
     async def release(self, admission: Admission, tokens: int) -> None:
-        _, tokens_key, running = _keys(admission.bucket)
+        _, tokens_key, running = _keys(self._prefix, admission.bucket)
         self._leases.pop(admission.lease, None)
-        await self._release(
-            keys=[tokens_key, running],
-            args=[admission.lease, tokens, admission.limits.tokens_per_minute or 0, WINDOW],
-        )
+        try:
+            await self._release(
+                keys=[tokens_key, running],
+                args=[admission.lease, tokens, admission.limits.tokens_per_minute or 0, WINDOW],
+            )
+        except redis.RedisError as exc:  # the lease expires by itself; the tokens go uncharged
+            log.warning("%s: %d token(s) not charged to a key", self._unavailable(exc).message, tokens)
 
     async def _refresh_leases(self) -> None:
         while True:

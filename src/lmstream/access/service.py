@@ -73,10 +73,10 @@ async def build_access(settings: Settings, store: KeyStore | None) -> Access:
     keys = KeyRing(settings.api_keys + _file_keys(settings), settings.admin_keys, store)
     tokens = StreamTokens(load_secret(settings.token_secret, settings.data_dir), ttl=settings.stream_token_ttl)
     limiter: Limiter
-    if settings.redis_url:
+    if settings.redis_url is not None:
         from lmstream.access.redis_limiter import RedisLimiter
 
-        limiter = await RedisLimiter.connect(settings.redis_url)
+        limiter = await RedisLimiter.connect(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix)
     else:
         limiter = MemoryLimiter()
     defaults = KeyLimits(**settings.limits.model_dump())

@@ -1,14 +1,17 @@
-"""``lmstream serve``: run the server (uvicorn, uvloop, httptools; ``lmstream.server``)."""
+"""``lmstream serve``: run the server (uvicorn, uvloop, httptools; ``lmstream.server``);
+``--workers N``: N of them on one port, coordinated through Redis (``workers.py``)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lmstream.cli.workers import run_workers, worker_index
 from lmstream.errors import StoreUnavailable
 from lmstream.settings import Settings, load_settings
 
@@ -58,9 +61,9 @@ def _stored_keys(settings: Settings) -> bool:
     return asyncio.run(check())
 
 
-def run_server(settings: Settings) -> None:
+def run_server(settings: Settings, *, worker: int | None = None) -> None:
     from lmstream.http.app import create_app
-    from lmstream.server import serve
+    from lmstream.server import reuse_port_socket, serve
 
     try:
         keys = settings.all_api_keys()
@@ -85,7 +88,10 @@ def run_server(settings: Settings) -> None:
     access.propagate = False
     app = create_app(settings)
     tune_gc()
-    serve(app, settings)  # uvicorn with the connection protections (lmstream.server)
+    # one of --workers: the port is shared with the others (SO_REUSEPORT)
+    sockets = None if worker is None else [reuse_port_socket(settings.host, settings.port)]
+    if not serve(app, settings, sockets=sockets):  # uvicorn with the connection protections (lmstream.server)
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 
 def register(app: typer.Typer) -> None:
@@ -107,6 +113,8 @@ def register(app: typer.Typer) -> None:
         heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between SSE heartbeats [15].")] = None,
         grace_period: Annotated[float | None, typer.Option(help="Seconds a native stream waits for a resume [10].")] = None,
         data_dir: Annotated[Path | None, typer.Option(help="Where conversations are kept.")] = None,
+        redis_url: Annotated[str | None, typer.Option(help="Share streams with other instances through this Redis (redis://host:port/db).")] = None,
+        workers: Annotated[int | None, typer.Option(help="Server processes on this port, coordinated through Redis (needs redis_url) [1].")] = None,
         log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     ) -> None:
         """Serve the API (and the web chat) on 127.0.0.1:8000."""
@@ -128,10 +136,21 @@ def register(app: typer.Typer) -> None:
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 data_dir=data_dir,
+                redis_url=redis_url,
+                workers=workers,
                 log_level=log_level,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
         if settings.model is not None and not Path(settings.model).is_file():
             raise typer.BadParameter(f"no GGUF file at {settings.model}", param_hint="--model")
-        run_server(settings)
+        index = worker_index()
+        if settings.workers > 1 and index is None:
+            if settings.redis_url is None:
+                raise typer.BadParameter(
+                    f"--workers {settings.workers} needs Redis, where the workers share their streams: "
+                    "set redis_url (--redis-url, LMSTREAM_REDIS_URL or the config file)",
+                    param_hint="--workers",
+                )
+            raise typer.Exit(run_workers(settings, sys.argv[1:]))
+        run_server(settings, worker=index)

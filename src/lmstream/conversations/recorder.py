@@ -1,7 +1,9 @@
 """Recording generations into the store as they happen, never blocking the hub.
 
 The hub calls observers synchronously as it records each event, so the ``Recorder``
-only *queues* writes; one writer task (``WriteQueue``) applies them in order::
+only *queues* writes; one writer task (``writes.py``: ``WriteQueue``) applies them in
+order, coalesces the flushes of streaming answers, and retries through a store
+outage::
 
     Started    ─► conversation row (if new) + the user's message(s) + the assistant's
                   message, status "streaming", empty
@@ -20,7 +22,9 @@ Nothing is written before ``Started``, i.e. before ``backend.open`` accepted the
 request: a refused request (context too long, queue full, unknown model) leaves the
 conversation exactly as it was, and the client holds the refusal (an HTTP error) and
 its own text. A server killed mid-answer leaves the user's message and the answer up
-to the last flush, still "streaming"; the next start marks it "interrupted".
+to the last flush, still "streaming", with the ``instance_id`` of the instance that
+wrote it; the next start marks it "interrupted" — or, with several instances, a
+survivor does as soon as it sees the instance die (``ConversationsExtension``).
 
 ``WriteQueue.sync()`` is the read-your-writes barrier: a read that awaits it sees
 every write queued before it (a client that got a ``done`` event and then asks for
@@ -29,8 +33,11 @@ the conversation sees the final message).
 An answer that is not being kept says so to its client: a ``warning`` event
 (``Custom("warning", {"code": "not_stored", "message"})``, which the native dialect
 sends as ``event: warning``) as the answer starts when the store is read-only or its
-last write failed, or as soon as one of the answer's own writes fails (a full disk).
-The answer itself streams on. A failure of the very last write, after ``done``, can
+last write failed, or as soon as a write fails while it streams (a full disk: a
+message it adds, or a batch of flushes). The answer itself streams on. (Writes that
+fail because the store cannot be reached wait in order and are applied once it is
+back — ``writes.py`` — unless this process ends first: the warning says so as the
+store does.) A failure of the very last write, after ``done``, can
 only show in ``/health``, ``/metrics`` and the log.
 """
 
@@ -39,9 +46,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from lmstream.conversations.writes import Write, WriteQueue
 from lmstream.events import (
     CancelReason,
     Custom,
@@ -78,7 +86,6 @@ log = logging.getLogger("lmstream.conversations")
 FLUSH_INTERVAL = 0.5
 FLUSH_TOKENS = 32
 
-Write = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,47 +128,6 @@ def final_status(event: Done | Error) -> MessageStatus:
     return "complete"
 
 
-class WriteQueue:
-    """Store writes applied one after another by one task, in the order queued."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Write | asyncio.Future[None]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="lmstream store writer")
-
-    def submit(self, write: Write) -> None:
-        self._queue.put_nowait(write)
-
-    async def sync(self) -> None:
-        """Return once every write queued before this call has been applied."""
-        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(marker)
-        await marker
-
-    async def _run(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, asyncio.Future):
-                if not item.done():
-                    item.set_result(None)
-                continue
-            try:
-                await item()
-            except Exception:
-                log.exception("a conversation store write failed")
-
-    async def aclose(self) -> None:
-        """Apply what is queued, then stop."""
-        if self._task is None:
-            return
-        await self.sync()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-
-
 class Recorder:
     """The hub observer that turns a recorded request's events into store writes."""
 
@@ -173,9 +139,11 @@ class Recorder:
         on_finished: Callable[[Turn, RunningStream, MessageStatus], None] | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         flush_tokens: int = FLUSH_TOKENS,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
         self.writes = writes
+        self.instance_id = instance_id  # written on its assistant messages (the sweeps of lost instances)
         self.on_finished = on_finished
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
@@ -192,7 +160,7 @@ class Recorder:
                 if health.read_only:
                     return  # nothing can be written: no bookkeeping, no writes
                 self._streaming[generation.id] = _Answer(turn, turn.assistant_id)
-                self.writes.submit(self._guarded(generation, lambda: self._begin(turn, generation)))
+                self.writes.submit(self._guarded(generation, self._begin(turn, generation)))
             return
         answer = self._streaming.get(generation.id)
         if answer is None:
@@ -238,6 +206,8 @@ class Recorder:
                 if answer.message_id is None and (answer.last is None or status != "complete"):
                     self._open(answer, generation)  # how the answer ended needs a message to say it
                 target = answer.message_id
+                if target is not None:
+                    self.writes.finished(target)  # the final write carries the whole text
                 if target is None:
                     assert answer.last is not None
                     target, first, end = answer.last
@@ -267,8 +237,9 @@ class Recorder:
             model=generation.model,
             generation_id=generation.id,
             name=answer.name,
+            instance_id=self.instance_id,
         )
-        self.writes.submit(self._guarded(generation, lambda: self.store.add_messages(message.conversation_id, [message])))
+        self.writes.submit(self._guarded(generation, self._adding(message.conversation_id, [message])))
 
     def _flush(self, answer: _Answer, generation: RunningStream) -> None:
         answer.count += 1
@@ -278,7 +249,10 @@ class Recorder:
         update = MessageUpdate(content=text, status="streaming", name=answer.name)
         message_id = answer.message_id
         assert message_id is not None
-        self.writes.submit(self._guarded(generation, lambda: self.store.update_message(message_id, update)))
+        self.writes.flush(message_id, update)  # coalesced with other answers' flushes
+        health = self.store.health
+        if not health.keeping:  # a write failed since (its own, or a batch holding its flush)
+            self._warn(generation, health.why_not_kept())
 
     def _close(self, answer: _Answer, generation: RunningStream, status: MessageStatus) -> None:
         message_id = answer.message_id
@@ -286,6 +260,7 @@ class Recorder:
         end = len(generation.completion.blocks)
         text, calls = _content(generation.completion.blocks[answer.first_block : end])
         update = MessageUpdate(content=text, status=status, tool_calls=calls or None, name=answer.name)
+        self.writes.finished(message_id)
         self.writes.submit(lambda: self.store.update_message(message_id, update))
         answer.last = (message_id, answer.first_block, end)
         answer.message_id = None
@@ -307,7 +282,25 @@ class Recorder:
             tool_call_id=result.call_id,
             name=call.name if call is not None else result.name,
         )
-        self.writes.submit(lambda: self.store.add_messages(message.conversation_id, [message]))
+        self.writes.submit(self._adding(message.conversation_id, [message]))
+
+    def _adding(self, conversation_id: str, messages: Sequence[StoredMessage]) -> Write:
+        """The write that adds ``messages`` once: tried again after a store outage, it
+        first looks whether the failed attempt committed them. Their flushes may go out
+        once they exist (``WriteQueue.begun``)."""
+        tried = False
+
+        async def add() -> None:
+            nonlocal tried
+            store = self.store
+            if not tried or all(m.id != messages[-1].id for m in await store.list_messages(conversation_id)):
+                tried = True
+                await store.add_messages(conversation_id, list(messages))
+            for message in messages:
+                if message.status == "streaming":  # an assistant message still being written
+                    self.writes.begun(message.id)
+
+        return add
 
     def _guarded(self, generation: RunningStream, write: Write) -> Write:
         """``write``, telling the client when it fails while the answer still streams."""
@@ -333,11 +326,10 @@ class Recorder:
             generation.emit(not_stored(message))
 
 
-    async def _begin(self, turn: Turn, generation: RunningStream) -> None:
-        if turn.create is not None:
-            await self.store.create_conversation(turn.create)
-        elif turn.model is not None:
-            await self.store.update_conversation(turn.conversation_id, model=turn.model)
+    def _begin(self, turn: Turn, generation: RunningStream) -> Write:
+        """The turn's rows (conversation, the user's messages, the assistant's); tried
+        again after a store outage, it first looks at what the failed attempt committed."""
+        store = self.store
         assistant = StoredMessage(
             id=turn.assistant_id,
             conversation_id=turn.conversation_id,
@@ -347,8 +339,22 @@ class Recorder:
             created_at=now(),
             model=generation.model,
             generation_id=generation.id,
+            instance_id=self.instance_id,
         )
-        await self.store.add_messages(turn.conversation_id, [*turn.messages, assistant])
+        add = self._adding(turn.conversation_id, [*turn.messages, assistant])
+        tried = False
+
+        async def begin() -> None:
+            nonlocal tried
+            retry, tried = tried, True
+            if turn.create is not None:
+                if not retry or await store.get_conversation(turn.conversation_id) is None:
+                    await store.create_conversation(turn.create)
+            elif turn.model is not None:
+                await store.update_conversation(turn.conversation_id, model=turn.model)
+            await add()
+
+        return begin
 
     async def _finish(
         self,

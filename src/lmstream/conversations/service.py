@@ -28,8 +28,9 @@ import logging
 
 from lmstream.access import Principal, visible_to
 from lmstream.conversations.history import history_messages, prompt_budget, trim_history
-from lmstream.conversations.recorder import Recorder, Turn, WriteQueue
+from lmstream.conversations.recorder import Recorder, Turn
 from lmstream.conversations.titles import fallback_title, generate_title
+from lmstream.conversations.writes import WriteQueue
 from lmstream.errors import ModelNotFound, NotFound
 from lmstream.fastpath import FASTPATH_MODEL, FastPathBackend, last_user_text
 from lmstream.hub import RunningStream, StreamHub
@@ -60,10 +61,12 @@ class Conversations:
         self.profiles = profiles
         self.fastpath = fastpath
         self.model_titles = model_titles
-        self.writes = WriteQueue()
+        self.writes = WriteQueue(store)
         self.recorder: Recorder | None = None
         if store is not None:
-            self.recorder = Recorder(store, self.writes, on_finished=self._finished)
+            self.recorder = Recorder(
+                store, self.writes, on_finished=self._finished, instance_id=hub.coordinator.instance_id
+            )
         self._title_tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:

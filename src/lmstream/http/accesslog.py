@@ -13,7 +13,8 @@ request and is not logged here). The path is logged without its query string (a
 stream's ``events_url`` carries a token there). ``key`` is the *name* of the key (or
 URL token's key) the request authenticated with (the ``Principal`` that
 ``http/auth.py`` left in the scope under ``PRINCIPAL_SCOPE_KEY``), never the key
-itself; a server without keys logs no ``key``.
+itself; a server without keys logs no ``key``. With several instances (``redis_url``),
+``instance`` names the one that answered.
 
 A request that starts a generation is linked to it by ``AccessLogObserver``, a hub
 observer: the hub records ``Started`` inside the request's task, where a context
@@ -137,6 +138,9 @@ def line(scope: Scope, record: AccessRecord) -> dict[str, Any]:
     if client:
         entry["client"] = client[0]
     entry["bytes"] = record.sent
+    state = getattr(getattr(scope.get("app"), "state", None), "lmstream", None)
+    if state is not None and state.hub.coordinator.distributed:  # several instances: which one answered
+        entry["instance"] = state.hub.coordinator.instance_id
     return entry
 
 

@@ -23,8 +23,10 @@ from starlette.routing import BaseRoute
 from lmstream.access import build_access
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
+from lmstream.cluster import open_coordinator
+from lmstream.cluster.extension import ClusterExtension
 from lmstream.conversations import ConversationsExtension
-from lmstream.errors import LmstreamError, NotFound
+from lmstream.errors import LmstreamError, NotFound, StoreUnavailable
 from lmstream.http import anthropic, keys, native, ollama, openai, start, web
 from lmstream.http.accesslog import AccessLogExtension
 from lmstream.http.admission import AccessHooks
@@ -37,7 +39,7 @@ from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
 from lmstream.http.tracing import TracingExtension, otlp_provider
 from lmstream.httpclient import HTTPClient
-from lmstream.hub import LocalCoordinator, StreamHub
+from lmstream.hub import StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
@@ -70,6 +72,7 @@ def default_extensions(settings: Settings) -> list[Extension]:
         AccessLogExtension(settings.access_log),
         MetricsExtension(),
         ConversationsExtension(settings),
+        ClusterExtension(),
         ToolsExtension(settings),
         TeamExtension(settings),
         OpenAPIExtension(),
@@ -89,13 +92,19 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
                 await backend.start()
                 stack.push_async_callback(backend.aclose)
             router = Router(backends, settings.resolved_default_model())
-            coordinator = LocalCoordinator(replay_buffer=settings.replay_buffer)
+            coordinator = await open_coordinator(settings)  # Redis when redis_url is set
             stack.push_async_callback(coordinator.aclose)
             hub = StreamHub(router, retention=settings.retention, coordinator=coordinator)
             store = build_store(settings)  # conversations and stored API keys
             if store is not None:
-                await store.open()
                 stack.push_async_callback(store.aclose)
+                try:
+                    await store.open()
+                except StoreUnavailable as exc:
+                    if settings.database_url is None:
+                        raise  # SQLite: a local file that cannot be opened is not an outage
+                    # PostgreSQL unreachable: conversations answer 503 until it is back (it reconnects itself)
+                    log.warning("%s: serving without it until it is back", exc.message)
             access = await build_access(settings, store if isinstance(store, KeyStore) else None)
             stack.push_async_callback(access.aclose)
             AccessHooks(access, hub).install()

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lmstream.errors import LmstreamError, Overloaded, RateLimited
+from lmstream.errors import LmstreamError
 from lmstream.http.auth import TokenScope, authenticate
 from lmstream.http.media import JSON_TYPES, require_media_type
 from lmstream.http.streaming import JSON
@@ -32,7 +32,7 @@ ErrorBody = Callable[[LmstreamError], dict[str, Any]]
 
 def error_response(exc: LmstreamError, body: ErrorBody) -> Response:
     headers = {}
-    if isinstance(exc, Overloaded | RateLimited):
+    if exc.retry_after is not None:  # 429, and a 503 that will pass
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"

@@ -26,7 +26,7 @@ from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, ignored_header, stream_response
 from lmstream.hub import ReplayGone, StreamHandle
 
-__all__ = ["Encoder", "events_url", "resume_point", "routes", "visible_stream"]
+__all__ = ["Encoder", "events_url", "latest_sent", "resume_point", "routes", "visible_stream"]
 
 Encoder = Callable[[int, Event], list[Frame]]
 
@@ -91,7 +91,7 @@ async def create_stream(request: Request) -> Response:
     )
 
 
-def _last_event_id(request: Request, latest: int) -> int:
+def _last_event_id(request: Request, latest: int | None) -> int:
     """The event to resume after: -1 (from the start) up to ``latest``, the last one sent."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
@@ -103,9 +103,19 @@ def _last_event_id(request: Request, latest: int) -> int:
     return resume_point(after, latest)
 
 
-def resume_point(after: int, latest: int) -> int:
+def latest_sent(state: AppState, stream: StreamHandle) -> int | None:
+    """The last event a client of ``stream`` can have been sent; None when unknown: a
+    stream running on another instance may have sent its own readers events that are
+    not in Redis yet (the owner writes them at most a few ms later)."""
+    coordinator = state.hub.coordinator
+    if stream.finished or coordinator.owner_of(stream) == coordinator.instance_id:
+        return stream.next_seq - 1
+    return None
+
+
+def resume_point(after: int, latest: int | None) -> int:
     """``after`` if it is -1 (from the start) or an event sent so far (up to ``latest``)."""
-    if not -1 <= after <= latest:
+    if after < -1 or (latest is not None and after > latest):
         raise BadRequest(
             f"Last-Event-ID {after} is not an event of this stream (its events are 0 to {latest})",
             param="last_event_id",
@@ -117,7 +127,7 @@ def resume_point(after: int, latest: int) -> int:
 async def stream_events(request: Request) -> Response:
     state = app_state(request)
     stream = await visible_stream(request, request.path_params["stream_id"])
-    after = _last_event_id(request, stream.next_seq - 1)
+    after = _last_event_id(request, latest_sent(state, stream))
     if after < stream.first_seq - 1:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
     if stream.finished and after >= stream.next_seq - 1:
@@ -129,17 +139,17 @@ async def stream_events(request: Request) -> Response:
 @endpoint(native.error_body, token_scope=_stream_token)
 async def get_stream(request: Request) -> Response:
     stream = await visible_stream(request, request.path_params["stream_id"])
-    return JSON(
-        native.stream_state(
-            stream.id,
-            stream.state,
-            stream.model,
-            stream.created,
-            stream.completion,
-            stream.next_seq,
-            stream.conversation_id,
-        )
+    body = native.stream_state(
+        stream.id,
+        stream.state,
+        stream.model,
+        stream.created,
+        stream.completion,
+        stream.next_seq,
+        stream.conversation_id,
     )
+    body["instance"] = app_state(request).hub.coordinator.owner_of(stream)  # which instance runs it
+    return JSON(body)
 
 
 @endpoint(native.error_body)
@@ -169,9 +179,11 @@ async def health(request: Request) -> Response:
         )
     components = {reporter.name: reporter.health() for reporter in state.health}
     well = all(component.status == "ok" for component in components.values())
+    coordinator = state.hub.coordinator
     return JSON(
         {
             "status": "ok" if well else "degraded",
+            "instance": coordinator.instance_id,  # which instance answered
             "components": {name: component.as_dict() for name, component in components.items()},
             "auth_required": await _auth_required(state),
             "uptime_s": round(time.time() - state.started_at, 1),

@@ -71,6 +71,7 @@ USAGE = obj({"prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT
 HEALTH = obj(
     {
         "status": {"enum": ["ok", "degraded"]},
+        "instance": STR,  # which instance answered (several share Redis: lmstream.cluster)
         "auth_required": BOOL,
         "active_streams": INT,
         "queue_length": INT,
@@ -80,7 +81,8 @@ HEALTH = obj(
 )
 STREAM_CREATED = obj({"id": STR, "object": STR, "model": STR, "state": STR, "url": STR, "events_url": STR})
 STREAM_STATE = obj(
-    {"id": STR, "state": STR, "model": STR, "text": STR, "finish_reason": maybe(STR), "last_event_id": INT},
+    {"id": STR, "state": STR, "model": STR, "text": STR, "finish_reason": maybe(STR), "last_event_id": INT,
+     "instance": STR},  # the instance that runs it
     {"usage": maybe(USAGE), "tool_calls": array({"type": "object"}), "sources": array({"type": "object"})},
 )
 STREAM_CANCELLED = obj({"id": STR, "cancelled": BOOL, "state": STR})

@@ -12,17 +12,24 @@ instance A alive. That implementation is one module behind this Protocol:
 * ``find(stream_id)``: a handle on a stream another instance owns (None: unknown);
 * ``consumers_elsewhere(stream_id)``: asked (only when ``distributed``) before the
   owner cancels a stream whose last local consumer left; re-asked every
-  ``lease_interval`` seconds while the answer is yes.
+  ``lease_interval`` seconds while the answer is yes;
+* ``owner_of(stream)``: the instance that runs a stream (``instance_id`` for its own);
+* ``live_instances()`` and ``on_instance_lost(hook)``: who is alive now, and a hook
+  called (on one surviving instance) with the id of an instance that died, so that
+  what it was writing elsewhere (the conversation store) can be marked interrupted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
 from lmstream.hub.handle import RunningStream, StreamHandle
 from lmstream.hub.log import EventLog, MemoryLog
 
-__all__ = ["Coordinator", "LocalCoordinator"]
+__all__ = ["Coordinator", "InstanceLost", "LocalCoordinator"]
+
+InstanceLost = Callable[[str], Awaitable[None]]
 
 
 class Coordinator(Protocol):
@@ -44,6 +51,12 @@ class Coordinator(Protocol):
     async def find(self, stream_id: str) -> StreamHandle | None: ...
 
     async def consumers_elsewhere(self, stream_id: str) -> bool: ...
+
+    def owner_of(self, stream: StreamHandle) -> str: ...
+
+    async def live_instances(self) -> Collection[str]: ...
+
+    def on_instance_lost(self, hook: InstanceLost) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -72,6 +85,15 @@ class LocalCoordinator:
 
     async def consumers_elsewhere(self, stream_id: str) -> bool:
         return False
+
+    def owner_of(self, stream: StreamHandle) -> str:
+        return self.instance_id
+
+    async def live_instances(self) -> Collection[str]:
+        return (self.instance_id,)
+
+    def on_instance_lost(self, hook: InstanceLost) -> None:
+        pass  # no other instance to lose
 
     async def aclose(self) -> None:
         pass

@@ -101,6 +101,12 @@ class MemoryLog:
         self._closed = True
         self._wake()
 
+    def since(self, after: int = -1) -> Batch:
+        """What is kept with seq > ``after``, now (no waiting): what a log kept outside
+        the process rewrites when its copy was lost (``lmstream.cluster``)."""
+        start = max(after + 1, self._base)
+        return [(s, self._events[s - self._base]) for s in range(start, self._base + len(self._events))]
+
     def _wake(self) -> None:
         if self._waiters:
             waiters, self._waiters = self._waiters, []

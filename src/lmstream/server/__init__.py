@@ -8,6 +8,14 @@ an idle one is kept — and starts uvicorn with them (``run.py``).
 
 from lmstream.server.connections import ConnectionPolicy, PendingHeads
 from lmstream.server.protocol import guarded_protocol
-from lmstream.server.run import connection_limit, raise_file_limit, serve
+from lmstream.server.run import connection_limit, raise_file_limit, reuse_port_socket, serve
 
-__all__ = ["ConnectionPolicy", "PendingHeads", "connection_limit", "guarded_protocol", "raise_file_limit", "serve"]
+__all__ = [
+    "ConnectionPolicy",
+    "PendingHeads",
+    "connection_limit",
+    "guarded_protocol",
+    "raise_file_limit",
+    "reuse_port_socket",
+    "serve",
+]

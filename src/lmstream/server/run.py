@@ -22,13 +22,14 @@ connections, and a quarter of it may wait for their heads at once.
 from __future__ import annotations
 
 import resource
+import socket
 from typing import Any
 
 from lmstream.server.connections import ConnectionPolicy
 from lmstream.server.protocol import guarded_protocol
 from lmstream.settings import Settings
 
-__all__ = ["FILE_RESERVE", "connection_limit", "raise_file_limit", "serve", "uvicorn_options"]
+__all__ = ["FILE_RESERVE", "connection_limit", "raise_file_limit", "reuse_port_socket", "serve", "uvicorn_options"]
 
 FILE_RESERVE = 256
 
@@ -66,10 +67,25 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def serve(app: Any, settings: Settings) -> None:
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` that other workers bind too (``SO_REUSEPORT``:
+    the kernel spreads new connections over them; ``lmstream serve --workers``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def serve(app: Any, settings: Settings, *, sockets: list[socket.socket] | None = None) -> bool:
+    """Serve ``app`` until a signal stops it (on ``sockets`` if given: a worker's shared
+    port); False if it never started (the lifespan failed, the port was taken)."""
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -79,3 +95,9 @@ def serve(app: Any, settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         **uvicorn_options(settings),
     )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it shut down on (uvicorn.run swallows it)
+        pass
+    return server.started
