@@ -189,6 +189,8 @@ class LlamaCppBackend:
             "tokens_generated": engine.tokens_generated if engine else 0,
             "prompt_tokens_evaluated": engine.prompt_tokens_evaluated if engine else 0,
             "prompt_tokens_cached": engine.prompt_tokens_reused if engine else 0,
+            "tokens_recomputed": engine.tokens_recomputed if engine else 0,
+            "steps": engine.steps if engine else 0,
             "slots": slots,
             "kv_cells": cells,
             "kv_cells_free": cells - used,  # a finished sequence's cached cells count as free

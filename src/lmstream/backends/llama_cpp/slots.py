@@ -7,10 +7,12 @@ its tokens' cells as a cache: the next sequence that starts with the same tokens
 conversation's next turn, a shared system prompt) takes that slot over and evaluates only
 the rest. The cache is "evicted" by the sequence that takes the slot.
 
-The choice, like llama.cpp's server (``get_available_slot``): the idle slot sharing the
-longest prefix with the new tokens when that prefix is over 10% of them; otherwise an
-idle slot next to the busy ones (llama.cpp splits a batch into one compute per run of
-consecutive sequence ids), least recently used first.
+The choice: the idle slot sharing the longest prefix with the new tokens, among those
+whose cache the new sequence continues (it keeps at least half of the cached tokens: a
+conversation's next turn, a long shared system prompt) — so a common opening such as BOS
+and ``User:`` never costs a conversation its cache; otherwise the least recently used
+idle slot, preferring one next to the busy slots (llama.cpp computes a batch in one go
+per run of consecutive sequence ids).
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["Slot", "SlotTable", "common_prefix"]
-
-_MIN_SIMILARITY = 0.1
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -56,13 +56,14 @@ class SlotTable:
         idle = [slot for slot in self.slots if not slot.busy]
         if not idle:
             raise RuntimeError("no idle slot: admission let in more sequences than slots")
-        best = max(idle, key=lambda slot: (common_prefix(slot.cached, tokens), -slot.last_used))
-        shared = common_prefix(best.cached, tokens)
-        if shared <= _MIN_SIMILARITY * len(tokens):
+        shared = {slot.id: common_prefix(slot.cached, tokens) for slot in idle}
+        continued = [slot for slot in idle if shared[slot.id] >= max(1, len(slot.cached) / 2)]
+        if continued:
+            best = max(continued, key=lambda slot: (shared[slot.id], -slot.last_used))
+        else:
             best = min(idle, key=lambda slot: (not self._touches_busy(slot), slot.last_used))
-            shared = common_prefix(best.cached, tokens)
         best.busy = True
-        return best, shared
+        return best, shared[best.id]
 
     def release(self, slot: Slot, cached: list[int]) -> None:
         self._clock += 1
