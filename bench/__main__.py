@@ -1,6 +1,6 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel (default: all, in that order). Each prints
+Scenarios: overhead, many, embedded, cancel, batching (default: all, in that order). Each prints
 its tables and writes ``bench/results/<scenario>.json`` (``bench/results/quick/`` with
 ``--quick``, so a smoke test never replaces the real figures); server logs and configs
 go to ``bench/results/logs/``.
@@ -22,6 +22,7 @@ SCENARIOS = {
     "many": "bench.scenarios.many_clients",
     "embedded": "bench.scenarios.embedded",
     "cancel": "bench.scenarios.cancellation",
+    "batching": "bench.scenarios.batching",
 }
 
 
