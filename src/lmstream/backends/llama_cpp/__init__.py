@@ -8,6 +8,7 @@ builds every step from all of them. The parts, each replaceable on its own:
 ``backend.py``     ``LlamaCppBackend``: the ``Backend`` seam; ``open()`` and the event stream
 ``admission.py``   slots and the FIFO line (``Queued``, 503 + ``Retry-After``), interactive first
 ``engine.py``      the worker thread and its decode loop (batches, sampling, cancellation)
+``schedule.py``    what each step decodes: generating tokens, prompt chunks, interactive first
 ``sequence.py``    one request inside the engine: tokens, limits, events it makes
 ``slots.py``       which KV slot a sequence takes; finished sequences' cells as a prefix cache
 ``sampling.py``    ``SamplingParams`` → a per-sequence llama.cpp sampler chain; logprobs

@@ -19,8 +19,8 @@ is now evaluated::
 * Cancelling frees its slot before the next step; the others never notice.
 * Interactive first: while an interactive sequence waits for its first token, background
   sequences (titles, follow-ups) sit out the steps, so they never delay it.
-* Slots and the prefix cache: ``slots.py``; per-sequence state and events:
-  ``sequence.py``; sampling: ``sampling.py``.
+* What each step decodes: ``schedule.py``; slots and the prefix cache: ``slots.py``;
+  per-sequence state and events: ``sequence.py``; sampling: ``sampling.py``.
 
 Each slot is a KV stream of ``n_ctx`` cells of its own (non-unified cache), flash
 attention is off by default and each prompt chunk is decoded on its own: a request
@@ -34,6 +34,7 @@ take another turn where two tokens are within a rounding error of each other.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -45,12 +46,14 @@ import numpy as np
 
 from lmstream.backends.llama_cpp.model import Model
 from lmstream.backends.llama_cpp.sampling import top_logprobs
+from lmstream.backends.llama_cpp.schedule import plan_step
 from lmstream.backends.llama_cpp.sequence import Item, Sequence, Signal
 from lmstream.backends.llama_cpp.slots import Slot, SlotTable
 
 __all__ = ["Engine", "EngineConfig", "SlotReport"]
 
 T = TypeVar("T")
+log = logging.getLogger("lmstream.llama_cpp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +163,14 @@ class Engine:
             return
         ready.set_result(None)
         try:
-            while self._turn():
-                pass
+            while True:
+                try:
+                    if not self._turn():
+                        break
+                except Exception as exc:  # a bug: fail what runs, keep serving
+                    log.exception("the decode loop failed")
+                    self._fail([(seq, 0) for seq in list(self._active)], exc)
+                    self._flush()
         finally:
             self._free_context()
             self._stopped.set_result(None)
@@ -262,39 +271,9 @@ class Engine:
             seq.n_past = 0
         self._out(seq, [signal])
 
-    def _plan(self) -> list[list[tuple[Sequence, int]]]:
-        """This step's decodes: one for every generating sequence's next token (in slot
-        order: llama.cpp computes a run of consecutive sequence ids together), then one
-        per prompt chunk, interactive before background, up to ``n_batch`` prompt tokens.
-        Background sequences sit out while an interactive one waits for its first token.
-
-        A prompt is read in chunks of ``n_batch`` from where its cached prefix ends, each
-        chunk in a decode of its own: exactly the computation it gets alone, whatever
-        else is running (llama.cpp's CPU kernels round differently for different batch
-        shapes, so this is what keeps a lone request's answer independent of load)."""
-        hold_background = any(seq.waits_for_first_token for seq in self._active)
-        runnable = [seq for seq in self._active if seq.interactive or not hold_background]
-        generating = [seq for seq in runnable if seq.sampled and seq.pending == 1]
-        reading = [seq for seq in runnable if not (seq.sampled and seq.pending == 1)]
-        reading.sort(key=lambda seq: not seq.interactive)  # stable: arrival order within each
-        decodes: list[list[tuple[Sequence, int]]] = []
-        if generating:
-            generating.sort(key=lambda seq: seq.slot.id if seq.slot is not None else -1)
-            decodes.append([(seq, 1) for seq in generating])
-        budget = self.n_batch
-        for seq in reading:
-            take = min(seq.pending, self.n_batch)
-            if take > budget and len(decodes) > bool(generating):
-                break
-            decodes.append([(seq, take)])
-            budget -= take
-            if budget <= 0:
-                break
-        return decodes
-
     def _step(self) -> None:
         self.steps += 1
-        for plan in self._plan():
+        for plan in plan_step(self._active, self.n_batch):
             self._decode(plan)
 
     def _decode(self, plan: list[tuple[Sequence, int]]) -> None:

@@ -1,0 +1,56 @@
+"""What one decode step feeds the model (the scheduling policy, no model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmstream.backends.llama_cpp.schedule import plan_step
+from lmstream.backends.llama_cpp.sequence import Sequence
+from lmstream.backends.llama_cpp.slots import Slot
+
+
+def seq(slot: int, prompt: int, *, read: int = 0, sampled: bool = False, interactive: bool = True) -> Sequence:
+    none: Any = None
+    s = Sequence(prompt=list(range(prompt)), limit=100, sampler=none, text=none, interactive=interactive,
+                 deliver=lambda items: None, loop=none)  # fmt: skip
+    s.slot = Slot(slot, busy=True)
+    s.n_past = read
+    s.sampled = sampled
+    if sampled:  # a generating sequence: one sampled token waits to be fed
+        s.tokens.append(7)
+        s.n_past = len(s.tokens) - 1
+    return s
+
+
+def shape(decodes: list[list[tuple[Sequence, int]]]) -> list[list[tuple[int, int]]]:
+    return [[(s.slot.id if s.slot else -1, n) for s, n in d] for d in decodes]
+
+
+def test_generating_tokens_share_one_decode_in_slot_order_then_prompt_chunks() -> None:
+    active = [seq(2, 5, sampled=True), seq(0, 5, sampled=True), seq(1, 100)]
+    assert shape(plan_step(active, 32)) == [[(0, 1), (2, 1)], [(1, 32)]]
+
+
+def test_prompt_chunks_fill_the_step_budget_first_come_first_served() -> None:
+    active = [seq(0, 10), seq(1, 10), seq(2, 20), seq(3, 40)]
+    assert shape(plan_step(active, 32)) == [[(0, 10)], [(1, 10)]]  # 20 more would not fit
+
+
+def test_a_long_prompt_moves_one_chunk_a_step_from_where_its_cache_ends() -> None:
+    long = seq(0, 100, read=37)
+    assert shape(plan_step([long], 32)) == [[(0, 32)]]
+    long.n_past = 101 - 5
+    assert shape(plan_step([long], 32)) == [[(0, 4)]]  # the rest of the prompt
+
+
+def test_interactive_prompts_go_first() -> None:
+    active = [seq(0, 30, interactive=False), seq(1, 30)]
+    assert shape(plan_step(active, 32)) == [[(1, 30)]]
+
+
+def test_background_sits_out_while_an_interactive_sequence_waits_for_its_first_token() -> None:
+    active = [seq(0, 5, sampled=True, interactive=False), seq(1, 5, interactive=False), seq(2, 5, sampled=True), seq(3, 64)]
+    assert shape(plan_step(active, 32)) == [[(2, 1)], [(3, 32)]]
+    active[3].sampled = True  # it has its first token: everyone runs again
+    active[3].n_past = len(active[3].tokens) - 1
+    assert shape(plan_step(active, 32)) == [[(0, 1), (2, 1), (3, 1)], [(1, 5)]]
