@@ -21,7 +21,9 @@ N_BATCH = 32
 
 @pytest.fixture(scope="package")
 def batched() -> Iterator[LlamaCppBackend]:
-    settings = Settings(n_ctx=1024, n_batch=N_BATCH, n_parallel=SLOTS, queue_size=2, n_threads=2)
+    # One thread: on a busy machine llama.cpp's threads spin at their barriers and two of
+    # them on two shared cores run ~10x slower than one (measured); answers are the same.
+    settings = Settings(n_ctx=1024, n_batch=N_BATCH, n_parallel=SLOTS, queue_size=2, n_threads=1)
     http = httpx.AsyncClient()
     model = LlamaCppBackend(ModelConfig(name="gemma3-270m"), BackendContext(settings=settings, http=http))
     asyncio.run(model.start())
