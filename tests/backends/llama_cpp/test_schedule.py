@@ -54,3 +54,11 @@ def test_background_sits_out_while_an_interactive_sequence_waits_for_its_first_t
     active[3].sampled = True  # it has its first token: everyone runs again
     active[3].n_past = len(active[3].tokens) - 1
     assert shape(plan_step(active, 32)) == [[(0, 1), (2, 1), (3, 1)], [(1, 5)]]
+
+
+def test_a_new_prompt_goes_ahead_of_a_long_one_then_they_take_turns() -> None:
+    long, short = seq(0, 200, read=64), seq(1, 100)
+    long.fed_at = 3  # the long prompt was fed at step 3; the new one never
+    assert shape(plan_step([long, short], 64)) == [[(1, 64)]]
+    short.fed_at = 4
+    assert shape(plan_step([long, short], 64)) == [[(0, 64)]]

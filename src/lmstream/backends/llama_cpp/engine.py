@@ -303,6 +303,8 @@ class Engine:
         for seq, take in plan:
             if not seq.sampled:
                 self.prompt_tokens_evaluated += take
+            if take > 1 or not seq.sampled:
+                seq.fed_at = self.steps
             seq.n_past += take
             try:
                 self._after_step(seq, rows.get(seq))

@@ -5,8 +5,9 @@
 1. one decode for every generating sequence's next token, in slot order (llama.cpp
    computes a run of consecutive sequence ids in one go);
 2. then one decode per prompt chunk — interactive sequences before background ones,
-   arrival order within each — up to ``n_batch`` prompt tokens in the step (at least one
-   chunk, so a prompt always moves).
+   within each the prompt fed least recently first (a new request's first chunk goes
+   ahead of a long prompt already being read, then they take turns) — up to ``n_batch``
+   prompt tokens in the step (at least one chunk, so a prompt always moves).
 
 Background sequences sit out the whole step while an interactive sequence waits for its
 first token, so background work never delays an interactive answer's start.
@@ -30,7 +31,7 @@ def plan_step(active: list[Sequence], n_batch: int) -> list[Decode]:
     runnable = [seq for seq in active if seq.interactive or not hold_background]
     generating = [seq for seq in runnable if seq.sampled and seq.pending == 1]
     reading = [seq for seq in runnable if not (seq.sampled and seq.pending == 1)]
-    reading.sort(key=lambda seq: not seq.interactive)  # stable: arrival order within each
+    reading.sort(key=lambda seq: (not seq.interactive, seq.fed_at))  # stable: arrival order on ties
     decodes: list[Decode] = []
     if generating:
         generating.sort(key=lambda seq: seq.slot.id if seq.slot is not None else -1)

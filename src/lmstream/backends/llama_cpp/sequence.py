@@ -56,6 +56,7 @@ class Sequence:
     slot: Slot | None = None
     produced: int = 0
     sampled: bool = False  # the prompt is evaluated and a first token was sampled
+    fed_at: int = -1  # the engine step that last read a chunk of its prompt
     logprobs: list[TokenLogprob] = field(default_factory=list)
     _report_from: int = -1  # prompt progress: where this prompt's evaluation started
     _next_report: int = 10
