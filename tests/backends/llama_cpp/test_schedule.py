@@ -32,8 +32,15 @@ def test_generating_tokens_share_one_decode_in_slot_order_then_prompt_chunks() -
 
 
 def test_prompt_chunks_fill_the_step_budget_first_come_first_served() -> None:
-    active = [seq(0, 10), seq(1, 10), seq(2, 20), seq(3, 40)]
-    assert shape(plan_step(active, 32)) == [[(0, 10)], [(1, 10)]]  # 20 more would not fit
+    active = [seq(0, 10, read=1), seq(1, 10, read=1), seq(2, 20, read=1), seq(3, 40, read=1)]
+    for fed, s in enumerate(active):
+        s.fed_at = fed
+    assert shape(plan_step(active, 32)) == [[(0, 9)], [(1, 9)]]  # 19 more would not fit
+
+
+def test_requests_arriving_together_all_start_in_the_same_step() -> None:
+    active = [seq(0, 5, sampled=True), *(seq(n, 48) for n in (1, 2, 3))]
+    assert shape(plan_step(active, 64)) == [[(0, 1)], [(1, 48)], [(2, 48)], [(3, 48)]]
 
 
 def test_a_long_prompt_moves_one_chunk_a_step_from_where_its_cache_ends() -> None:
@@ -44,8 +51,12 @@ def test_a_long_prompt_moves_one_chunk_a_step_from_where_its_cache_ends() -> Non
 
 
 def test_interactive_prompts_go_first() -> None:
-    active = [seq(0, 30, interactive=False), seq(1, 30)]
-    assert shape(plan_step(active, 32)) == [[(1, 30)]]
+    active = [seq(0, 30, interactive=False), seq(1, 30, interactive=False), seq(2, 30)]
+    active[2].sampled = True  # it has its first token; its prompt is read again (it stepped aside)
+    active[2].n_past = 0
+    for s in active:
+        s.fed_at = 1
+    assert shape(plan_step(active, 32)) == [[(2, 30)]]
 
 
 def test_background_sits_out_while_an_interactive_sequence_waits_for_its_first_token() -> None:

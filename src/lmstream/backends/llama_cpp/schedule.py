@@ -7,7 +7,9 @@
 2. then one decode per prompt chunk — interactive sequences before background ones,
    within each the prompt fed least recently first (a new request's first chunk goes
    ahead of a long prompt already being read, then they take turns) — up to ``n_batch``
-   prompt tokens in the step (at least one chunk, so a prompt always moves).
+   prompt tokens in the step (at least one chunk, so a prompt always moves). Every new
+   request's first chunk is read in the step it arrives, whatever the budget: clients
+   that arrive together start together (the step is longer, once).
 
 Background sequences sit out the whole step while an interactive sequence waits for its
 first token, so background work never delays an interactive answer's start.
@@ -39,10 +41,9 @@ def plan_step(active: list[Sequence], n_batch: int) -> list[Decode]:
     budget = n_batch
     for seq in reading:
         take = min(seq.pending, n_batch)
-        if take > budget and len(decodes) > bool(generating):
+        new = seq.fed_at < 0
+        if not new and (budget <= 0 or (take > budget and len(decodes) > bool(generating))):
             break
         decodes.append([(seq, take)])
         budget -= take
-        if budget <= 0:
-            break
     return decodes
