@@ -60,11 +60,18 @@ def start_fake_upstream(*, tps: float, tokens: int, ttft: float = 0.0, name: str
 
 
 def start_lmstream(
-    models: list[dict[str, Any]], *, name: str = "lmstream", launcher: str = "lmstream", baseline: str | None = None, **settings: Any
+    models: list[dict[str, Any]],
+    *,
+    name: str = "lmstream",
+    launcher: str = "lmstream",
+    env: dict[str, str] | None = None,
+    baseline: str | None = None,
+    **settings: Any,
 ) -> Server:
     """lmstream serving ``models`` (``[[models]]`` tables) with top-level ``settings``;
-    ``launcher`` is the module run with ``-m`` (``bench.lean_upstream`` for the prototype);
-    ``baseline``: a git ref whose ``src/`` runs instead of the working tree's."""
+    ``launcher`` is the module run with ``-m`` (``bench.upstream_clients`` to put another
+    HTTP client under the upstream backends, named in ``env``); ``baseline``: a git ref
+    whose ``src/`` runs instead of the working tree's."""
     port = free_port()
     LOGS.mkdir(parents=True, exist_ok=True)
     lines = [f"{k} = {_toml(v)}" for k, v in {"log_level": "warning", **settings}.items()]
@@ -74,7 +81,7 @@ def start_lmstream(
     config = LOGS / f"{name}.toml"
     config.write_text("\n".join(lines) + "\n")
     argv = [sys.executable, "-m", launcher, "serve", "--config", str(config), "--port", str(port)]
-    env = {"LMSTREAM_CONFIG": ""}
+    env = {"LMSTREAM_CONFIG": "", **(env or {})}
     if baseline is not None:
         env["PYTHONPATH"] = str(_baseline_src(baseline))
     server = start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=120, cwd=ROOT, env=env)

@@ -3,10 +3,17 @@
     LmstreamError                 500 internal_error
      ├── BadRequest               400 invalid_request
      │    └── ContextLengthExceeded 400 context_length_exceeded
+     │    ├── PayloadTooLarge      413 payload_too_large
+     │    ├── UnsupportedMediaType 415 unsupported_media_type
+     │    └── HeadersTooLarge      431 headers_too_large
      ├── Unauthorized             401 unauthorized
+     ├── Forbidden                403 forbidden
+     ├── RequestTimeout           408 request_timeout
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
+     ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
+     ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      └── UpstreamError            502 upstream_error
           └── UpstreamTimeout     504 upstream_timeout
 
@@ -20,11 +27,18 @@ __all__ = [
     "ERROR_CODES",
     "BadRequest",
     "ContextLengthExceeded",
+    "Forbidden",
+    "HeadersTooLarge",
     "LmstreamError",
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RequestTimeout",
+    "StoreUnavailable",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "error_from_code",
@@ -50,9 +64,34 @@ class ContextLengthExceeded(BadRequest):
     code = "context_length_exceeded"
 
 
+class PayloadTooLarge(BadRequest):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(BadRequest):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(BadRequest):
+    status_code = 431
+    code = "headers_too_large"
+
+
 class Unauthorized(LmstreamError):
     status_code = 401
     code = "unauthorized"
+
+
+class Forbidden(LmstreamError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RequestTimeout(LmstreamError):
+    status_code = 408
+    code = "request_timeout"
 
 
 class NotFound(LmstreamError):
@@ -71,6 +110,25 @@ class Overloaded(LmstreamError):
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RateLimited(LmstreamError):
+    """A key's limit (requests or tokens per minute, concurrent streams) is reached."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(LmstreamError):
+    """The conversation store cannot reach its database; the message says which one
+    (host, port, name — never a password) and why."""
+
+    status_code = 503
+    code = "store_unavailable"
 
 
 class UpstreamError(LmstreamError):
@@ -93,10 +151,17 @@ ERROR_CODES: dict[str, int] = {
         LmstreamError,
         BadRequest,
         ContextLengthExceeded,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        HeadersTooLarge,
         Unauthorized,
+        Forbidden,
+        RequestTimeout,
         NotFound,
         ModelNotFound,
+        RateLimited,
         Overloaded,
+        StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
     )

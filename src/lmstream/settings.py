@@ -5,7 +5,13 @@ environment use ``__`` (``LMSTREAM_MODELS='[...]'`` takes JSON). A minimal file:
 
     port = 8000
     api_keys = ["sk-local-1"]
+    admin_keys = ["sk-local-admin"]
     default_model = "gemma3-270m"
+
+    [limits]                        # per API key; a stored key may set its own
+    requests_per_minute = 60
+    concurrent_streams = 4
+    tokens_per_minute = 200000
 
     [[models]]
     name = "gemma3-270m"            # the packaged GGUF when path is empty
@@ -26,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -39,6 +45,7 @@ __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_MODEL_NAME",
     "FastPathRule",
+    "LimitsConfig",
     "ModelConfig",
     "ProfileConfig",
     "Settings",
@@ -62,6 +69,45 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
+    # Whether the model takes images (None: the backend kind's default — upstreams pass
+    # them on and let the upstream decide, the embedded text model does not take them).
+    supports_images: bool | None = None
+
+
+class LimitsConfig(BaseModel):
+    """What one API key may use (None: no limit). With no keys, the limits hold for
+    everyone together. Background work (conversation titles) never counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(None, ge=1, description="Streams started per minute.")
+    concurrent_streams: int | None = Field(None, ge=1, description="Streams running at once.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Prompt + completion tokens per minute.")
+
+
+def _checked_keys(value: Any, source: str) -> Any:
+    """Keys as given, each stripped; an empty one is an error, never "no key".
+
+    ``--api-key "$UNSET"`` or ``LMSTREAM_API_KEYS=""`` would otherwise turn auth off (and
+    let a non-loopback bind through) while the operator believes a key is required.
+    """
+    if isinstance(value, str):  # LMSTREAM_API_KEYS="k1,k2" (or a JSON list)
+        if value.lstrip().startswith("["):
+            value = json.loads(value)
+        else:
+            value = value.split(",")
+    if not isinstance(value, list):
+        return value
+    keys = []
+    for key in value:
+        if isinstance(key, str):
+            key = key.strip()
+            if not key:
+                raise ValueError(
+                    f"{source} contains an empty key (an unset variable?): give a real key or none at all"
+                )
+        keys.append(key)
+    return keys
 
 
 class ProfileConfig(BaseModel):
@@ -118,6 +164,16 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key_file: Path | None = None
+    # Keys that see every user's streams and conversations and may manage keys.
+    admin_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # Shared state between instances (limits now; streams with issue 10).
+    redis_url: str | None = None
+    # The token in a stream's `events_url` (EventSource cannot send a key) lives this long.
+    stream_token_ttl: float = Field(900.0, gt=0, le=86_400)
+    # The HMAC secret of those tokens; empty: a random one kept in data_dir (owner-only).
+    # Instances that share streams need the same secret.
+    token_secret: str | None = None
 
     # Shortcuts for the one-model case; ignored when `models` is given.
     backend: str = "llama_cpp"
@@ -155,22 +211,74 @@ class Settings(BaseSettings):
     store: Literal["sqlite", "none"] = Field(
         "sqlite", description="Where native conversations are kept: sqlite (data_dir/lmstream.db) or none."
     )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:port/dbname: keep conversations in PostgreSQL "
+        "(shared by every instance that names it) instead of SQLite. Secret: never printed.",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections each instance keeps to PostgreSQL.")
     conversation_titles: bool = True
     profiles: list[ProfileConfig] = Field(default_factory=list)
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
 
+    # Limits on what a client may send (issue 14; lmstream.http.guard, lmstream.http.bounds).
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
+    max_messages: int = Field(1000, ge=1, description="Most messages in one request.")
+    max_stop_sequences: int = Field(16, ge=0, description="Most stop sequences in one request.")
+    max_stop_chars: int = Field(200, ge=1, description="Longest stop sequence (characters).")
+    max_images: int = Field(8, ge=0, description="Most images in one request.")
+    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest image (decoded bytes).")
+    # Connections (lmstream.server): applied by `lmstream serve`.
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="Largest request head (431 beyond).")
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a connection may take to send its headers.")
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a request body may pause between chunks.")
+    keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    max_connections: int | None = Field(
+        None, ge=16, description="Open connections at most (default: the file limit less a reserve)."
+    )
+    # Browsers: origins allowed to call the API from their pages (CORS); host names
+    # accepted, besides loopback names and IP addresses, when no API key is set.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # What the operator sees: one JSON line per request; OpenTelemetry spans over OTLP/HTTP.
+    access_log: bool = True
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; tracing is off when unset.")
+    # A damaged conversation database: keep serving with the store read-only, or refuse to start.
+    store_on_damage: Literal["read_only", "refuse"] = "read_only"
+
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")
     log_level: str = "info"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("database_url")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):  # LMSTREAM_API_KEYS="k1,k2" (or a JSON list)
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return value
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # LMSTREAM_CORS_ORIGINS="https://a.example,https://b.example"
             if value.lstrip().startswith("["):
                 return json.loads(value)
-            return [k.strip() for k in value.split(",") if k.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any, info: ValidationInfo) -> Any:
+        return _checked_keys(value, info.field_name or "api_keys")
+
+    @field_validator("token_secret")
+    @classmethod
+    def _secret_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip()) < 16:
+            raise ValueError("token_secret must be at least 16 characters (or unset: one is made for you)")
         return value
 
     @classmethod
@@ -202,12 +310,18 @@ class Settings(BaseSettings):
         return self.default_model or self.resolved_models()[0].name
 
     def all_api_keys(self) -> list[str]:
-        keys = list(self.api_keys)
+        """Keys from ``api_keys``, ``admin_keys`` and ``api_key_file`` (blank lines and
+        ``#`` comments skipped); a key file with no key in it is an error, not "no keys"."""
+        keys = [*self.api_keys, *self.admin_keys]
         if self.api_key_file is not None:
-            for line in self.api_key_file.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    keys.append(line)
+            found = [
+                line.strip()
+                for line in self.api_key_file.read_text().splitlines()
+                if line.strip() and not line.strip().startswith("#")
+            ]
+            if not found:
+                raise ValueError(f"api_key_file {self.api_key_file} holds no key")
+            keys.extend(found)
         return keys
 
     def is_loopback(self) -> bool:

@@ -15,6 +15,8 @@ from tests.support import app_client, scripted
 
 SSE = {"Accept": "text/event-stream"}
 
+pytestmark = pytest.mark.usefixtures("each_store")  # every test on SQLite and on PostgreSQL: conftest.py
+
 
 def settings(tmp_path: Path, *models: ModelConfig, **kwargs: Any) -> Settings:
     return Settings(models=list(models) or [scripted()], data_dir=tmp_path, **kwargs)

@@ -43,6 +43,8 @@ export interface Answer {
   serverTokensPerSecond: number | null;
   finishReason: string | null;
   error: { message: string; code: string } | null;
+  /** A `warning` event: e.g. the server could not keep this answer (`not_stored`). */
+  warning: string | null;
 }
 
 export const TERMINAL: ReadonlySet<AnswerStatus> = new Set([
@@ -71,6 +73,7 @@ export function newAnswer(now: number, model: string | null = null): Answer {
     serverTokensPerSecond: null,
     finishReason: null,
     error: null,
+    warning: null,
   };
 }
 
@@ -93,6 +96,9 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
         answer.status = "queued";
         answer.queuePosition = num(d.position);
       }
+      break;
+    case "warning":
+      answer.warning = str(d.message) ?? "warning";
       break;
     case "progress": {
       const pct = num(d.percentage);

@@ -18,6 +18,13 @@ to the last flush, still "streaming"; the next start marks it "interrupted".
 ``WriteQueue.sync()`` is the read-your-writes barrier: a read that awaits it sees
 every write queued before it (a client that got a ``done`` event and then asks for
 the conversation sees the final message).
+
+An answer that is not being kept says so to its client: a ``warning`` event
+(``Custom("warning", {"code": "not_stored", "message"})``, which the native dialect
+sends as ``event: warning``) as the answer starts when the store is read-only or its
+last write failed, or as soon as one of the answer's own writes fails (a full disk).
+The answer itself streams on. A failure of the very last write, after ``done``, can
+only show in ``/health``, ``/metrics`` and the log.
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lmstream.events import Done, Error, Event, Started, TextDelta
-from lmstream.hub import Generation
+from lmstream.events import CancelReason, Custom, Done, Error, Event, Started, TextDelta
+from lmstream.hub import RunningStream
 from lmstream.store.base import (
     Conversation,
     MessageStatus,
@@ -39,39 +46,48 @@ from lmstream.store.base import (
     now,
 )
 
-__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "TURN_KEY", "Recorder", "Turn", "WriteQueue", "final_status"]
+__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "Recorder", "Turn", "WriteQueue", "final_status", "not_stored"]
 
 log = logging.getLogger("lmstream.conversations")
 
-TURN_KEY = "lmstream.turn"  # ChatRequest.metadata key of a recorded request's Turn
 FLUSH_INTERVAL = 0.5
 FLUSH_TOKENS = 32
-USER_STOP = "stopped by the user"  # the reason DELETE /v1/streams/{id} cancels with
 
 Write = Callable[[], Awaitable[object]]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Turn:
-    """One exchange to record, made by the preprocessor and carried in the request."""
+    """One exchange to record, made by the preprocessor and attached to the request."""
 
     conversation_id: str
     assistant_id: str
-    messages: list[StoredMessage]  # the new messages the request brought (user's)
+    messages: tuple[StoredMessage, ...]  # the new messages the request brought (user's)
     create: Conversation | None = None  # a new conversation, inserted at Started
     model: str | None = None  # becomes the conversation's model (None: leave it)
     wants_title: bool = False
-    # Recorder's bookkeeping.
-    flushed_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Flushes:
+    """The recorder's bookkeeping for one streaming answer."""
+
+    turn: Turn
+    at: float = field(default_factory=time.monotonic)
     unflushed: int = 0
-    flushes: int = field(default=0)
+    count: int = 0
 
 
-def final_status(generation: Generation, event: Done | Error) -> MessageStatus:
+def not_stored(message: str) -> Custom:
+    """The event that tells a client its answer is not being kept."""
+    return Custom("warning", {"code": "not_stored", "message": message})
+
+
+def final_status(event: Done | Error) -> MessageStatus:
     if isinstance(event, Error):
         return "error"
     if event.finish_reason == "cancelled":
-        return "stopped" if generation.cancel_reason == USER_STOP else "interrupted"
+        return "stopped" if event.cancel_reason == CancelReason.USER_STOP else "interrupted"
     return "complete"
 
 
@@ -124,7 +140,7 @@ class Recorder:
         store: Store,
         writes: WriteQueue,
         *,
-        on_finished: Callable[[Turn, Generation, MessageStatus], None] | None = None,
+        on_finished: Callable[[Turn, RunningStream, MessageStatus], None] | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         flush_tokens: int = FLUSH_TOKENS,
     ) -> None:
@@ -133,39 +149,76 @@ class Recorder:
         self.on_finished = on_finished
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
+        self._streaming: dict[str, _Flushes] = {}  # generation id -> bookkeeping
+        self._warned: set[str] = set()  # generations told their answer is not kept
 
-    def on_event(self, generation: Generation, seq: int, event: Event) -> None:
-        turn = generation.request.metadata.get(TURN_KEY)
-        if not isinstance(turn, Turn):
-            return
+    def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         match event:
             case Started():
-                turn.flushed_at = time.monotonic()
-                self.writes.submit(lambda: self._begin(turn, generation))
+                turn = generation.request.attachment(Turn)
+                if turn is not None:
+                    health = self.store.health
+                    if not health.keeping:
+                        self._warn(generation, health.why_not_kept())
+                    if health.read_only:
+                        return  # nothing can be written: no bookkeeping, no writes
+                    self._streaming[generation.id] = _Flushes(turn)
+                    self.writes.submit(self._guarded(generation, lambda: self._begin(turn, generation)))
             case TextDelta():
-                turn.unflushed += 1
+                flushes = self._streaming.get(generation.id)
+                if flushes is None:
+                    return
+                flushes.unflushed += 1
                 if (
-                    turn.flushes == 0
-                    or turn.unflushed >= self.flush_tokens
-                    or time.monotonic() - turn.flushed_at >= self.flush_interval
+                    flushes.count == 0
+                    or flushes.unflushed >= self.flush_tokens
+                    or time.monotonic() - flushes.at >= self.flush_interval
                 ):
-                    self._flush(turn, generation)
+                    self._flush(flushes, generation)
             case Done() | Error():
-                status = final_status(generation, event)
-                self.writes.submit(lambda: self._finish(turn, generation, status))
+                done = self._streaming.pop(generation.id, None)
+                if done is None:
+                    return
+                status = final_status(event)
+                self._warned.discard(generation.id)
+                self.writes.submit(lambda: self._finish(done.turn, generation, status))
                 if self.on_finished is not None:
-                    self.on_finished(turn, generation, status)
+                    self.on_finished(done.turn, generation, status)
             case _:
                 pass
 
-    def _flush(self, turn: Turn, generation: Generation) -> None:
-        turn.flushes += 1
-        turn.unflushed = 0
-        turn.flushed_at = time.monotonic()
-        update = MessageUpdate(content=generation.completion.text, status="streaming")
-        self.writes.submit(lambda: self.store.update_message(turn.assistant_id, update))
+    def _guarded(self, generation: RunningStream, write: Write) -> Write:
+        """``write``, telling the client when it fails while the answer still streams."""
 
-    async def _begin(self, turn: Turn, generation: Generation) -> None:
+        async def run() -> object:
+            try:
+                return await write()
+            except Exception as exc:
+                self._warn(generation, f"this answer is not being kept: {exc}")
+                raise
+
+        return run
+
+    def _warn(self, generation: RunningStream, message: str) -> None:
+        if generation.finished or generation.id in self._warned:
+            return
+        self._warned.add(generation.id)
+        # Not from inside on_event (the generation is recording an event): next loop turn.
+        asyncio.get_running_loop().call_soon(self._tell, generation, message)
+
+    def _tell(self, generation: RunningStream, message: str) -> None:
+        if not generation.finished:
+            generation.emit(not_stored(message))
+
+    def _flush(self, flushes: _Flushes, generation: RunningStream) -> None:
+        flushes.count += 1
+        flushes.unflushed = 0
+        flushes.at = time.monotonic()
+        update = MessageUpdate(content=generation.completion.text, status="streaming")
+        assistant_id = flushes.turn.assistant_id
+        self.writes.submit(self._guarded(generation, lambda: self.store.update_message(assistant_id, update)))
+
+    async def _begin(self, turn: Turn, generation: RunningStream) -> None:
         if turn.create is not None:
             await self.store.create_conversation(turn.create)
         elif turn.model is not None:
@@ -182,7 +235,7 @@ class Recorder:
         )
         await self.store.add_messages(turn.conversation_id, [*turn.messages, assistant])
 
-    async def _finish(self, turn: Turn, generation: Generation, status: MessageStatus) -> None:
+    async def _finish(self, turn: Turn, generation: RunningStream, status: MessageStatus) -> None:
         completion = generation.completion
         usage, timings = completion.usage, completion.timings
         await self.store.update_message(

@@ -1,4 +1,9 @@
-"""Helpers every dialect shares: JSON in and out, validation errors as ``BadRequest``."""
+"""Helpers every dialect shares: JSON in and out, SSE frames, validation errors as ``BadRequest``.
+
+Bodies are validated strictly (pydantic's strict mode on the parsed JSON): ``true`` is
+not taken as 1 nor ``"5"`` as 5, as the APIs lmstream speaks refuse them too; an integer
+is still a valid number.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,23 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from sse_starlette import ServerSentEvent
 
 from lmstream.errors import BadRequest
 
-__all__ = ["dumps", "parse_body"]
+__all__ = ["dumps", "parse_body", "sse"]
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def sse(data: str, *, event: str | None = None, id: str | None = None) -> ServerSentEvent:
+    """One SSE frame (sse-starlette's framing) with LF line ends, as the OpenAI and
+    Anthropic APIs send them: hand-written readers split on ``\n\n``."""
+    return ServerSentEvent(data=data, event=event, id=id, sep="\n")
 
 
 def parse_body(model: type[M], body: bytes) -> M:
@@ -29,7 +41,7 @@ def parse_body(model: type[M], body: bytes) -> M:
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)  # `true` is no number, "5" no integer
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or None

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.dialects import anthropic
+from lmstream.http.admission import start_stream
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, answer
@@ -22,21 +23,21 @@ from lmstream.request import ChatRequest
 __all__ = ["routes"]
 
 
-def _input_tokens(state: AppState, model: str | None, request: ChatRequest) -> int:
-    backend, _ = state.router.resolve(model)
-    return backend.count_tokens(anthropic.prompt_text(request))
+def _input_tokens(state: AppState, request: ChatRequest) -> int:
+    """The prompt's tokens as the model will see them (what ``usage`` reports at the end)."""
+    backend, model = state.router.resolve(request.model)
+    return backend.count_prompt_tokens(request.with_(model=model))
 
 
 @endpoint(anthropic.error_body)
 async def messages(request: Request) -> Response:
     state = app_state(request)
     chat, stream = anthropic.parse_request(await request.body())
-    generation = await state.hub.start(chat)
-    input_tokens = _input_tokens(state, generation.model, generation.request)
+    generation = await start_stream(request, chat)
+    input_tokens = _input_tokens(state, generation.request)
     message_id = "msg_" + secrets.token_hex(12)
     return await answer(
         request,
-        state.hub,
         generation,
         encoder=anthropic.MessageEncoder(message_id, generation.model, input_tokens=input_tokens) if stream else None,
         render=lambda completion: anthropic.render_message(
@@ -51,7 +52,7 @@ async def messages(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     state = app_state(request)
     chat = anthropic.parse_count_tokens(await request.body())
-    return JSON({"input_tokens": _input_tokens(state, chat.model, chat)})
+    return JSON({"input_tokens": _input_tokens(state, chat)})
 
 
 routes = [

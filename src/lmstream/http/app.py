@@ -1,46 +1,52 @@
-"""``create_app(settings)``: the Starlette app and the lifespan that owns everything.
+"""``create_app(settings, extensions)``: the Starlette app and the lifespan that owns everything.
 
 The lifespan builds one backend per configured model (through the registry, like a
-plugin would), starts them, and wires the router and the stream hub. Later layers
-(conversation store, profiles, ...) hook in through ``AppState.extensions``, the hub's
-``preprocessors`` and ``observers``, and extra route lists.
+plugin would), starts them, and wires the router and the stream hub. Features hook in
+as ``Extension``s (``http/extension.py``): each brings its routes, and at startup gets
+the ``AppState`` to add hub preprocessors, planners and observers. ``extensions=None``
+installs ``default_extensions(settings)`` (metrics, conversations); a caller that
+wants more passes ``[*default_extensions(settings), mine]``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from lmstream import metrics
+from lmstream.access import build_access
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
-from lmstream.conversations import conversations_extension
-from lmstream.dialects import anthropic as anthropic_dialect
-from lmstream.dialects import ollama as ollama_dialect
-from lmstream.dialects import openai as openai_dialect
+from lmstream.conversations import ConversationsExtension
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, conversations, native, ollama, openai, web
-from lmstream.http.endpoint import ErrorBody, error_response
+from lmstream.http import anthropic, keys, native, ollama, openai, start, web
+from lmstream.http.accesslog import AccessLogExtension
+from lmstream.http.admission import AccessHooks
+from lmstream.http.bounds import BoundsExtension
+from lmstream.http.endpoint import error_response
+from lmstream.http.extension import Extension
+from lmstream.http.middleware import middleware
+from lmstream.http.openapi import OpenAPIExtension
+from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
-from lmstream.hub import StreamHub
+from lmstream.http.tracing import TracingExtension, otlp_provider
+from lmstream.httpclient import HTTPClient
+from lmstream.hub import LocalCoordinator, StreamHub
+from lmstream.metrics import MetricsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import build_store
+from lmstream.store.keys import KeyStore
 
-__all__ = ["Extension", "create_app", "default_extensions"]
+__all__ = ["create_app", "default_extensions"]
 
 log = logging.getLogger("lmstream")
-
-# An extension gets the app state once the core is up and may register routes-side
-# objects, preprocessors and observers; it returns an optional async cleanup.
-Extension = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Backend]:
@@ -55,43 +61,57 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [metrics.metrics_extension, conversations_extension]
+    tracing = [TracingExtension(otlp_provider(settings.otlp_endpoint))] if settings.otlp_endpoint else []
+    return [
+        *tracing,
+        BoundsExtension(settings),
+        AccessLogExtension(settings.access_log),
+        MetricsExtension(),
+        ConversationsExtension(settings),
+        OpenAPIExtension(),
+    ]
 
 
-def create_app(
-    settings: Settings,
-    *,
-    extra_routes: Sequence[BaseRoute] = (),
-    extensions: Sequence[Extension] = (),
-) -> Starlette:
+def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:
+    installed = list(default_extensions(settings) if extensions is None else extensions)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.token_timeout, connect=settings.connect_timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
+            http = HTTPClient()  # the upstreams' client (timeouts are per model, per request)
             stack.push_async_callback(http.aclose)
             backends = _build_backends(settings, BackendContext(settings=settings, http=http))
             for backend in backends.values():
                 await backend.start()
                 stack.push_async_callback(backend.aclose)
             router = Router(backends, settings.resolved_default_model())
-            hub = StreamHub(router, replay_buffer=settings.replay_buffer, retention=settings.retention)
+            coordinator = LocalCoordinator(replay_buffer=settings.replay_buffer)
+            stack.push_async_callback(coordinator.aclose)
+            hub = StreamHub(router, retention=settings.retention, coordinator=coordinator)
+            store = build_store(settings)  # conversations and stored API keys
+            if store is not None:
+                await store.open()
+                stack.push_async_callback(store.aclose)
+            access = await build_access(settings, store if isinstance(store, KeyStore) else None)
+            stack.push_async_callback(access.aclose)
+            AccessHooks(access, hub).install()
             state = AppState(
                 settings=settings,
                 router=router,
                 hub=hub,
                 http=http,
                 backends=backends,
-                api_keys=[k.encode() for k in settings.all_api_keys()],
+                access=access,
                 started_at=time.time(),
+                store=store,
             )
+            if store is not None:
+                state.health.append(store.health)  # /health, /metrics: is it keeping what it is given?
             app.state.lmstream = state
-            for extension in [*default_extensions(settings), *extensions]:
-                cleanup = await extension(state)
-                if cleanup is not None:
-                    stack.push_async_callback(cleanup)
+            for extension in installed:
+                await extension.start(state)
+                state.extensions.append(extension)
+                stack.push_async_callback(extension.aclose)
             # Shutdown runs in reverse: the hub cancels what still runs (observers such as
             # the store record it) before extensions, backends and the HTTP client close.
             stack.push_async_callback(hub.aclose)
@@ -100,29 +120,22 @@ def create_app(
 
     async def not_found(request: Request, exc: Exception) -> Response:
         error = NotFound(f"no route {request.method} {request.url.path}")
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         error = LmstreamError(f"method {request.method} not allowed on {request.url.path}")
         error.status_code = 405
         error.code = "method_not_allowed"
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
-    routes: list[BaseRoute] = [
-        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *extra_routes,
-        *web.routes,  # the web chat last, so API routes always win
-    ]
+    routes: list[BaseRoute] = [*start.routes, *native.routes, *keys.routes, *openai.routes, *anthropic.routes, *ollama.routes]
+    for extension in installed:
+        routes.extend(extension.routes())
+    routes.extend(web.routes)  # the web chat last, so API routes always win
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=middleware(settings),
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
 
-
-def _error_shape(path: str) -> ErrorBody:
-    """Unknown routes answer in the shape the client of that path family parses."""
-    if path.startswith("/api/"):
-        return ollama_dialect.error_body
-    if path.startswith("/v1/messages"):
-        return anthropic_dialect.error_body
-    return openai_dialect.error_body

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
-import httpx
 from starlette.requests import HTTPConnection
 
+from lmstream.access import Access
 from lmstream.backends.base import Backend
+from lmstream.backends.transport import UpstreamClient
+from lmstream.health import HealthReporter
+from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import Store
 
 __all__ = ["AppState", "app_state"]
+
+E = TypeVar("E", bound=Extension)
 
 
 @dataclass(slots=True)
@@ -21,12 +27,21 @@ class AppState:
     settings: Settings
     router: Router
     hub: StreamHub
-    http: httpx.AsyncClient
+    http: UpstreamClient
     backends: dict[str, Backend]
-    api_keys: list[bytes]
+    access: Access
     started_at: float
-    # Filled by later layers (store, profiles, ...): name -> object.
-    extensions: dict[str, Any] = field(default_factory=dict)
+    store: Store | None = None  # None: store = "none"
+    extensions: list[Extension] = field(default_factory=list)
+    # Parts that can fail while the server answers (the store): /health and /metrics read them.
+    health: list[HealthReporter] = field(default_factory=list)
+
+    def extension(self, kind: type[E]) -> E | None:
+        """The installed extension of type ``kind``, if any."""
+        for extension in self.extensions:
+            if isinstance(extension, kind):
+                return extension
+        return None
 
 
 def app_state(conn: HTTPConnection) -> AppState:

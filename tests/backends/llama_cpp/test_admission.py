@@ -24,8 +24,12 @@ def test_free_slots_are_granted_then_requests_line_up_then_503() -> None:
         line.enter(Ticket(True), "model 'm'")
     assert refused.value.retry_after >= 1
 
+    line.enter(Ticket(False), "model 'm'")  # a background request has a lane of its own
+    with pytest.raises(Overloaded, match="1 requests already wait"):
+        line.enter(Ticket(False), "model 'm'")
+
     line.leave(first)
-    assert third.granted and line.holders == [second, third] and not line.waiting
+    assert third.granted and line.holders == [second, third] and line.waiting.users == 0
 
 
 def test_interactive_requests_go_ahead_of_background_ones_fifo_within_each() -> None:
@@ -35,11 +39,11 @@ def test_interactive_requests_go_ahead_of_background_ones_fifo_within_each() -> 
     bg1, bg2, ia1, ia2 = Ticket(False), Ticket(False), Ticket(True), Ticket(True)
     for ticket in (bg1, bg2, ia1, ia2):
         line.enter(ticket, "m")
-    assert line.waiting == [ia1, ia2, bg1, bg2]
+    assert list(line.waiting) == [ia1, ia2, bg1, bg2]
     assert line.position(bg1) == 3
 
     line.leave(holder)
-    assert ia1.granted and line.waiting == [ia2, bg1, bg2]
+    assert ia1.granted and list(line.waiting) == [ia2, bg1, bg2]
 
 
 def test_a_waiting_interactive_request_asks_the_latest_background_holder_to_step_aside() -> None:
@@ -55,7 +59,7 @@ def test_a_waiting_interactive_request_asks_the_latest_background_holder_to_step
 
     line.requeue(bg_new)  # it stepped aside: the interactive request gets its slot
     assert interactive.granted and not bg_new.granted and not bg_new.stepping_aside
-    assert line.waiting[-1] is bg_new  # behind the interactive waiter, at the head of background
+    assert list(line.waiting)[-1] is bg_new  # behind the interactive waiter, at the head of background
 
 
 def test_interactive_holders_are_never_asked_to_step_aside() -> None:
@@ -73,7 +77,7 @@ def test_a_stepped_aside_ticket_goes_back_ahead_of_newer_background_requests() -
     line.enter(later, "m")
     line.enter(interactive := Ticket(True), "m")
     line.requeue(running)
-    assert line.holders == [interactive] and line.waiting == [running, later]
+    assert line.holders == [interactive] and list(line.waiting) == [running, later]
 
 
 def test_leaving_is_idempotent_and_frees_a_waiting_place() -> None:
@@ -83,7 +87,7 @@ def test_leaving_is_idempotent_and_frees_a_waiting_place() -> None:
     line.enter(waiter, "m")
     line.leave(waiter)
     line.leave(waiter)
-    assert line.waiting == [] and line.holders == [holder]
+    assert list(line.waiting) == [] and line.holders == [holder]
     line.leave(holder)
     line.leave(holder)
     assert line.holders == []

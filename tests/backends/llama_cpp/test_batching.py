@@ -16,7 +16,7 @@ import pytest
 from lmstream.backends.llama_cpp import LlamaCppBackend, SamplingParams
 from lmstream.backends.llama_cpp.backend import _Stream
 from lmstream.errors import Overloaded
-from lmstream.events import Done, Event, Queued, TextDelta, Usage
+from lmstream.events import CancelReason, Done, Event, Queued, TextDelta, Usage
 from lmstream.hub import StreamHub
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
@@ -54,12 +54,19 @@ async def alone(backend: LlamaCppBackend, requests: list[ChatRequest]) -> list[l
 async def together(backend: LlamaCppBackend, requests: list[ChatRequest]) -> list[list[Event]]:
     await backend.forget_cache()
     streams = [await backend.open(request) for request in requests]
-    assert backend.stats()["active"] == len(requests)
+    assert backend.stats().active == len(requests)
     return list(await asyncio.gather(*(drain(stream) for stream in streams)))
 
 
+def extra(backend: LlamaCppBackend, name: str) -> int:
+    """One of the embedded backend's own counters in its stats."""
+    value = backend.stats().extra[name]
+    assert isinstance(value, int)
+    return value
+
+
 async def assert_no_leak(backend: LlamaCppBackend) -> None:
-    stats = backend.stats()
+    stats = backend.stats().as_dict()
     assert (stats["active"], stats["queue"]) == (0, 0)
     assert stats["kv_cells_free"] == stats["kv_cells"] == SLOTS * 1024
     for slot in await backend.kv_audit():
@@ -94,11 +101,11 @@ async def test_cancelling_one_sequence_leaves_the_others_as_they_are_alone(batch
         seen += isinstance(event, TextDelta)
         if seen == 2:
             break
-    before = batched.stats()["tokens_generated"]
+    before = batched.stats().tokens_generated
     await doomed.aclose()  # what the hub does when its client leaves
-    assert batched.stats()["active"] == 2  # the slot is free as soon as aclose returns
+    assert batched.stats().active == 2  # the slot is free as soon as aclose returns
     assert [answer(events) for events in await results] == single
-    assert batched.stats()["tokens_generated"] - before <= 2 * 24
+    assert batched.stats().tokens_generated - before <= 2 * 24
     await assert_no_leak(batched)
 
 
@@ -132,12 +139,12 @@ async def test_a_new_request_starts_at_the_next_step(batched: LlamaCppBackend) -
     consumers = [asyncio.create_task(drain(stream)) for stream in running]
     try:
         stream = await batched.open(raw("The capital of France is", max_tokens=2))
-        steps = batched.stats()["steps"]
+        steps = extra(batched, "steps")
         async for event in stream:
             if isinstance(event, TextDelta):
                 break
         # the step under way when it arrived, then the one that read its prompt
-        assert batched.stats()["steps"] - steps <= 2
+        assert extra(batched, "steps") - steps <= 2
         await stream.aclose()
         assert not any(task.done() for task in consumers)  # the others were still running
     finally:
@@ -185,7 +192,7 @@ async def test_an_interactive_request_takes_the_slot_of_a_background_one(batched
     firsts = [await anext(stream) for stream in background]  # each has read its prompt
     assert all(isinstance(event, Usage) for event in firsts)
     results = asyncio.gather(*(drain(stream) for stream in background))
-    recomputed = batched.stats()["tokens_recomputed"]
+    recomputed = extra(batched, "tokens_recomputed")
     interactive = await batched.open(raw("The capital of France is", max_tokens=3))
     events = await drain(interactive)
     assert events[0] == Queued(position=1)
@@ -193,23 +200,29 @@ async def test_an_interactive_request_takes_the_slot_of_a_background_one(batched
     finished = [answer([first, *events]) for first, events in zip(firsts, await results, strict=True)]
     # every background answer went on after stepping aside: whole, none cut short
     assert [(reason, tokens) for _, reason, _, tokens in finished] == [("length", 40)] * SLOTS
-    assert batched.stats()["tokens_recomputed"] > recomputed  # one of them was read again
+    assert extra(batched, "tokens_recomputed") > recomputed  # one of them was read again
     await assert_no_leak(batched)
 
 
 async def test_full_slots_queue_in_order_then_refuse_with_retry_after(batched: LlamaCppBackend) -> None:
+    # queue_size 2 per lane: people and background work each have two places in line
     running = [await batched.open(raw(f"{n}. Once upon a time", max_tokens=400)) for n in range(SLOTS)]
     background = await batched.open(raw("a, b,", max_tokens=2), priority="background")
-    interactive = await batched.open(raw("x, y,", max_tokens=2))
+    interactive = [await batched.open(raw(f"x{n}, y,", max_tokens=2)) for n in range(2)]
+    late = None
     try:
-        assert batched.stats()["queue"] == 2
-        with pytest.raises(Overloaded) as refused:
+        assert batched.stats().queue == 3
+        with pytest.raises(Overloaded) as refused:  # the people's lane is full
             await batched.open(raw("z", max_tokens=1))
         assert refused.value.retry_after >= 1
-        assert await anext(interactive) == Queued(position=1)
-        assert await anext(background) == Queued(position=2)  # the interactive one went ahead
+        late = await batched.open(raw("c, d,", max_tokens=2), priority="background")  # its own lane
+        with pytest.raises(Overloaded):
+            await batched.open(raw("e, f,", max_tokens=2), priority="background")
+        assert [await anext(stream) for stream in interactive] == [Queued(position=1), Queued(position=2)]
+        assert await anext(background) == Queued(position=3)  # the interactive ones went ahead
+        assert await anext(late) == Queued(position=4)
     finally:
-        for stream in (*running, background, interactive):
+        for stream in (*running, background, *interactive, *([late] if late else [])):
             await stream.aclose()
     await assert_no_leak(batched)
 
@@ -218,16 +231,24 @@ async def test_the_prompt_usage_comes_first_and_a_cancelled_stream_keeps_it(batc
     request = ChatRequest(messages=(Message("user", "What is the capital of France?"),), max_tokens=100)
     expected = batched.count_prompt_tokens(request)
     assert expected > batched.count_tokens("What is the capital of France?")  # the transcript counts
-    hub = StreamHub(Router({"gemma3-270m": batched}, "gemma3-270m"))
-    generation = await hub.start(request)
+    stream = await batched.open(request)
     kinds: list[str] = []
     async with asyncio.timeout(60):
-        async for _, event in generation.follow():
+        async for event in stream:
             kinds.append(event.kind)
             if event.kind == "text":
                 break
+    await stream.aclose()
     assert kinds.index("usage") < kinds.index("text")
-    generation.cancel("client disconnected")
+    # the hub folds usage events into the answer: cancelled after its first token, it
+    # still reports the prompt
+    hub = StreamHub(Router({"gemma3-270m": batched}, "gemma3-270m"))
+    generation = await hub.start(request)
+    async with asyncio.timeout(60):
+        async for batch in generation.follow():
+            if any(event.kind == "text" for _, event in batch):
+                break
+    await generation.cancel(CancelReason.CLIENT_GONE)
     completion = await generation.wait()
     assert completion.finish_reason == "cancelled"
     assert completion.usage is not None and completion.usage.prompt_tokens == expected

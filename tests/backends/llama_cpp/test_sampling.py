@@ -50,7 +50,7 @@ async def test_a_grammar_decides_what_may_be_said(batched: LlamaCppBackend) -> N
 async def test_a_grammar_that_does_not_parse_is_refused_before_anything_runs(batched: LlamaCppBackend) -> None:
     with pytest.raises(BadRequest, match="grammar"):
         await batched.open(raw("x"), sampling=SamplingParams(grammar="root ::= ("))
-    assert batched.stats()["active"] == 0
+    assert batched.stats().active == 0
 
 
 @pytest.mark.embedded

@@ -1,12 +1,15 @@
-"""Who may run: ``slots`` sequences at once, then a line of at most ``queue_size``.
+"""Who may run: ``slots`` sequences at once, then a line of at most ``queue_size`` each.
 
 Event-loop only (no locks). ``enter()`` is called in ``Backend.open()``, before the 200:
 it grants a free slot at once, or puts the ticket in line, or raises ``Overloaded``
-(HTTP 503 with ``Retry-After``) when the line is full. A waiting request hears
-``Queued(position)`` when it joins and whenever its position changes.
+(HTTP 503 with ``Retry-After``) when its lane of the line is full. A waiting request
+hears ``Queued(position)`` when it joins and whenever its position changes.
 
-Interactive requests are first in line: the line keeps every interactive ticket ahead
-of every background one (titles, follow-up suggestions), FIFO within each. And while an
+The line is ``backends/admission.py``'s ``WaitLine``, with its rules: interactive
+requests are first in line (every person ahead of every background request — titles,
+follow-up suggestions — FIFO within each), and each lane has its own ``queue_size``
+limit, so background requests never take a person's place nor make a person get 503.
+Beyond those rules, because several sequences run at once: while an
 interactive request waits with every slot taken, a background holder is asked to step
 aside (``preempt``: the engine parks its sequence, keeping its state; the ticket goes back
 to the head of the background part of the line and resumes when a slot frees).
@@ -20,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lmstream.backends.admission import WaitLine
 from lmstream.errors import Overloaded
 
 __all__ = ["Admission", "Ticket"]
@@ -55,19 +59,19 @@ class Admission:
         self.slots = slots
         self.queue_size = queue_size
         self.holders: list[Ticket] = []
-        self.waiting: list[Ticket] = []
+        self.waiting: WaitLine[Ticket] = WaitLine()
         self.closed = False
         self._preempt = preempt
         self._seconds_per_request = 5.0  # moving average of slot hold times, for Retry-After
 
     def enter(self, ticket: Ticket, what: str) -> None:
-        """Grant a slot, or join the line, or raise ``Overloaded``."""
-        if len(self.holders) >= self.slots and len(self.waiting) >= self.queue_size:
-            per_slot = self._seconds_per_request * (len(self.waiting) + 1) / self.slots
-            raise Overloaded(
-                f"{what} is busy: {len(self.waiting)} requests already wait", retry_after=max(1, math.ceil(per_slot))
-            )
-        self._line_up(ticket, front_of_class=False)
+        """Grant a slot, or join the line, or raise ``Overloaded`` (its lane is full)."""
+        if len(self.holders) >= self.slots:
+            ahead = self.waiting.users if ticket.interactive else self.waiting.background
+            if ahead >= self.queue_size:
+                per_slot = self._seconds_per_request * (ahead + 1) / self.slots
+                raise Overloaded(f"{what} is busy: {ahead} requests already wait", retry_after=max(1, math.ceil(per_slot)))
+        self.waiting.append(ticket, interactive=ticket.interactive)
         self._rebalance()
 
     def position(self, ticket: Ticket) -> int:
@@ -90,7 +94,7 @@ class Admission:
         if ticket in self.holders:
             self.holders.remove(ticket)
         ticket.granted = ticket.stepping_aside = False
-        self._line_up(ticket, front_of_class=True)
+        self.waiting.appendleft(ticket, interactive=ticket.interactive)
         self._rebalance()
 
     def close(self) -> None:
@@ -99,17 +103,10 @@ class Admission:
             ticket.notify()
         self.waiting.clear()
 
-    def _line_up(self, ticket: Ticket, *, front_of_class: bool) -> None:
-        if ticket.interactive:
-            at = 0 if front_of_class else sum(t.interactive for t in self.waiting)
-        else:
-            at = sum(t.interactive for t in self.waiting) if front_of_class else len(self.waiting)
-        self.waiting.insert(at, ticket)
-
     def _rebalance(self) -> None:
         changed = False
         while len(self.holders) < self.slots and self.waiting:
-            ticket = self.waiting.pop(0)
+            ticket = self.waiting.popleft()
             ticket.granted = True
             ticket.granted_at = time.monotonic()
             self.holders.append(ticket)
@@ -118,7 +115,7 @@ class Admission:
         if changed:
             for waiting in self.waiting:
                 waiting.notify()
-        wanted = sum(t.interactive for t in self.waiting) - sum(t.stepping_aside for t in self.holders)
+        wanted = self.waiting.users - sum(t.stepping_aside for t in self.holders)
         if wanted <= 0:
             return
         # the most recently granted background requests step aside (the least work lost)

@@ -12,9 +12,8 @@ decode step), then frees the ticket and the sampler.
 the ticket back even if iteration never began (an async generator closed before its
 first step would skip its ``finally``).
 
-Priority: a request is *background* when its purpose is a title or other background
-work (``request.metadata["purpose"]`` today; the typed ``RequestContext.purpose`` /
-``priority`` once the hub seam lands), *interactive* otherwise.
+Priority: a request is *background* when ``RequestContext.purpose`` is not ``"chat"``
+(titles, follow-ups), *interactive* otherwise.
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ import asyncio
 import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
-from lmstream.backends.base import BackendContext, ModelInfo
+from lmstream.backends.base import BackendContext, BackendStats, ModelInfo
 from lmstream.backends.llama_cpp.admission import Admission, Ticket
 from lmstream.backends.llama_cpp.decoding import AnswerText, TokenDecoder
 from lmstream.backends.llama_cpp.engine import Engine, EngineConfig, SlotReport
@@ -44,12 +43,11 @@ __all__ = ["LlamaCppBackend", "Priority", "is_background"]
 Priority: TypeAlias = Literal["interactive", "background"]
 
 _INLINE_TOKENIZE_CHARS = 16_000  # longer prompts are tokenized off the event loop
-_BACKGROUND_PURPOSES = frozenset({"title", "background"})
 
 
 def is_background(request: ChatRequest) -> bool:
     """Work nobody watches token by token (titles, follow-ups): it yields to the rest."""
-    return request.metadata.get("priority") == "background" or request.metadata.get("purpose") in _BACKGROUND_PURPOSES
+    return not request.context.interactive
 
 
 class _Job:
@@ -177,25 +175,27 @@ class LlamaCppBackend:
         """A per-token detokenizer like each sequence's (for tests and tools)."""
         return TokenDecoder(self._loaded()[0].vocab)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> BackendStats:
         engine = self._engine
         slots = self.engine_config.n_slots
         cells = slots * self.n_ctx
         used = engine.cells_in_use() if engine is not None else 0
-        return {
-            "loaded": engine is not None,
-            "active": len(self.admission.holders),
-            "queue": len(self.admission.waiting),
-            "tokens_generated": engine.tokens_generated if engine else 0,
-            "prompt_tokens_evaluated": engine.prompt_tokens_evaluated if engine else 0,
-            "prompt_tokens_cached": engine.prompt_tokens_reused if engine else 0,
-            "tokens_recomputed": engine.tokens_recomputed if engine else 0,
-            "steps": engine.steps if engine else 0,
-            "slots": slots,
-            "kv_cells": cells,
-            "kv_cells_free": cells - used,  # a finished sequence's cached cells count as free
-            "kv_cells_cached": engine.slots.cached_cells() if engine else 0,
-        }
+        return BackendStats(
+            loaded=engine is not None,
+            active=len(self.admission.holders),
+            queue=len(self.admission.waiting),
+            tokens_generated=engine.tokens_generated if engine else 0,
+            prompt_tokens_evaluated=engine.prompt_tokens_evaluated if engine else 0,
+            extra={
+                "prompt_tokens_cached": engine.prompt_tokens_reused if engine else 0,
+                "tokens_recomputed": engine.tokens_recomputed if engine else 0,
+                "steps": engine.steps if engine else 0,
+                "slots": slots,
+                "kv_cells": cells,
+                "kv_cells_free": cells - used,  # a finished sequence's cached cells count as free
+                "kv_cells_cached": engine.slots.cached_cells() if engine else 0,
+            },
+        )
 
     async def forget_cache(self) -> None:
         """Drop the cached prefixes of idle slots."""

@@ -319,11 +319,12 @@ class Engine:
             return
         items: list[Item] = []
         if not seq.sampled:
+            items.extend(seq.first_sample())
             if seq.limit <= 0:
-                self._out(seq, list(seq.finish_unsampled()))
+                items.extend(seq.finish_unsampled())
+                self._out(seq, items)
                 self._retire(seq, Signal.FINISHED)
                 return
-            items.extend(seq.first_sample())
         token = seq.sampler.sample(self._ctx, row)
         if seq.sampler.params.logprobs is not None:
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, row), shape=(self.model.n_vocab,))
