@@ -33,7 +33,7 @@ async def test_migrations_run_once(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys"]
+    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
     with sqlite3.connect(path) as db:
         assert migrate(db) == []
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -48,18 +48,18 @@ async def test_a_new_migration_applies_to_an_existing_database(
     kept = conversation("kept")
     await store.create_conversation(kept)
     await store.aclose()
-    m004 = (
-        "m004_pinned",
+    m099 = (
+        "m099_pinned",
         "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;\n"
         "CREATE TRIGGER no_empty_ids BEFORE INSERT ON conversations WHEN NEW.id = '' BEGIN\n"
         "  SELECT RAISE(ABORT, 'empty id');\nEND;\n",
     )
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m004])
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m099])
     store = SQLiteStore(path)
     await store.open()
     assert (await store.get_conversation(kept.id)) == kept
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_pinned"]
+    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps", "m099_pinned"]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT pinned FROM conversations").fetchall() == [(0,)]
 
@@ -117,7 +117,7 @@ async def test_a_database_at_mains_schema_gains_owners_and_keys(tmp_path: Path, 
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys"]
+        assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
         got = await store.get_conversation(c.id)
         assert got is not None and (got.title, got.owner, got.message_count) == ("before keys", None, 1)
         assert [x.id for x in (await store.list_conversations(limit=10)).data] == [c.id]
@@ -137,7 +137,7 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
     """Before the merge the keys migration was numbered m002 (m002_owners_and_keys); a
     database that applied it gets m002_streaming_owner and never the keys script twice."""
     path = tmp_path / "lmstream.db"
-    (m001, _, (name, keys_script)) = sqlite_store.MIGRATIONS
+    (m001, _, (name, keys_script), *_) = sqlite_store.MIGRATIONS
     assert name == "m003_owners_and_keys"
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", [m001, ("m002_owners_and_keys", keys_script)])
     db = sqlite3.connect(path, isolation_level=None)
@@ -157,7 +157,7 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys"]
+        assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
         assert [x.id for x in (await store.list_conversations(limit=10, owner="alice")).data] == [c.id]
         found = await store.find_key("h1")
         assert found is not None and (found.id, found.owner) == ("key_1", "alice")
@@ -168,7 +168,7 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m004_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    bad = ("m099_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, bad])
     db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
@@ -176,7 +176,7 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: 
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "half_done" not in tables and "conversations" in tables
     names = [row[0] for row in db.execute("SELECT name FROM schema_migrations")]
-    assert names == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys"]
+    assert names == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
 
 
 async def test_concurrent_appends_keep_their_order(store: SQLiteStore) -> None:

@@ -8,6 +8,8 @@ const KEYS = {
   theme: "lmstream.theme",
   model: "lmstream.model",
   profile: "lmstream.profile",
+  tools: "lmstream.tools",
+  team: "lmstream.team",
 } as const;
 
 function read(key: string): string | null {
@@ -59,5 +61,19 @@ export const prefs = {
   },
   set profile(value: string | null) {
     write(KEYS.profile, value);
+  },
+  /** Let the model call the server's tools (off by default). */
+  get tools(): boolean {
+    return read(KEYS.tools) === "on";
+  },
+  set tools(value: boolean) {
+    write(KEYS.tools, value ? "on" : null);
+  },
+  /** Ask the server's team instead of one model (off by default). */
+  get team(): boolean {
+    return read(KEYS.team) === "on";
+  },
+  set team(value: boolean) {
+    write(KEYS.team, value ? "on" : null);
   },
 };

@@ -7,9 +7,10 @@
  * fast model does not make the page stutter.
  */
 
-import { type Answer, metaParts, TERMINAL } from "./answer";
+import { type Answer, metaParts, structured, TERMINAL } from "./answer";
 import { byId, h, icon } from "./dom";
 import { patchChildren, renderMarkdown } from "./markdown";
+import { PartsView } from "./parts";
 import type { LiveGeneration } from "./stream";
 
 const NEAR_BOTTOM_PX = 48;
@@ -29,6 +30,7 @@ export class AssistantView {
   private readonly badge: HTMLElement;
   private readonly meta: HTMLElement;
   private renderedText: string | null = null;
+  private parts: PartsView | null = null;
   private frame = 0;
   private timer = 0;
   private readonly unsubscribe: () => void;
@@ -91,14 +93,26 @@ export class AssistantView {
     if (a.generationId) this.el.dataset.generationId = a.generationId;
     this.el.setAttribute("aria-busy", String(!finished));
     // With streaming off, nothing shows until the whole answer is there.
-    const visible = finished || this.thread.streamVisible() ? a.text : "";
-    if (visible !== this.renderedText) {
+    const show = finished || this.thread.streamVisible();
+    const visible = show ? a.text : "";
+    const rich = structured(a);
+    if (rich && show) {
+      // tool calls inline with their progress, or a team's messages: part by part
+      if (!this.parts) {
+        this.parts = new PartsView();
+        this.content.replaceChildren(this.parts.el);
+        this.renderedText = null;
+      }
+      this.parts.render(a.parts);
+    } else if (visible !== this.renderedText) {
+      this.parts = null;
       patchChildren(this.content, renderMarkdown(visible));
       this.renderedText = visible;
     }
-    this.el.classList.toggle("is-streaming", !finished && visible !== "");
+    this.el.classList.toggle("is-streaming", !finished && (visible !== "" || (rich && show)));
+    this.el.classList.toggle("msg--team", a.parts.some((p) => p.kind === "text" && p.speaker !== null));
 
-    const waiting = !finished && visible === "";
+    const waiting = !finished && visible === "" && !(rich && show);
     this.typing.hidden = !waiting;
     this.typingLabel.textContent = stopping
       ? "Stopping…"

@@ -15,7 +15,11 @@
                     "message_count"}
     message      = {"id", "role", "content", "status", "model", "generation_id",
                     "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null,
-                    "ttft_ms", "tokens_per_second", "created_at", "error"}
+                    "ttft_ms", "tokens_per_second", "created_at", "error",
+                    "tool_calls": [{"id", "name", "arguments"}], "tool_call_id", "name"}
+                   (an answer that ran tools: the assistant's text with the calls that ended
+                   its round, a "tool" message per result, then the rest; a team's answer:
+                   one assistant message per speaker, "name" the speaker)
 
 A conversation belongs to the key owner that made it: other keys get 404 for it and
 never see it listed (``access.visible_to``; admin keys see all).
@@ -95,6 +99,9 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "tokens_per_second": m.tokens_per_second,
         "created_at": m.created_at,
         "error": m.error,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls],
+        "tool_call_id": m.tool_call_id,
+        "name": m.name,
     }
 
 
@@ -107,7 +114,12 @@ def render_markdown(c: Conversation, messages: list[StoredMessage]) -> str:
     if c.profile:
         lines.append(f"- profile: {c.profile}")
     for m in messages:
-        lines += ["", f"## {m.role.capitalize()}", "", m.content.rstrip() or "*(no text)*"]
+        heading = m.role.capitalize() + (f" ({m.name})" if m.name else "")
+        if m.role == "tool" or m.tool_calls:
+            body = [f"`{c.name}({c.arguments})`" for c in m.tool_calls]
+            lines += ["", f"## {heading}", "", *([m.content.rstrip()] if m.content.strip() else []), *body]
+        else:
+            lines += ["", f"## {heading}", "", m.content.rstrip() or "*(no text)*"]
         if m.status != "complete":
             lines += ["", f"*({m.status}{': ' + m.error if m.error else ''})*"]
     return "\n".join(lines) + "\n"

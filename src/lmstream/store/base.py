@@ -10,6 +10,11 @@ width (``2026-01-01T12:00:00.000000Z``), so they also sort as text. Identifiers 
 ``conv_<random>`` and ``msg_<random>``, made by the caller (the recorder knows a
 message's id before its row is written, so it can update the row without asking).
 
+A generation that ran tools is kept step by step: an assistant message with the text
+of a round and the ``tool_calls`` that ended it (set when the calls are whole), one
+``tool`` message per result (``tool_call_id``, ``name``), then the answer that follows.
+A team's answer is one assistant message per speaker (``name``).
+
 Message ``status``: user (and system/tool) messages are ``complete``; an assistant
 message is ``streaming`` while its generation runs (its text is flushed
 periodically), then ``complete``, ``stopped`` (the user cancelled it), ``interrupted``
@@ -29,11 +34,12 @@ import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import orjson
 
 from lmstream.errors import BadRequest
+from lmstream.events import ToolCall
 from lmstream.store.health import StoreHealth
 
 __all__ = [
@@ -43,10 +49,12 @@ __all__ = [
     "MessageUpdate",
     "Store",
     "StoredMessage",
+    "calls_json",
     "decode_cursor",
     "encode_cursor",
     "new_id",
     "now",
+    "stored_message",
 ]
 
 MessageStatus: TypeAlias = Literal["streaming", "complete", "stopped", "interrupted", "error"]
@@ -92,11 +100,32 @@ class StoredMessage:
     tokens_per_second: float | None = None
     error: str | None = None
     instance_id: str | None = None  # the lmstream instance whose generation writes this answer
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls (m003)
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None  # a tool message: the tool; an assistant's: the speaker (team chat)
+
+
+def calls_json(calls: tuple[ToolCall, ...]) -> str | None:
+    """``tool_calls`` as the JSON text a store keeps (None: no calls)."""
+    if not calls:
+        return None
+    return orjson.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]).decode()
+
+
+def stored_message(fields: dict[str, Any]) -> StoredMessage:
+    """A row's columns (``tool_calls`` as JSON text) as a ``StoredMessage``."""
+    raw = fields.pop("tool_calls", None)
+    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in orjson.loads(raw)) if raw else ()
+    return StoredMessage(**fields, tool_calls=calls)
 
 
 @dataclass(frozen=True, slots=True)
 class MessageUpdate:
-    """A change to an assistant message: a periodic flush or its final state."""
+    """A change to an assistant message: a periodic flush or its final state.
+
+    ``tool_calls`` and ``name`` are set once (a round's calls when they are whole, the
+    speaker of a team's message); None leaves what the row has.
+    """
 
     content: str
     status: MessageStatus
@@ -105,6 +134,8 @@ class MessageUpdate:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     error: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ for times, ``double precision`` for rates — plus one thing several writers nee
 * ``messages.instance_id`` (m002) is the instance whose generation is writing a
   ``streaming`` answer, so a survivor can mark a dead instance's answers interrupted
   without touching the live ones of others.
+* ``messages.tool_calls`` (JSON text), ``tool_call_id`` and ``name`` (m004) keep a
+  generation's tool steps and a team member's name; an update that leaves them NULL
+  keeps what the row has.
 
 m003 adds what API keys need (``store/keys.py``): ``conversations.owner`` and the
 ``api_keys`` table, SQLite's columns with ``boolean`` for ``admin`` and ``text[]`` for
@@ -129,6 +132,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX api_keys_by_owner ON api_keys (owner);
         """,
     ),
+    (
+        # A generation's steps: an assistant's tool calls (JSON), the call a tool message
+        # answers, and a name (the tool's; a team member's).
+        "m004_tool_steps",
+        """
+        ALTER TABLE messages ADD COLUMN tool_calls text;
+        ALTER TABLE messages ADD COLUMN tool_call_id text;
+        ALTER TABLE messages ADD COLUMN name text;
+        """,
+    ),
 ]
 
 # The pg_advisory_xact_lock key of "migrating lmstream's schema" (any fixed bigint will
@@ -137,7 +150,8 @@ MIGRATION_LOCK = int.from_bytes(b"lmstream", "big") >> 1
 
 MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
+    "tool_calls, tool_call_id, name"
 )
 
 _CONVERSATION = """
@@ -163,14 +177,15 @@ DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %s"  # after LOCK_CO
 BUMP_SEQ = "UPDATE conversations SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s RETURNING last_seq"
 ADD_MESSAGE = (
     f"INSERT INTO messages (seq, updated_at, {MESSAGE_COLUMNS}) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 # One statement, so one round trip for the hot path (a flush while an answer streams).
 UPDATE_MESSAGE = """
     WITH changed AS (
         UPDATE messages SET content = %s, status = %s, prompt_tokens = %s, completion_tokens = %s,
-               ttft_ms = %s, tokens_per_second = %s, error = %s, updated_at = %s
+               ttft_ms = %s, tokens_per_second = %s, error = %s, tool_calls = COALESCE(%s, tool_calls),
+               name = COALESCE(%s, name), updated_at = %s
         WHERE id = %s
         RETURNING conversation_id, updated_at
     )
@@ -185,10 +200,12 @@ LOCK_MESSAGES = "SELECT conversation_id FROM messages WHERE id = ANY (%s) ORDER 
 UPDATE_MESSAGES = """
     UPDATE messages m SET content = u.content, status = u.status, prompt_tokens = u.prompt_tokens,
            completion_tokens = u.completion_tokens, ttft_ms = u.ttft_ms,
-           tokens_per_second = u.tokens_per_second, error = u.error, updated_at = %s
+           tokens_per_second = u.tokens_per_second, error = u.error,
+           tool_calls = COALESCE(u.tool_calls, m.tool_calls), name = COALESCE(u.name, m.name), updated_at = %s
     FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],
-                %s::double precision[], %s::double precision[], %s::text[])
-         AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error)
+                %s::double precision[], %s::double precision[], %s::text[], %s::text[], %s::text[])
+         AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error,
+               tool_calls, name)
     WHERE m.id = u.id
 """
 TOUCH_CONVERSATIONS = """

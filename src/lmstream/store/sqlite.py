@@ -42,9 +42,11 @@ from lmstream.store.base import (
     ConversationPage,
     MessageUpdate,
     StoredMessage,
+    calls_json,
     decode_cursor,
     encode_cursor,
     now,
+    stored_message,
 )
 from lmstream.store.health import StoreHealth
 from lmstream.store.keys import StoredKey
@@ -139,6 +141,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX api_keys_by_owner ON api_keys (owner);
         """,
     ),
+    (
+        # A generation's steps: an assistant's tool calls (JSON), the call a tool message
+        # answers, and a name (the tool's; a team member's).
+        "m004_tool_steps",
+        """
+        ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+        ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
+        ALTER TABLE messages ADD COLUMN name TEXT;
+        """,
+    ),
 ]
 
 # Migrations that were renumbered after some database had applied them under their old
@@ -154,7 +166,8 @@ _CONVERSATION = """
 """
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
+    "tool_calls, tool_call_id, name"
 )
 
 
@@ -172,7 +185,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
-    return StoredMessage(**{key: row[key] for key in row.keys()})
+    return stored_message({key: row[key] for key in row.keys()})
 
 
 @contextmanager
@@ -374,11 +387,12 @@ class SQLiteStore:
             for offset, m in enumerate(messages, start=1):
                 db.execute(
                     f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
                         m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
                         m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
+                        calls_json(m.tool_calls), m.tool_call_id, m.name,
                     ),
                 )
             if messages:
@@ -396,10 +410,11 @@ class SQLiteStore:
             for message_id, u in updates:
                 db.execute(
                     "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                    "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
+                    "ttft_ms = ?, tokens_per_second = ?, error = ?, tool_calls = COALESCE(?, tool_calls), "
+                    "name = COALESCE(?, name), updated_at = ? WHERE id = ?",
                     (
                         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                        u.tokens_per_second, u.error, stamp, message_id,
+                        u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name, stamp, message_id,
                     ),
                 )
                 db.execute(

@@ -13,6 +13,7 @@ pytest.importorskip("llama_cpp")
 
 from lmstream.backends.base import BackendContext
 from lmstream.backends.llama_cpp import LlamaCppBackend
+from lmstream.events import Event, TextDelta, TokenLogprob
 from lmstream.settings import ModelConfig, Settings
 
 SLOTS = 4
@@ -30,3 +31,8 @@ def batched() -> Iterator[LlamaCppBackend]:
     yield model
     asyncio.run(model.aclose())
     asyncio.run(http.aclose())
+
+
+def logprobs_of(events: list[Event]) -> list[TokenLogprob]:
+    """The answer's per-token log-probabilities, as its deltas carried them."""
+    return [entry for e in events if isinstance(e, TextDelta) for entry in e.logprobs or ()]

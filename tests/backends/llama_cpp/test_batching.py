@@ -16,11 +16,11 @@ import pytest
 from lmstream.backends.llama_cpp import LlamaCppBackend, SamplingParams
 from lmstream.backends.llama_cpp.backend import _Stream
 from lmstream.errors import Overloaded
-from lmstream.events import CancelReason, Done, Event, Queued, TextDelta, Usage
+from lmstream.events import CancelReason, Done, Event, Queued, TextDelta, TokenLogprob, Usage
 from lmstream.hub import StreamHub
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
-from tests.backends.llama_cpp.conftest import N_BATCH, SLOTS
+from tests.backends.llama_cpp.conftest import N_BATCH, SLOTS, logprobs_of
 
 pytestmark = pytest.mark.embedded
 GREEDY = SamplingParams(temperature=0, logprobs=2)
@@ -112,23 +112,22 @@ async def test_cancelling_one_sequence_leaves_the_others_as_they_are_alone(batch
 async def test_four_at_once_differ_from_alone_only_where_two_tokens_tie(batched: LlamaCppBackend) -> None:
     prompts = ["User: Name three colours.\nAssistant:", "User: What is 12 times 12?\nAssistant:",
                "User: Describe a tree.\nAssistant:", "User: Why is the sky blue?\nAssistant:"]  # fmt: skip
-    single: list[_Stream] = []
+    single: list[list[TokenLogprob]] = []
     for prompt in prompts:
         await batched.forget_cache()
-        single.append(stream := await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY))
-        await drain(stream)
+        single.append(logprobs_of(await drain(await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY))))
     await batched.forget_cache()
     streams = [await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY) for prompt in prompts]
-    await asyncio.gather(*(drain(stream) for stream in streams))
-    for lone, batch in zip(single, streams, strict=True):
-        a = [p.token for p in lone.logprobs]
-        b = [p.token for p in batch.logprobs]
+    together = [logprobs_of(events) for events in await asyncio.gather(*(drain(stream) for stream in streams))]
+    for lone, batch in zip(single, together, strict=True):
+        a = [p.token_bytes for p in lone]
+        b = [p.token_bytes for p in batch]
         if a == b:
             continue
         at = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
-        top = dict(lone.logprobs[at].top)
-        assert b[at] in top, (at, lone.logprobs[at], b[at])  # the runner-up alone
-        assert top[a[at]] - top[b[at]] < 0.25, (at, lone.logprobs[at])  # a near tie
+        top = {t.token_bytes: t.logprob for t in lone[at].top}
+        assert b[at] in top, (at, lone[at], b[at])  # the runner-up alone
+        assert top[a[at]] - top[b[at]] < 0.25, (at, lone[at])  # a near tie
 
 
 async def test_a_new_request_starts_at_the_next_step(batched: LlamaCppBackend) -> None:

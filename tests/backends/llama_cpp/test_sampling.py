@@ -1,19 +1,24 @@
-"""Per-sequence sampling on the embedded model: grammar, logit bias, logprobs, seeds."""
+"""Per-sequence sampling on the embedded model: grammar, logit bias, logprobs, seeds.
+
+Each sequence has its own grammar state, bias and logprobs; several sequences with
+different constraints in one batch each get what they would alone. (The request
+surface itself — ``response_format``, ``logprobs``, ``logit_bias`` — is tested on
+this backend by ``tests/backends/test_sampling.py`` and the end-to-end tests.)"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 
-import numpy as np
 import pytest
 
 from lmstream.backends.llama_cpp import LlamaCppBackend, SamplingParams
 from lmstream.backends.llama_cpp.backend import _Stream
-from lmstream.backends.llama_cpp.sampling import top_logprobs
 from lmstream.errors import BadRequest
 from lmstream.events import Event, TextDelta
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, ResponseFormat
+from tests.backends.llama_cpp.conftest import logprobs_of
 
 
 def raw(prompt: str, **kwargs: object) -> ChatRequest:
@@ -27,15 +32,6 @@ async def drain(stream: _Stream) -> list[Event]:
 
 def text_of(events: list[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def test_top_logprobs_is_a_log_softmax() -> None:
-    logits = np.array([1.0, 3.0, 2.0, -1.0], dtype=np.float32)
-    result = top_logprobs(logits, 2, 2)
-    total = math.log(sum(math.exp(x) for x in logits))
-    assert result.logprob == pytest.approx(2.0 - total)
-    assert [token for token, _ in result.top] == [1, 2]
-    assert result.top[0][1] == pytest.approx(3.0 - total)
 
 
 @pytest.mark.embedded
@@ -56,26 +52,49 @@ async def test_a_grammar_that_does_not_parse_is_refused_before_anything_runs(bat
 @pytest.mark.embedded
 async def test_logit_bias_bans_the_greedy_choice(batched: LlamaCppBackend) -> None:
     greedy = SamplingParams(temperature=0, logprobs=0)
-    first = await batched.open(raw("1, 2, 3,", max_tokens=1), sampling=greedy)
-    await drain(first)
-    chosen = first.logprobs[0].token
-    banned = await batched.open(raw("1, 2, 3,", max_tokens=1), sampling=SamplingParams(temperature=0, logprobs=0, logit_bias=((chosen, -100.0),)))
-    await drain(banned)
-    assert banned.logprobs[0].token != chosen
+    chosen = logprobs_of(await drain(await batched.open(raw("1, 2, 3,", max_tokens=1), sampling=greedy)))[0]
+    [token] = batched.tokenize(chosen.token_bytes.decode())
+    bias = SamplingParams(temperature=0, logprobs=0, logit_bias=((token, -100.0),))
+    banned = logprobs_of(await drain(await batched.open(raw("1, 2, 3,", max_tokens=1), sampling=bias)))[0]
+    assert banned.token_bytes != chosen.token_bytes
     with pytest.raises(BadRequest, match="logit_bias"):
         await batched.open(raw("x"), sampling=SamplingParams(logit_bias=((10**9, 1.0),)))
 
 
 @pytest.mark.embedded
 async def test_logprobs_are_finite_and_the_greedy_token_is_the_most_likely(batched: LlamaCppBackend) -> None:
-    stream = await batched.open(raw("The capital of France is", max_tokens=6), sampling=SamplingParams(temperature=0, logprobs=3))
-    await drain(stream)
-    assert len(stream.logprobs) == 6
-    for entry in stream.logprobs:
+    events = await drain(await batched.open(raw("The capital of France is", max_tokens=6), sampling=SamplingParams(temperature=0, logprobs=3)))
+    entries = logprobs_of(events)
+    assert b"".join(entry.token_bytes for entry in entries).decode() == text_of(events)
+    for entry in entries:
         assert math.isfinite(entry.logprob) and entry.logprob <= 0
-        assert len(entry.top) == 3 and entry.top[0][0] == entry.token
-        assert entry.top[0][1] == pytest.approx(entry.logprob)
-        assert [p for _, p in entry.top] == sorted((p for _, p in entry.top), reverse=True)
+        assert len(entry.top) == 3 and entry.top[0].token_bytes == entry.token_bytes
+        assert entry.top[0].logprob == pytest.approx(entry.logprob)
+        assert [t.logprob for t in entry.top] == sorted((t.logprob for t in entry.top), reverse=True)
+
+
+@pytest.mark.embedded
+async def test_constraints_stay_with_their_own_sequence_in_a_batch(batched: LlamaCppBackend) -> None:
+    """A structured answer, one with logprobs and a free one, decoded together: each as
+    it is alone (greedy, fewer than four generating: the same numerics)."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    requests = [
+        ChatRequest(messages=(), raw_prompt="User: Name a city as JSON.\nAssistant:", max_tokens=30, temperature=0,
+                    response_format=ResponseFormat("json_schema", schema)),
+        raw("The capital of France is", max_tokens=8, temperature=0, logprobs=2),
+        raw("1, 2, 3,", max_tokens=8, temperature=0),
+    ]  # fmt: skip
+    alone = []
+    for request in requests:
+        await batched.forget_cache()
+        alone.append(await drain(await batched.open(request)))
+    await batched.forget_cache()
+    streams = [await batched.open(request) for request in requests]
+    together = list(await asyncio.gather(*(drain(stream) for stream in streams)))
+    assert [text_of(events) for events in together] == [text_of(events) for events in alone]
+    assert logprobs_of(together[1]) == logprobs_of(alone[1]) and logprobs_of(together[1])
+    assert not logprobs_of(together[0]) and not logprobs_of(together[2])
+    assert json.loads(text_of(together[0]))["city"]
 
 
 @pytest.mark.embedded

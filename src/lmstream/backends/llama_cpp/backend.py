@@ -30,10 +30,11 @@ from lmstream.backends.llama_cpp.decoding import AnswerText, TokenDecoder
 from lmstream.backends.llama_cpp.engine import Engine, EngineConfig, SlotReport
 from lmstream.backends.llama_cpp.model import Model
 from lmstream.backends.llama_cpp.prompt import PromptRenderer
-from lmstream.backends.llama_cpp.sampling import Sampler, SamplingParams, TokenLogprob
+from lmstream.backends.llama_cpp.sampling import Sampler, SamplingParams
 from lmstream.backends.llama_cpp.sequence import Item, Sequence, Signal
+from lmstream.capabilities import Capabilities
 from lmstream.errors import BadRequest, ContextLengthExceeded, LmstreamError
-from lmstream.events import Event, Queued
+from lmstream.events import Event, Progress, Queued
 from lmstream.model_assets import default_model_path
 from lmstream.request import ChatRequest
 from lmstream.settings import ModelConfig
@@ -43,6 +44,8 @@ __all__ = ["LlamaCppBackend", "Priority", "is_background"]
 Priority: TypeAlias = Literal["interactive", "background"]
 
 _INLINE_TOKENIZE_CHARS = 16_000  # longer prompts are tokenized off the event loop
+DEFAULT_MAX_TOKENS = 512  # a base model rarely ends its turn: a limit when the client sets none
+CAPABILITIES = Capabilities(json_object=True, json_schema=True, logprobs=True, logit_bias=True)
 
 
 def is_background(request: ChatRequest) -> bool:
@@ -72,11 +75,6 @@ class _Stream:
         self._started = False
         self._closed = False
         self._loop = asyncio.get_running_loop()
-
-    @property
-    def logprobs(self) -> list[TokenLogprob]:
-        """Per generated token, when ``SamplingParams.logprobs`` asked for them."""
-        return self._job.seq.logprobs
 
     def __aiter__(self) -> _Stream:
         return self
@@ -118,6 +116,8 @@ class LlamaCppBackend:
             context_window=self.n_ctx,
             aliases=tuple(config.aliases),
             details={"format": "gguf"},
+            capabilities=CAPABILITIES,
+            default_max_tokens=settings.max_tokens_default(config, DEFAULT_MAX_TOKENS),
         )
         self.admission = Admission(self.engine_config.n_slots, settings.queue_size, self._step_aside)
         self._model: Model | None = None
@@ -143,6 +143,8 @@ class LlamaCppBackend:
             context_window=self.n_ctx,
             aliases=self.info.aliases,
             details=model.details(),
+            capabilities=CAPABILITIES,
+            default_max_tokens=self.info.default_max_tokens,
         )
 
     async def aclose(self) -> None:
@@ -218,9 +220,8 @@ class LlamaCppBackend:
     async def open(
         self, request: ChatRequest, *, sampling: SamplingParams | None = None, priority: Priority | None = None
     ) -> _Stream:
-        """``sampling`` replaces the request's sampling fields (grammar, logit bias and
-        logprobs live only there until the request carries them); ``priority`` overrides
-        the one derived from the request."""
+        """``sampling`` replaces the request's sampling fields (tests and tools: a GBNF
+        grammar of their own); ``priority`` overrides the one derived from the request."""
         model, prompts, _ = self._loaded()
         if self.admission.closed:
             raise LmstreamError(f"model {self.info.name!r} is not loaded")
@@ -239,7 +240,8 @@ class LlamaCppBackend:
                 param="messages",
             )
         room = self.n_ctx - len(tokens)
-        sampler = Sampler(sampling or SamplingParams.from_request(request), model.vocab, model.n_vocab)
+        params = sampling or SamplingParams.from_request(request)
+        sampler = Sampler(params, model.vocab, model.n_vocab)
         if priority is None:
             priority = "background" if is_background(request) else "interactive"
         ticket = Ticket(interactive=priority == "interactive")
@@ -252,7 +254,12 @@ class LlamaCppBackend:
             prompt=tokens,
             limit=room if request.max_tokens is None else max(0, min(request.max_tokens, room)),
             sampler=sampler,
-            text=AnswerText(model.vocab, tuple(request.stop) + prompt.stops, frozenset(prompt.stops) - frozenset(request.stop)),
+            text=AnswerText(
+                model.vocab,
+                tuple(request.stop) + prompt.stops,
+                frozenset(prompt.stops) - frozenset(request.stop),
+                logprobs=params.logprobs is not None,
+            ),
             interactive=ticket.interactive,
             deliver=lambda items: None,
             loop=asyncio.get_running_loop(),
@@ -276,6 +283,8 @@ class LlamaCppBackend:
                     reported = position
                     yield Queued(position)
                 await ticket.changed()
+            if reported:  # it waited: say when its turn came (the hub times the queue by it)
+                yield Progress("prompt", 0.0, "reading the prompt")
             while True:
                 engine = self._engine
                 if engine is None or self.admission.closed:

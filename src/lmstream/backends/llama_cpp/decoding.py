@@ -3,8 +3,10 @@
 ``TokenDecoder`` turns token ids into UTF-8 text one token at a time (a character whose
 bytes span several tokens comes out whole, once complete); ``AnswerText`` adds the
 request's stop sequences on top (``StopMatcher``), so a stop string ends the answer at
-the token that completes it and is never streamed. One of each per sequence: they keep
-state between tokens. Both run on the engine's worker thread.
+the token that completes it and is never streamed, and hands each token's
+log-probability out with the delta that completes its text (``PendingLogprobs``). One
+of each per sequence: they keep state between tokens. Both run on the engine's worker
+thread.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import llama_cpp
 
-from lmstream.text import StopMatcher, Utf8Decoder
+from lmstream.events import TextDelta, TokenLogprob
+from lmstream.text import PendingLogprobs, StopMatcher, Utf8Decoder
 
 __all__ = ["AnswerText", "TokenDecoder"]
 
@@ -39,21 +42,40 @@ class TokenDecoder:
 
 
 class AnswerText:
-    """One answer's text: ``feed(token)`` gives what may be streamed now and the stop hit.
+    """One answer's text: ``feed(token)`` gives the delta that may be streamed now and
+    the stop sequence hit.
 
     ``natural_stops`` are stop sequences the prompt format added (a transcript's next
-    speaker): hitting one ends the answer as a plain ``stop``, not ``stop_sequence``.
+    speaker): hitting one ends the answer as a plain ``stop``, not ``stop_sequence``, and
+    text that could still have become one is never released when the answer ends
+    (lmstream's own scaffolding never reaches a client). ``logprobs``: the deltas carry
+    each token's ``TokenLogprob`` (given to ``feed``).
     """
 
-    def __init__(self, vocab: Any, stops: tuple[str, ...], natural_stops: frozenset[str]) -> None:
+    def __init__(self, vocab: Any, stops: tuple[str, ...], natural_stops: frozenset[str], *, logprobs: bool = False) -> None:
         self._decoder = TokenDecoder(vocab)
-        self._matcher = StopMatcher(stops)
+        self._matcher = StopMatcher(stops, hidden=natural_stops)
+        self._pending = PendingLogprobs() if logprobs else None
         self.natural_stops = natural_stops
 
-    def feed(self, token: int) -> tuple[str, str | None]:
-        return self._matcher.feed(self._decoder.feed(token))
+    def token_bytes(self, token: int) -> bytes:
+        return self._decoder.token_bytes(token)
 
-    def flush(self) -> str:
+    def feed(self, token: int, logprob: TokenLogprob | None = None) -> tuple[TextDelta | None, str | None]:
+        piece = self._decoder.feed(token)
+        if self._pending is not None and logprob is not None:
+            self._pending.add(logprob, len(piece))
+        text, hit = self._matcher.feed(piece)
+        return self._delta(text), hit
+
+    def flush(self) -> TextDelta | None:
         """The held-back tail once the answer ended without a stop sequence (the
         decoder's pending bytes, if any, are an incomplete character: dropped)."""
-        return self._matcher.flush()
+        return self._delta(self._matcher.flush())
+
+    def _delta(self, text: str) -> TextDelta | None:
+        if not text:
+            return None
+        if self._pending is None:
+            return TextDelta(text)
+        return TextDelta(text, logprobs=self._pending.take(len(text)))

@@ -42,13 +42,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import llama_cpp
-import numpy as np
 
 from lmstream.backends.llama_cpp.model import Model
-from lmstream.backends.llama_cpp.sampling import top_logprobs
 from lmstream.backends.llama_cpp.schedule import plan_step
 from lmstream.backends.llama_cpp.sequence import Item, Sequence, Signal
 from lmstream.backends.llama_cpp.slots import Slot, SlotTable
+from lmstream.backends.sampling import logits_row, token_logprob
 
 __all__ = ["Engine", "EngineConfig", "SlotReport"]
 
@@ -326,11 +325,13 @@ class Engine:
                 self._retire(seq, Signal.FINISHED)
                 return
         token = seq.sampler.sample(self._ctx, row)
-        if seq.sampler.params.logprobs is not None:
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, row), shape=(self.model.n_vocab,))
-            seq.logprobs.append(top_logprobs(logits, token, seq.sampler.params.logprobs))
+        end = self.model.is_end_of_generation(token)
+        wanted = seq.sampler.params.logprobs
+        logprob = None
+        if wanted is not None and not end:  # the raw row: sampling works on a copy of it
+            logprob = token_logprob(logits_row(self._ctx, self.model.n_vocab, row), token, wanted, seq.text.token_bytes)
         before = seq.produced
-        events, ended = seq.accept(token, self.model.is_end_of_generation(token))
+        events, ended = seq.accept(token, end, logprob)
         self.tokens_generated += seq.produced - before
         items.extend(events)
         self._out(seq, items)

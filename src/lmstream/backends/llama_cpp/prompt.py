@@ -60,7 +60,9 @@ class PromptRenderer:
                 model.chat_template, request.messages, bos_token=model.bos_text, eos_token=model.eos_text
             )
             return Prompt(text, True, ())
-        return Prompt(transcript_prompt(request.messages), False, TRANSCRIPT_STOPS)
+        # a structured answer has no transcript stops: its grammar decides where it ends
+        stops = () if request.response_format is not None else TRANSCRIPT_STOPS
+        return Prompt(transcript_prompt(request.messages), False, stops)
 
     def tokens(self, prompt: Prompt) -> list[int]:
         """The prompt's tokens, with BOS unless the rendered text already starts with it."""

@@ -1,19 +1,21 @@
-"""How each sequence picks its next token: ``SamplingParams`` → a llama.cpp sampler chain.
+"""How each sequence picks its next token: ``SamplingParams`` → a sampler of its own.
 
-Every sequence has its own chain (its own RNG state, its own grammar state), built from
-a small frozen value so new knobs are one field and one line in ``Sampler.__init__``:
+Every sequence has its own sampler (its own RNG state, its own grammar state), built
+from a small frozen value so new knobs are one field and one line in ``Sampler``. The
+pieces are ``backends/sampling.py``'s, shared with nothing else scheduling-specific:
 
-    logit_bias → grammar → greedy                          (temperature <= 0)
-    logit_bias → grammar → top_k → top_p → min_p → temp → dist(seed)
+    chain:   logit_bias → greedy                                   (temperature <= 0)
+             logit_bias → top_k → top_p → min_p → temp → dist(seed)
+    grammar: checked against the chain's pick; a rejected pick is made again from the
+             allowed tokens (``ConstrainedSampler``, as llama.cpp's own server does)
 
 * ``logit_bias`` adds to the raw logits first, as OpenAI's does (-100 bans a token).
-* ``grammar`` (GBNF, root rule ``root``) masks every token the grammar cannot accept,
-  before any truncation, so the choice is always grammatical. It is applied to the
-  whole vocabulary at every step: correct, not yet fast (llama.cpp's own server first
-  samples without it and only re-samples when the grammar rejects the choice).
+* ``grammar`` (GBNF, root rule ``root``): structured output (``response_format``
+  compiled by ``json_grammar``) or a grammar given directly.
 * ``logprobs``: the chosen token's log-probability and the ``logprobs`` most likely
-  alternatives, from the model's raw distribution (log-softmax of the logits row, before
-  bias or truncation, as OpenAI reports them) — ``top_logprobs``.
+  alternatives, from the model's raw distribution (``token_logprob``, computed by the
+  engine from the sequence's logits row); ``decoding.AnswerText`` attaches them to the
+  deltas that carry their text.
 
 Unset knobs take llama.cpp's defaults (top_k 40, top_p 0.95, min_p 0.05, temperature
 0.8), with no repeat penalty.
@@ -25,12 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
-import numpy as np
 
-from lmstream.errors import BadRequest
-from lmstream.request import ChatRequest
+from lmstream.backends.sampling import (
+    ConstrainedSampler,
+    grammar_sampler,
+    json_grammar,
+    logit_bias_sampler,
+)
+from lmstream.request import ChatRequest, Feature
 
-__all__ = ["Sampler", "SamplingParams", "TokenLogprob", "top_logprobs"]
+__all__ = ["Sampler", "SamplingParams"]
 
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
@@ -48,78 +54,74 @@ class SamplingParams:
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
     grammar: str | None = None  # GBNF with a ``root`` rule
     logprobs: int | None = None  # None: none; N: the chosen token's and N alternatives
+    # the request fields a refusal names (each dialect spells them its own way)
+    grammar_param: str = "grammar"
+    bias_param: str = "logit_bias"
 
     @classmethod
     def from_request(cls, request: ChatRequest) -> SamplingParams:
+        """The request's sampling; a ``response_format`` the grammar cannot enforce is a
+        ``BadRequest`` here, before the 200."""
+        grammar, grammar_param = None, "grammar"
+        if request.response_format is not None:
+            grammar_param = request.context.field_name(Feature.RESPONSE_FORMAT)
+            grammar = json_grammar(request.response_format, param=grammar_param)
         return cls(
             temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
             top_k=DEFAULT_TOP_K if request.top_k is None else request.top_k,
             top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,
             seed=llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed & 0xFFFFFFFF,
+            logit_bias=tuple(request.logit_bias),
+            grammar=grammar,
+            logprobs=request.logprobs,
+            grammar_param=grammar_param,
+            bias_param=request.context.field_name(Feature.LOGIT_BIAS),
         )
 
 
 class Sampler:
-    """One sequence's llama.cpp sampler chain. Build it before the 200 (a grammar that
-    does not parse is a ``BadRequest``); ``close()`` once the engine let go of it."""
+    """One sequence's sampler. Build it before the 200 (a grammar that does not parse or
+    a bias on a token outside the vocabulary is a ``BadRequest``); ``close()`` once the
+    engine let go of it. Used on the engine's worker thread only."""
 
     def __init__(self, params: SamplingParams, vocab: Any, n_vocab: int) -> None:
         self.params = params
-        self._chain: Any = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        chain: Any = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        grammar: Any = None
         try:
             if params.logit_bias:
-                biases = (llama_cpp.llama_logit_bias * len(params.logit_bias))()
-                for entry, (token, bias) in zip(biases, params.logit_bias, strict=True):
-                    if not 0 <= token < n_vocab:
-                        raise BadRequest(f"logit_bias names token {token}, not in the vocabulary", param="logit_bias")
-                    entry.token, entry.bias = token, bias
-                self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(biases), biases))
-            if params.grammar is not None:
-                grammar = llama_cpp.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
-                if not grammar:
-                    raise BadRequest("the grammar does not parse (GBNF with a root rule)", param="grammar")
-                self._add(grammar)
+                _add(chain, logit_bias_sampler(n_vocab, params.logit_bias, param=params.bias_param))
             if params.temperature <= 0:
-                self._add(llama_cpp.llama_sampler_init_greedy())
-                return
-            if params.top_k > 0:
-                self._add(llama_cpp.llama_sampler_init_top_k(params.top_k))
-            self._add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-            self._add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-            self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
-            self._add(llama_cpp.llama_sampler_init_dist(params.seed))
+                _add(chain, llama_cpp.llama_sampler_init_greedy())
+            else:
+                if params.top_k > 0:
+                    _add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
+                _add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+                _add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+                _add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
+                _add(chain, llama_cpp.llama_sampler_init_dist(params.seed))
+            if params.grammar is not None:
+                grammar = grammar_sampler(vocab, params.grammar, param=params.grammar_param)
         except BaseException:
-            self.close()
+            llama_cpp.llama_sampler_free(chain)
             raise
-
-    def _add(self, sampler: Any) -> None:
-        llama_cpp.llama_sampler_chain_add(self._chain, sampler)
+        # the chain never picks outside its support: greedy 1, top-k k (None: anywhere)
+        support = 1 if params.temperature <= 0 else (params.top_k if params.top_k > 0 else None)
+        always = [token for token, _ in params.logit_bias]  # a bias may lift a token into the lead
+        self._sampler: ConstrainedSampler | None = ConstrainedSampler(
+            chain, grammar, n_vocab, support=support, always=always
+        )
 
     def sample(self, ctx: Any, row: int) -> int:
         """Pick (and accept) the next token from output row ``row`` of the last decode."""
-        return int(llama_cpp.llama_sampler_sample(self._chain, ctx, row))
+        assert self._sampler is not None
+        return self._sampler.sample(ctx, row)
 
     def close(self) -> None:
-        chain, self._chain = self._chain, None
-        if chain:
-            llama_cpp.llama_sampler_free(chain)
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.close()
 
 
-@dataclass(frozen=True, slots=True)
-class TokenLogprob:
-    token: int
-    logprob: float
-    top: tuple[tuple[int, float], ...]  # the most likely tokens, most likely first
-
-
-def top_logprobs(logits: np.ndarray[Any, np.dtype[np.float32]], token: int, n: int) -> TokenLogprob:
-    """Log-softmax of one logits row: ``token``'s log-probability and the top ``n``."""
-    row = logits.astype(np.float64, copy=False)
-    peak = float(row.max())
-    log_total = peak + float(np.log(np.exp(row - peak).sum()))
-    top: tuple[tuple[int, float], ...] = ()
-    if n > 0:
-        best = np.argpartition(-row, n)[:n] if n < row.size else np.arange(row.size)
-        best = best[np.argsort(-row[best], kind="stable")]
-        top = tuple((int(i), float(row[i]) - log_total) for i in best)
-    return TokenLogprob(token, float(row[token]) - log_total, top)
+def _add(chain: Any, sampler: Any) -> None:
+    llama_cpp.llama_sampler_chain_add(chain, sampler)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from lmstream.backends.llama_cpp.decoding import AnswerText
-from lmstream.backends.llama_cpp.sampling import Sampler, TokenLogprob
+from lmstream.backends.llama_cpp.sampling import Sampler
 from lmstream.backends.llama_cpp.slots import Slot
-from lmstream.events import Done, Event, FinishReason, Progress, TextDelta, Usage
+from lmstream.events import Done, Event, FinishReason, Progress, TokenLogprob, Usage
 
 __all__ = ["Item", "Sequence", "Signal"]
 
@@ -57,7 +57,6 @@ class Sequence:
     produced: int = 0
     sampled: bool = False  # the prompt is evaluated and a first token was sampled
     fed_at: int = -1  # the engine step that last read a chunk of its prompt
-    logprobs: list[TokenLogprob] = field(default_factory=list)
     _report_from: int = -1  # prompt progress: where this prompt's evaluation started
     _next_report: int = 10
 
@@ -95,13 +94,14 @@ class Sequence:
         self.sampled = True
         return [Usage(len(self.prompt), 0)]
 
-    def accept(self, token: int, end_of_generation: bool) -> tuple[list[Event], bool]:
-        """A sampled token: the events it makes and whether the answer ended."""
+    def accept(self, token: int, end_of_generation: bool, logprob: TokenLogprob | None = None) -> tuple[list[Event], bool]:
+        """A sampled token (and its log-probability, when asked for): the events it
+        makes and whether the answer ended."""
         if end_of_generation:
             return self._finish("stop", None), True
         self.produced += 1
-        text, hit = self.text.feed(token)
-        events: list[Event] = [TextDelta(text)] if text else []
+        delta, hit = self.text.feed(token, logprob)
+        events: list[Event] = [delta] if delta is not None else []
         if hit is not None:
             return events + self._finish("stop_sequence", hit), True
         if self.produced >= self.limit:
@@ -117,8 +117,8 @@ class Sequence:
         events: list[Event] = []
         if hit is None:
             tail = self.text.flush()
-            if tail:
-                events.append(TextDelta(tail))
+            if tail is not None:
+                events.append(tail)
         events.append(Usage(len(self.prompt), self.produced))
         if hit is not None and hit in self.text.natural_stops:
             events.append(Done("stop"))
