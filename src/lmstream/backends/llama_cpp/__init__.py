@@ -11,16 +11,20 @@ builds every step from all of them. The parts, each replaceable on its own:
 ``schedule.py``    what each step decodes: generating tokens, prompt chunks, interactive first
 ``sequence.py``    one request inside the engine: tokens, limits, events it makes
 ``slots.py``       which KV slot a sequence takes; finished sequences' cells as a prefix cache
-``sampling.py``    ``SamplingParams`` → a per-sequence llama.cpp sampler chain; logprobs
-``decoding.py``    token ids → whole UTF-8 characters → stop sequences
+``sampling.py``    ``SamplingParams`` (grammar, bias, logprobs) → a per-sequence sampler
+``decoding.py``    token ids → whole UTF-8 characters → stop sequences; logprobs per delta
 ``prompt.py``      request → prompt text (chat template or transcript) → tokens
 ``model.py``       the loaded GGUF: vocabulary, metadata, llama.cpp's log routing
 =================  ==========================================================================
 
 Deliberate divergences from ``Llama.create_completion``: sampling uses llama.cpp's
 defaults for unset knobs (top_k 40, top_p 0.95, min_p 0.05, temperature 0.8) with no
-repeat penalty; ``max_tokens`` defaults to the rest of the context window; a generation
-cut mid-character drops the incomplete bytes instead of emitting U+FFFD.
+repeat penalty; ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` (``admit`` applies it;
+configurable per model and globally), capped by the rest of the context window; a
+generation cut mid-character drops the incomplete bytes instead of emitting U+FFFD; the
+transcript's stop sequences are lmstream's own, so text that could still become one is
+never released when the answer ends; a structured answer has no transcript stops (its
+grammar decides where it ends).
 """
 
 from lmstream.backends.llama_cpp.backend import LlamaCppBackend, is_background
