@@ -1,6 +1,6 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, structured,
+Scenarios: overhead, many, embedded, cancel, batching, auth, store_drivers, store_flushes, structured,
 tools, tracing, redis_log, cluster_relay, cluster_latency, cluster_many (default: all, in
 that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
@@ -23,6 +23,7 @@ SCENARIOS = {
     "many": "bench.scenarios.many_clients",
     "embedded": "bench.scenarios.embedded",
     "cancel": "bench.scenarios.cancellation",
+    "batching": "bench.scenarios.batching",
     "auth": "bench.scenarios.auth",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",

@@ -19,7 +19,7 @@ from bench.report import RESULTS
 
 __all__ = ["main", "targets"]
 
-ORDER = ("overhead", "many", "cancel", "embedded", "auth", "tools")
+ORDER = ("overhead", "many", "cancel", "embedded", "batching", "auth", "tools")
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -101,6 +101,34 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, boo
                      (a["tokens_per_s_p50"] or 0) >= (b["tokens_per_s_p50"] or 0)))  # fmt: skip
         rows.append(("embedded TTFT <= llama_cpp.server's", _fmt(a["ttft_ms_p50"], " ms"), f"peer {_fmt(b['ttft_ms_p50'], ' ms')}",
                      (a["ttft_ms_p50"] or 1e9) <= (b["ttft_ms_p50"] or 0)))  # fmt: skip
+    rows.extend(_batching_targets(results.get("batching", {})))
+    return rows
+
+
+def _batching_targets(bat: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    rows: list[tuple[str, str, str, bool | None]] = []
+    four = _get(bat, "four", "lmstream")
+    if not four:
+        return rows
+    ratio = four.get("ttft_max_over_lone")
+    rows.append(("4 clients: every client's first token within 3x a lone client's", _fmt(ratio, "x"), "", None if ratio is None else ratio <= 3))
+    ratio = four.get("aggregate_over_lone")
+    rows.append(("4 clients: aggregate tokens/s >= 2x one client's", _fmt(ratio, "x"), f"{_fmt(four.get('aggregate_tokens_per_s'))} tok/s",
+                 None if ratio is None else ratio >= 2))  # fmt: skip
+    ratio = bat.get("lmstream_over_native_aggregate")
+    native = _get(bat, "four", "llama.cpp-server", "aggregate_tokens_per_s")
+    rows.append(("4 clients: aggregate >= 80% of llama-server -np 4's", _fmt(ratio, "x"), f"llama-server {_fmt(native)} tok/s",
+                 None if ratio is None else ratio >= 0.8))  # fmt: skip
+    ratio = bat.get("lone_rate_over_before")
+    before = _get(bat, "lone", "lmstream-before", "tokens_per_s_p50")
+    rows.append(("one client alone keeps >= 95% of the tokens/s before batching", _fmt(ratio, "x"), f"before {_fmt(before)} tok/s",
+                 None if ratio is None else ratio >= 0.95))  # fmt: skip
+    ratio = _get(bat, "cancel", "lmstream", "ratio")
+    rows.append(("cancelling 1 of 4: the others' gap p99 moves <= 10%", _fmt(ratio, "x"), "", None if ratio is None else ratio <= 1.1))
+    worst = [v.get("max_ms") for v in (bat.get("openwebui") or {}).values() if v.get("max_ms") is not None]
+    missing = sum(v.get("missing", 0) for v in (bat.get("openwebui") or {}).values())
+    if worst:
+        rows.append(("Open WebUI replay: the user's first token within 1 s", _fmt(max(worst), " ms"), "", max(worst) <= 1000 and missing == 0))
     return rows
 
 

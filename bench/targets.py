@@ -6,17 +6,22 @@
 * LiteLLM's proxy (``litellm --config``), one worker, in its own venv, against the fake
   upstream, with ``LITELLM_LOG=ERROR`` (which also turns uvicorn's access log off,
   as lmstream's is);
-* ``python -m llama_cpp.server`` on the packaged GGUF, in its own venv.
+* ``python -m llama_cpp.server`` on the packaged GGUF, in its own venv;
+* llama.cpp's own ``llama-server`` (``bench.native_server`` builds it once) on the same GGUF;
+* lmstream as it was at an earlier commit (``start_lmstream(baseline=REF)``): that
+  commit's ``src/`` run with the same venv, for before/after figures in one run.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench import peers
+from bench import native_server, peers
 from bench.procs import LOGS, Server, free_port, start_server
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "start_litellm",
     "start_llama_server",
     "start_lmstream",
+    "start_native_llama_server",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,11 +65,13 @@ def start_lmstream(
     name: str = "lmstream",
     launcher: str = "lmstream",
     env: dict[str, str] | None = None,
+    baseline: str | None = None,
     **settings: Any,
 ) -> Server:
     """lmstream serving ``models`` (``[[models]]`` tables) with top-level ``settings``;
     ``launcher`` is the module run with ``-m`` (``bench.upstream_clients`` to put another
-    HTTP client under the upstream backends, named in ``env``)."""
+    HTTP client under the upstream backends, named in ``env``); ``baseline``: a git ref
+    whose ``src/`` runs instead of the working tree's."""
     port = free_port()
     LOGS.mkdir(parents=True, exist_ok=True)
     lines = [f"{k} = {_toml(v)}" for k, v in {"log_level": "warning", **settings}.items()]
@@ -73,7 +81,28 @@ def start_lmstream(
     config = LOGS / f"{name}.toml"
     config.write_text("\n".join(lines) + "\n")
     argv = [sys.executable, "-m", launcher, "serve", "--config", str(config), "--port", str(port)]
-    return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=120, cwd=ROOT, env={"LMSTREAM_CONFIG": "", **(env or {})})
+    env = {"LMSTREAM_CONFIG": "", **(env or {})}
+    if baseline is not None:
+        env["PYTHONPATH"] = str(_baseline_src(baseline))
+    server = start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=120, cwd=ROOT, env=env)
+    if baseline is not None:
+        server.extra["version"] = baseline
+    return server
+
+
+def _baseline_src(ref: str) -> Path:
+    """``src/`` of commit ``ref``, unpacked once under ``bench/results/logs/`` (the web
+    page's built assets, which git does not keep, copied from the working tree)."""
+    target = LOGS / f"baseline-{ref}"
+    if (target / "src" / "lmstream").is_dir():
+        return target / "src"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    dist = ROOT / "src" / "lmstream" / "web" / "dist"
+    if dist.is_dir():
+        shutil.copytree(dist, target / "src" / "lmstream" / "web" / "dist", dirs_exist_ok=True)
+    return target / "src"
 
 
 def start_litellm(upstreams: dict[str, Server]) -> Server:
@@ -122,4 +151,18 @@ def start_llama_server(*, n_threads: int, n_ctx: int) -> Server:
     ]  # fmt: skip
     server = start_server("llama-server", argv, url=f"http://127.0.0.1:{port}", health_path="/v1/models", timeout=180)
     server.extra["version"] = peer.version()
+    return server
+
+
+def start_native_llama_server(*, n_threads: int, n_ctx: int, parallel: int) -> Server:
+    """llama.cpp's ``llama-server`` with ``parallel`` slots of ``n_ctx`` tokens each, its
+    defaults otherwise (continuous batching on, flash attention auto)."""
+    binary = native_server.ensure()
+    port = free_port()
+    argv = [
+        str(binary), "-m", gguf_path(), "--host", "127.0.0.1", "--port", str(port), "-t", str(n_threads),
+        "-tb", str(n_threads), "-np", str(parallel), "-c", str(n_ctx * parallel), "--no-webui",
+    ]  # fmt: skip
+    server = start_server("llama.cpp-server", argv, url=f"http://127.0.0.1:{port}", health_path="/health", timeout=180)
+    server.extra["version"] = f"llama.cpp vendored in llama-cpp-python {peers.LLAMA_VERSION}"
     return server

@@ -45,6 +45,12 @@ def embedded(server_factory: Factory) -> LiveServer:
     return server_factory(None, backend="llama_cpp", n_ctx=4096, n_batch=32, n_threads=2, queue_size=1)
 
 
+@pytest.fixture
+def one_slot(server_factory: Factory) -> LiveServer:
+    """One request decoded at a time: the next one waits in line."""
+    return server_factory(None, backend="llama_cpp", n_ctx=4096, n_batch=32, n_threads=2, queue_size=1, n_parallel=1)
+
+
 def test_native_stream_on_the_embedded_model(embedded: LiveServer) -> None:
     health = httpx.get(embedded.url + "/health").json()
     assert health["model_loaded"] is True and health["models"][0]["name"] == "gemma3-270m"
@@ -132,7 +138,8 @@ def test_disconnect_during_prompt_processing_stops_the_model(embedded: LiveServe
     assert evaluated < 2500, f"prompt evaluation went on after the client left: {evaluated} tokens"
 
 
-def test_full_queue_answers_503_with_retry_after(embedded: LiveServer) -> None:
+def test_full_queue_answers_503_with_retry_after(one_slot: LiveServer) -> None:
+    embedded = one_slot
     body = {"model": "gemma3-270m", "stream": True, "max_tokens": 400, "temperature": 0,
             "messages": [{"role": "user", "content": COUNTING}]}
     with httpx.Client(base_url=embedded.url, timeout=60) as client:

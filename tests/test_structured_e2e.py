@@ -210,10 +210,23 @@ def test_legacy_completions_through_the_sdk(server: LiveServer) -> None:
     assert streamed == text
 
 
-def test_ollama_prompt_eval_duration_leaves_out_the_queue(server: LiveServer) -> None:
+@pytest.fixture(scope="module")
+def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The embedded model decoding one request at a time, so a second one waits in line."""
+    from tests.support import start_server
+
+    live = start_server(tmp_path_factory.mktemp("one-slot"), None, backend="llama_cpp", n_ctx=2048, n_batch=64,
+                        n_threads=2, n_parallel=1, store="none", fast_path=[])
+    yield live
+    live.stop()
+
+
+def test_ollama_prompt_eval_duration_leaves_out_the_queue(one_slot: LiveServer) -> None:
     """Regression: prompt_eval_duration counted the time a request waited for the model
     (31 s for 15 prompt tokens behind a long answer)."""
     import threading
+
+    server = one_slot
 
     def long_answer() -> None:
         httpx.post(server.url + "/api/generate", timeout=120, json={

@@ -253,10 +253,16 @@ class Settings(BaseSettings):
     )
 
     # The embedded model.
-    n_ctx: int = 4096
+    n_ctx: int = Field(4096, description="Context window of each embedded-model request (its KV cells).")
+    n_parallel: int = Field(
+        4, ge=1, description="Requests the embedded model decodes together (KV memory: n_parallel x n_ctx cells)."
+    )
     n_threads: int | None = None
-    n_batch: int = 64
-    queue_size: int = 16
+    n_batch: int = Field(64, description="Tokens per decode step of the embedded model, at most.")
+    queue_size: int = Field(16, description="Requests that may wait for an embedded-model slot; more get 503.")
+    flash_attn: bool = Field(
+        False, description="Flash attention (off: answers do not depend on what else is decoded in the same batch)."
+    )
 
     # Streams.
     heartbeat_interval: float = 15.0

@@ -37,7 +37,7 @@ def test_people_come_before_background_jobs_in_the_line() -> None:
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LlamaCppBackend]:
-    settings = Settings(n_ctx=2048, n_batch=32, queue_size=1)
+    settings = Settings(n_ctx=2048, n_batch=32, queue_size=1, n_parallel=1)  # one at a time: a line forms
     http = httpx.AsyncClient()
     model = LlamaCppBackend(ModelConfig(name="gemma3-270m"), BackendContext(settings=settings, http=http))
     asyncio.run(model.start())

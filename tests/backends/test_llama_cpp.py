@@ -1,6 +1,8 @@
 """The embedded llama.cpp backend, on the real packaged Gemma 3 270M (a base model).
 
-One backend is loaded for the module; every test generates only a handful of tokens.
+One backend is loaded for the module, with one slot (one request at a time: the FIFO
+line is easy to watch); every test generates only a handful of tokens. Several requests
+decoded together: ``test_llama_cpp_batching.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ LLAMA = "🦙"
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LlamaCppBackend]:
-    settings = Settings(n_ctx=4096, n_batch=32, queue_size=1)
+    settings = Settings(n_ctx=4096, n_batch=32, queue_size=1, n_parallel=1)
     http = httpx.AsyncClient()
     model = LlamaCppBackend(ModelConfig(name="gemma3-270m"), BackendContext(settings=settings, http=http))
     asyncio.run(model.start())
@@ -148,10 +150,9 @@ async def test_stop_sequence_is_never_streamed(backend: LlamaCppBackend) -> None
 @pytest.mark.embedded
 def test_a_split_character_decodes_whole_token_by_token(backend: LlamaCppBackend) -> None:
     text = f"Llamas {LLAMA} say 龘 and 𠜎!"
-    assert backend._llama is not None
-    ids: list[int] = backend._llama.tokenize(text.encode(), add_bos=False, special=False)
+    ids = backend.tokenize(text)
     decoder = backend.token_decoder()
-    assert len(backend._llama.tokenize(LLAMA.encode(), add_bos=False)) > 1  # byte tokens
+    assert len(backend.tokenize(LLAMA)) > 1  # byte tokens
     assert "".join(decoder.feed(token) for token in ids) == text
 
 
@@ -160,7 +161,7 @@ async def test_multibyte_character_split_across_tokens_arrives_whole(
     backend: LlamaCppBackend,
 ) -> None:
     decoder = backend.token_decoder()
-    ids = backend._llama.tokenize(LLAMA.encode(), add_bos=False)
+    ids = backend.tokenize(LLAMA)
     pieces = [decoder.token_bytes(token) for token in ids]
     assert len(pieces) == 4 and b"".join(pieces) == LLAMA.encode()
 
@@ -300,5 +301,5 @@ async def test_generation_cancelled_before_its_first_step_frees_the_model(
         await asyncio.sleep(0)
         assert backend.stats().queue == 0 and backend.stats().active == 0
     finally:
-        for job in list(backend._waiting):  # don't let the leak block the next tests
-            backend._leave(job)
+        for ticket in list(backend.admission.waiting):  # don't let a leak block the next tests
+            backend.admission.leave(ticket)

@@ -24,6 +24,7 @@ from lmstream.backends.llama_cpp import LlamaCppBackend
 from lmstream.backends.sampling import json_grammar, token_logprob
 from lmstream.errors import BadRequest
 from lmstream.events import Done, Event, TextDelta, TokenLogprob
+from lmstream.model_assets import default_model_path
 from lmstream.request import ChatRequest, Message, ResponseFormat
 from lmstream.settings import ModelConfig, Settings
 
@@ -104,6 +105,17 @@ def backend() -> Iterator[LlamaCppBackend]:
     asyncio.run(http.aclose())
 
 
+@pytest.fixture(scope="module")
+def llama() -> Iterator[Any]:
+    """The packaged model in llama-cpp-python's own ``Llama``: the sampler alone, outside
+    any backend (the embedded backend decodes through its own batching engine)."""
+    import llama_cpp
+
+    model = llama_cpp.Llama(model_path=str(default_model_path(Settings().cache_dir)), n_ctx=512, n_threads=1, verbose=False)
+    yield model
+    model.close()
+
+
 def ask(text: str, **kwargs: object) -> ChatRequest:
     return ChatRequest(messages=(Message("user", text),), **kwargs)  # type: ignore[arg-type]
 
@@ -166,8 +178,7 @@ async def test_logit_bias_bans_a_token(backend: LlamaCppBackend) -> None:
 
 
 def _token_id(backend: LlamaCppBackend, piece: bytes) -> int:
-    llama = backend._llama
-    tokens = llama.tokenize(piece, add_bos=False, special=False)
+    tokens = backend.tokenize(piece.decode())
     assert len(tokens) == 1, tokens
     return int(tokens[0])
 
@@ -192,14 +203,13 @@ async def test_an_answer_cut_by_max_tokens_never_ends_in_the_transcripts_own_mar
 
 
 @pytest.mark.parametrize("schema", [PERSON, {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "maxItems": 3}])
-def test_greedy_constrained_sampling_is_exactly_the_masked_argmax(backend: LlamaCppBackend, schema: dict[str, object]) -> None:
+def test_greedy_constrained_sampling_is_exactly_the_masked_argmax(llama: Any, schema: dict[str, object]) -> None:
     """Checking the model's pick, then the allowed of the lead, then the whole vocabulary
     gives what masking the whole vocabulary at every step gives (llama-cpp-python's way)."""
     import llama_cpp
 
     from lmstream.backends.sampling import ConstrainedSampler, grammar_sampler
 
-    llama = backend._llama
     vocab = llama_cpp.llama_model_get_vocab(llama.model)
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     grammar = json_grammar(ResponseFormat("json_schema", schema))

@@ -13,8 +13,10 @@ titles, follow-ups) wait in a lane of their own. The policy, in full:
   tokens); it is not pre-empted.
 
 ``WaitLine`` is the data structure; the backend decides with ``users`` and
-``background`` and raises ``Overloaded``. A batching backend (several sequences at
-once) keeps the same rules for who gets the next free slot.
+``background`` and raises ``Overloaded``. The batching embedded backend
+(``backends/llama_cpp/admission.py``) keeps the same rules for who gets the next free
+slot, and puts a background request that stepped aside for a person back at the head
+of its lane (``appendleft``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class WaitLine(Generic[J]):
 
     def append(self, job: J, *, interactive: bool) -> None:
         (self._people if interactive else self._background).append(job)
+
+    def appendleft(self, job: J, *, interactive: bool) -> None:
+        """Back at the head of its lane (it held the model and gave it up)."""
+        (self._people if interactive else self._background).appendleft(job)
 
     def popleft(self) -> J:
         """The next job to get the model: the first person, else the first background job."""
