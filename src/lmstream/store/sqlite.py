@@ -129,12 +129,16 @@ def _statements(sql: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
 
 
-def migrate(db: sqlite3.Connection) -> list[str]:
-    """Apply the migrations not yet recorded; the names of those applied now."""
+def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] = MIGRATIONS) -> list[str]:
+    """Apply the migrations not yet recorded; the names of those applied now.
+
+    Another module that keeps its tables in the same file (``lmstream.rag``) passes its
+    own list, with names of its own, recorded in the same ``schema_migrations`` table.
+    """
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
     applied: list[str] = []
-    for name, sql in MIGRATIONS:
+    for name, sql in migrations:
         if name in done:
             continue
         with transaction(db):  # all of a migration or none of it (DDL included)

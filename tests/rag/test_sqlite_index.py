@@ -1,0 +1,149 @@
+"""The SQLite document index: collections, atomic puts, FTS5 kept in step, BM25 search."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmstream.rag.base import ChunkText, NewDocument
+from lmstream.rag.errors import Conflict
+from lmstream.rag.sqlite_index import SQLiteIndex, fts_query
+from lmstream.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[SQLiteIndex]:
+    idx = SQLiteIndex(tmp_path / "lmstream.db")
+    await idx.open()
+    yield idx
+    await idx.aclose()
+
+
+def doc(source: str | None, *texts: str, title: str = "Doc", content_hash: str | None = None) -> NewDocument:
+    chunks = [ChunkText(i, f"Part {i}", t) for i, t in enumerate(texts)]
+    return NewDocument(title, source, content_hash or f"h-{source}-{texts}", "text/plain", 10, chunks)
+
+
+def fts_ok(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO rag_chunks_fts (rag_chunks_fts, rank) VALUES ('integrity-check', 1)")
+    (fts_rows,) = db.execute("SELECT COUNT(*) FROM rag_chunks_fts").fetchone()
+    (chunk_rows,) = db.execute("SELECT COUNT(*) FROM rag_chunks").fetchone()
+    db.close()
+    assert fts_rows == chunk_rows
+
+
+async def test_shares_the_conversation_database_and_its_migrations_table(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "lmstream.db")
+    await store.open()
+    idx = SQLiteIndex(tmp_path / "lmstream.db")
+    await idx.open()
+    await idx.aclose()
+    await store.aclose()
+    db = sqlite3.connect(tmp_path / "lmstream.db")
+    names = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ["m001_initial", "rag_m001_documents"]
+    # Opening again applies nothing twice.
+    idx = SQLiteIndex(tmp_path / "lmstream.db")
+    await idx.open()
+    await idx.aclose()
+
+
+async def test_collections(index: SQLiteIndex) -> None:
+    created = await index.create_collection("docs", "Python docs")
+    assert created.id.startswith("col_") and created.description == "Python docs"
+    with pytest.raises(Conflict, match="'docs' already exists"):
+        await index.create_collection("docs")
+    await index.create_collection("alpha")
+    assert [c.name for c in await index.list_collections()] == ["alpha", "docs"]
+    assert await index.delete_collection("alpha") is True
+    assert await index.delete_collection("alpha") is False
+    assert await index.get_collection("alpha") is None
+
+
+async def test_put_is_created_unchanged_updated_or_duplicate(index: SQLiteIndex, tmp_path: Path) -> None:
+    col = await index.create_collection("docs")
+    first, status = await index.put_document(col.id, doc("a.txt", "alpha words", "beta words"))
+    assert status == "created" and first.chunk_count == 2
+    same, status = await index.put_document(col.id, doc("a.txt", "alpha words", "beta words"))
+    assert (same.id, status) == (first.id, "unchanged")
+    copy, status = await index.put_document(col.id, doc("b.txt", "x", content_hash=first.content_hash))
+    assert (copy.id, status) == (first.id, "duplicate")
+    changed, status = await index.put_document(col.id, doc("a.txt", "gamma words"))
+    assert (changed.id, status) == (first.id, "updated") and changed.created_at == first.created_at
+    assert [h.chunk.text for h in await index.lexical_search(col.id, "gamma", 5)] == ["gamma words"]
+    assert await index.lexical_search(col.id, "alpha", 5) == []  # the old chunks are gone
+    info = await index.get_collection("docs")
+    assert info is not None and (info.document_count, info.chunk_count) == (1, 1) and info.version == 2
+    fts_ok(tmp_path / "lmstream.db")
+
+
+async def test_a_failed_put_leaves_nothing_behind(index: SQLiteIndex, tmp_path: Path) -> None:
+    col = await index.create_collection("docs")
+    await index.put_document(col.id, doc("keep.txt", "kept text"))
+    broken = NewDocument("T", "bad.txt", "h", "text/plain", 1, [ChunkText(0, "", "ok"), ChunkText(1, "", None)])  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        await index.put_document(col.id, broken)
+    page = await index.list_documents(col.id, limit=10)
+    assert [d.source for d in page.data] == ["keep.txt"]
+    assert [h.chunk.text for h in await index.lexical_search(col.id, "ok", 5)] == []
+    fts_ok(tmp_path / "lmstream.db")
+
+
+async def test_deletes_cascade_to_chunks_fts_and_vectors(index: SQLiteIndex, tmp_path: Path) -> None:
+    col = await index.create_collection("docs")
+    vectors = np.eye(2, 4, dtype=np.float32)
+    d = NewDocument("T", "v.txt", "h1", "text/plain", 1, [ChunkText(0, "", "one"), ChunkText(1, "", "two")], vectors, "m")
+    stored, _ = await index.put_document(col.id, d)
+    ids, loaded = await index.load_vectors(col.id, "m")
+    assert len(ids) == 2 and np.array_equal(loaded, vectors)
+    assert [c.text for c in await index.get_chunks(list(ids[::-1]))] == ["two", "one"]
+    assert await index.delete_document(col.id, stored.id) is True
+    assert len((await index.load_vectors(col.id, "m"))[0]) == 0
+    await index.put_document(col.id, doc("w.txt", "three"))
+    assert await index.delete_collection("docs")
+    db = sqlite3.connect(tmp_path / "lmstream.db")
+    assert db.execute("SELECT COUNT(*) FROM rag_documents").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM rag_vectors").fetchone() == (0,)
+    db.close()
+    fts_ok(tmp_path / "lmstream.db")
+
+
+async def test_search_is_scoped_to_the_collection_and_ranked(index: SQLiteIndex) -> None:
+    a = await index.create_collection("a")
+    b = await index.create_collection("b")
+    await index.put_document(a.id, doc("1", "sockets and networking", "unrelated"))
+    await index.put_document(a.id, doc("2", "networking networking networking with sockets and more sockets"))
+    await index.put_document(b.id, doc("3", "sockets only in b"))
+    hits = await index.lexical_search(a.id, "How do sockets work for networking?", 5)
+    assert [h.chunk.source for h in hits] == ["2", "1"]
+    assert hits[0].score > hits[1].score > 0
+    assert hits[0].chunk.heading == "Part 0" and hits[0].chunk.title == "Doc"
+
+
+async def test_titles_rank_above_text(index: SQLiteIndex) -> None:
+    col = await index.create_collection("c")
+    await index.put_document(col.id, doc("t", "a body about something else", title="Decimal arithmetic"))
+    await index.put_document(col.id, doc("u", "a body that mentions decimal once", title="Other"))
+    hits = await index.lexical_search(col.id, "decimal", 5)
+    assert [h.chunk.source for h in hits] == ["t", "u"]
+
+
+def test_queries_never_expose_fts_syntax() -> None:
+    assert fts_query('what does "NEAR(a b)" OR * mean?') == '"near" OR "b" OR "mean"'
+    assert fts_query("the of a") == '"the" OR "of" OR "a"'  # only stop words: keep them
+    assert fts_query("?!") is None
+
+
+async def test_pages_of_documents(index: SQLiteIndex) -> None:
+    col = await index.create_collection("c")
+    for i in range(5):
+        await index.put_document(col.id, doc(f"{i}.txt", f"text {i}"))
+    first = await index.list_documents(col.id, limit=3)
+    rest = await index.list_documents(col.id, limit=3, cursor=first.next_cursor)
+    assert first.next_cursor and rest.next_cursor is None
+    assert [d.source for d in first.data + rest.data] == [f"{i}.txt" for i in reversed(range(5))]
