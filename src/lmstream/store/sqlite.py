@@ -129,7 +129,7 @@ def _statements(sql: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
 
 
-def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] = MIGRATIONS) -> list[str]:
+def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] | None = None) -> list[str]:
     """Apply the migrations not yet recorded; the names of those applied now.
 
     Another module that keeps its tables in the same file (``lmstream.rag``) passes its
@@ -138,7 +138,7 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] = MIGR
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
     applied: list[str] = []
-    for name, sql in migrations:
+    for name, sql in MIGRATIONS if migrations is None else migrations:
         if name in done:
             continue
         with transaction(db):  # all of a migration or none of it (DDL included)
