@@ -38,9 +38,11 @@ from pydantic_settings import (
 __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_MODEL_NAME",
+    "EmbeddingModelConfig",
     "FastPathRule",
     "ModelConfig",
     "ProfileConfig",
+    "RagConfig",
     "Settings",
     "load_settings",
 ]
@@ -81,6 +83,40 @@ class ProfileConfig(BaseModel):
     top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1)
     stop: list[str] = Field(default_factory=list)
+
+
+class EmbeddingModelConfig(BaseModel):
+    """A model that turns text into vectors (``lmstream.rag.embedders``): served at
+    ``/v1/embeddings`` and ``/api/embed``, and usable for dense retrieval.
+
+    ``kind``: ``minilm`` (all-MiniLM-L6-v2 int8 on onnxruntime, shipped in a package:
+    the ``embeddings`` extra), ``llama_cpp`` (a GGUF run with embeddings on; ``path``
+    empty = the packaged chat model), ``openai`` / ``ollama`` (an upstream's embeddings
+    endpoint at ``url``, as model ``upstream_model``).
+    """
+
+    name: str
+    kind: str = "minilm"
+    path: str | None = None
+    url: str | None = None
+    upstream_model: str | None = None
+    api_key: str | None = None
+    # query_prefix / document_prefix (e5-style models), threads, batch size, ...
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RagConfig(BaseModel):
+    """Documents and retrieval (``lmstream.rag``)."""
+
+    enabled: bool = True
+    # The embedding model (a name from ``embedding_models``) that indexes new documents
+    # and embeds queries; None = lexical search only (always available).
+    embedder: str | None = None
+    chunk_size: int = Field(1000, ge=200, le=20_000)
+    chunk_overlap: int = Field(150, ge=0)
+    chunk_min_size: int = Field(300, ge=0)
+    max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    search_k: int = Field(5, ge=1, le=100)
 
 
 class FastPathRule(BaseModel):
@@ -153,6 +189,10 @@ class Settings(BaseSettings):
     profiles: list[ProfileConfig] = Field(default_factory=list)
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
+
+    # Documents, retrieval and embeddings (lmstream.rag).
+    rag: RagConfig = Field(default_factory=RagConfig)
+    embedding_models: list[EmbeddingModelConfig] = Field(default_factory=list)
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")

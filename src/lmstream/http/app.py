@@ -31,6 +31,8 @@ from lmstream.http import anthropic, conversations, native, ollama, openai, web
 from lmstream.http.endpoint import ErrorBody, error_response
 from lmstream.http.state import AppState
 from lmstream.hub import StreamHub
+from lmstream.rag.extension import ROUTES as RAG_ROUTES
+from lmstream.rag.extension import rag_extension
 from lmstream.router import Router
 from lmstream.settings import Settings
 
@@ -55,7 +57,7 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [metrics.metrics_extension, conversations_extension]
+    return [metrics.metrics_extension, conversations_extension, rag_extension]
 
 
 def create_app(
@@ -109,7 +111,7 @@ def create_app(
         return error_response(error, _error_shape(request.url.path))
 
     routes: list[BaseRoute] = [
-        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *extra_routes,
+        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *RAG_ROUTES, *extra_routes,
         *web.routes,  # the web chat last, so API routes always win
     ]
     return Starlette(
