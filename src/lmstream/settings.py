@@ -83,6 +83,11 @@ class ProfileConfig(BaseModel):
     top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1)
     stop: list[str] = Field(default_factory=list)
+    # Retrieval (lmstream.rag.routing): answer from this collection's documents; for
+    # "questions" only (greetings take the fast path, other messages are plain chat),
+    # "always" or "never".
+    collection: str | None = None
+    retrieval: Literal["questions", "always", "never"] = "questions"
 
 
 class EmbeddingModelConfig(BaseModel):
