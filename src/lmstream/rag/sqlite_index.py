@@ -5,9 +5,12 @@ Tables (migrations ``rag_m001_…`` in the store's ``schema_migrations``)::
     rag_collections (id, name UNIQUE, description, version, ...)
     rag_documents   (id, collection_id → collections ON DELETE CASCADE, title, source,
                      content_hash, media_type, size, chunk_count, ...; UNIQUE (collection, source))
-    rag_chunks      (id INTEGER, document_id → documents ON DELETE CASCADE, seq, title, heading, text)
-    rag_chunks_fts  FTS5 over rag_chunks (title, heading, text), external content, kept in
-                    step by triggers (cascaded deletes fire them too); porter stemming
+    rag_chunks      (id INTEGER, document_id → documents ON DELETE CASCADE, collection_id,
+                     seq, title, heading, text)
+    rag_chunks_fts  FTS5 over rag_chunks (title, heading, text, collection_id), external
+                    content, kept in step by triggers (cascaded deletes fire them too);
+                    porter stemming. A search matches the collection's id AND the words,
+                    so the index itself scopes it to one collection
     rag_vectors     (chunk_id → chunks ON DELETE CASCADE, model, vector float32 BLOB)
 
 Threads: one writer connection on its own thread (every write is one ``BEGIN
@@ -15,7 +18,7 @@ IMMEDIATE`` transaction: a document's row, chunks, full-text entries and vectors
 appear together or not at all), and one reader connection on another, so searches do
 not queue behind a long ingestion (WAL: readers see the last committed state).
 
-Ranking: ``bm25(rag_chunks_fts, 4, 2, 1)`` — a match in the title weighs more than one
+Ranking: ``bm25(rag_chunks_fts, 4, 2, 1, 0)`` — a match in the title weighs more than one
 in the heading path, which weighs more than one in the text. A query becomes an OR of
 its words without English stop words, so a question finds passages holding some of its
 words, best first (FTS5's own syntax is never exposed to users).
@@ -49,7 +52,7 @@ from lmstream.rag.errors import Conflict
 from lmstream.store.base import decode_cursor, encode_cursor, new_id, now
 from lmstream.store.sqlite import migrate, transaction
 
-__all__ = ["MIGRATIONS", "STOP_WORDS", "SQLiteIndex", "fts_query"]
+__all__ = ["MIGRATIONS", "STOP_WORDS", "SQLiteIndex", "collection_match", "fts_query"]
 
 T = TypeVar("T")
 
@@ -83,6 +86,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE rag_chunks (
             id INTEGER PRIMARY KEY,
             document_id TEXT NOT NULL REFERENCES rag_documents (id) ON DELETE CASCADE,
+            collection_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
             title TEXT NOT NULL,
             heading TEXT NOT NULL,
@@ -90,17 +94,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             UNIQUE (document_id, seq)
         );
         CREATE VIRTUAL TABLE rag_chunks_fts USING fts5(
-            title, heading, text,
+            title, heading, text, collection_id,
             content='rag_chunks', content_rowid='id',
             tokenize='porter unicode61 remove_diacritics 2'
         );
         CREATE TRIGGER rag_chunks_ai AFTER INSERT ON rag_chunks BEGIN
-            INSERT INTO rag_chunks_fts (rowid, title, heading, text)
-            VALUES (new.id, new.title, new.heading, new.text);
+            INSERT INTO rag_chunks_fts (rowid, title, heading, text, collection_id)
+            VALUES (new.id, new.title, new.heading, new.text, new.collection_id);
         END;
         CREATE TRIGGER rag_chunks_ad AFTER DELETE ON rag_chunks BEGIN
-            INSERT INTO rag_chunks_fts (rag_chunks_fts, rowid, title, heading, text)
-            VALUES ('delete', old.id, old.title, old.heading, old.text);
+            INSERT INTO rag_chunks_fts (rag_chunks_fts, rowid, title, heading, text, collection_id)
+            VALUES ('delete', old.id, old.title, old.heading, old.text, old.collection_id);
         END;
         CREATE TABLE rag_vectors (
             chunk_id INTEGER PRIMARY KEY REFERENCES rag_chunks (id) ON DELETE CASCADE,
@@ -144,6 +148,13 @@ def fts_query(text: str) -> str | None:
     if not kept:
         return None
     return " OR ".join(f'"{w}"' for w in kept[:_MAX_TERMS])
+
+
+def collection_match(collection_id: str, query: str) -> str:
+    """``query`` within one collection: the words in the text columns AND the collection's id."""
+    quoted = collection_id.replace('"', '""')
+    return f'collection_id : "{quoted}" AND {{title heading text}} : ({query})'
+
 
 
 def _collection(row: sqlite3.Row) -> CollectionInfo:
@@ -322,8 +333,9 @@ class SQLiteIndex:
                 )
             for i, chunk in enumerate(doc.chunks):
                 cursor = db.execute(
-                    "INSERT INTO rag_chunks (document_id, seq, title, heading, text) VALUES (?, ?, ?, ?, ?)",
-                    (document_id, chunk.seq, doc.title, chunk.heading, chunk.text),
+                    "INSERT INTO rag_chunks (document_id, collection_id, seq, title, heading, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (document_id, collection_id, chunk.seq, doc.title, chunk.heading, chunk.text),
                 )
                 if doc.vectors is not None:
                     vector = np.ascontiguousarray(doc.vectors[i], dtype="<f4")
@@ -380,13 +392,15 @@ class SQLiteIndex:
         match = fts_query(query)
         if match is None:
             return []
+        # Rank inside the full-text index alone, then join the k winners: joining every
+        # match before sorting made a query 2.8x slower at 14k chunks.
         rows = self._r().execute(
-            "SELECT c.id AS chunk_id, c.document_id, c.seq, c.title, d.source, c.heading, c.text, "
-            "bm25(rag_chunks_fts, 4.0, 2.0, 1.0) AS rank "
-            "FROM rag_chunks_fts JOIN rag_chunks c ON c.id = rag_chunks_fts.rowid "
-            "JOIN rag_documents d ON d.id = c.document_id "
-            "WHERE rag_chunks_fts MATCH ? AND d.collection_id = ? ORDER BY rank LIMIT ?",
-            (match, collection_id, k),
+            "SELECT c.id AS chunk_id, c.document_id, c.seq, c.title, d.source, c.heading, c.text, f.rank "
+            "FROM (SELECT rowid, bm25(rag_chunks_fts, 4.0, 2.0, 1.0, 0.0) AS rank FROM rag_chunks_fts "
+            "      WHERE rag_chunks_fts MATCH ? ORDER BY rank LIMIT ?) AS f "
+            "JOIN rag_chunks c ON c.id = f.rowid JOIN rag_documents d ON d.id = c.document_id "
+            "ORDER BY f.rank",
+            (collection_match(collection_id, match), k),
         )
         return [Hit(_chunk(row), -float(row["rank"])) for row in rows]
 
