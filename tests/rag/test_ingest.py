@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lmstream.rag.base import EmbedKind, Vectors
+from lmstream.rag.base import DocumentIndex, EmbedKind, Vectors
 from lmstream.rag.errors import DocumentTooLarge, InvalidDocument
 from lmstream.rag.ingest import Ingestor, find_files
-from lmstream.rag.sqlite_index import SQLiteIndex
 from tests.rag.corpus import PDF_MIME, PDF_TASN1, html, markdown, need, rst
-
-
-@pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[SQLiteIndex]:
-    idx = SQLiteIndex(tmp_path / "lmstream.db")
-    await idx.open()
-    yield idx
-    await idx.aclose()
 
 
 def corpus(tmp_path: Path) -> Path:
@@ -56,7 +46,7 @@ async def add_all(ingestor: Ingestor, collection_name: str, files: list[Path]) -
     return report
 
 
-async def test_a_directory_of_every_kind_then_nothing_twice(index: SQLiteIndex, tmp_path: Path) -> None:
+async def test_a_directory_of_every_kind_then_nothing_twice(index: DocumentIndex, tmp_path: Path) -> None:
     root = corpus(tmp_path)
     files = find_files([root])
     assert [f.name for f in files][:2] == ["mime.pdf", "tasn1.pdf"]  # a directory's own files, then its subdirectories, sorted
@@ -72,7 +62,7 @@ async def test_a_directory_of_every_kind_then_nothing_twice(index: SQLiteIndex, 
     assert kinds == {"text/html", "text/plain", "text/markdown", "application/pdf"}
     again = await add_all(ingestor, "docs", files)
     assert set(again.values()) == {"unchanged"}
-    # Every kind is searchable.
+    # Every kind is searchable (in the top 3: SQLite's BM25 and PostgreSQL's ts_rank_cd differ).
     for query, source in [
         ("JSONDecodeError", "json.html"),
         ("heap queue algorithm priority queue", "heapq.rst.txt"),
@@ -81,11 +71,11 @@ async def test_a_directory_of_every_kind_then_nothing_twice(index: SQLiteIndex, 
         ("asn1_der_decoding", "tasn1.pdf"),
     ]:
         hits = await index.lexical_search(collection.id, query, 3)
-        assert hits and hits[0].chunk.source is not None and hits[0].chunk.source.endswith(source), query
+        assert any((h.chunk.source or "").endswith(source) for h in hits), (query, [h.chunk.source for h in hits])
     ingestor.close()
 
 
-async def test_duplicates_updates_and_deletes(index: SQLiteIndex, tmp_path: Path) -> None:
+async def test_duplicates_updates_and_deletes(index: DocumentIndex, tmp_path: Path) -> None:
     collection = await index.create_collection("docs")
     ingestor = Ingestor(index)
     page = html("library/bisect.html").read_bytes()
@@ -105,7 +95,7 @@ async def test_duplicates_updates_and_deletes(index: SQLiteIndex, tmp_path: Path
     ingestor.close()
 
 
-async def test_bad_files_are_reported_and_the_rest_is_kept(index: SQLiteIndex, tmp_path: Path) -> None:
+async def test_bad_files_are_reported_and_the_rest_is_kept(index: DocumentIndex, tmp_path: Path) -> None:
     root = tmp_path / "mixed"
     root.mkdir()
     shutil.copy(html("library/heapq.html"), root / "a-good.html")
@@ -126,7 +116,7 @@ async def test_bad_files_are_reported_and_the_rest_is_kept(index: SQLiteIndex, t
     ingestor.close()
 
 
-async def test_a_huge_file_is_refused_before_parsing(index: SQLiteIndex) -> None:
+async def test_a_huge_file_is_refused_before_parsing(index: DocumentIndex) -> None:
     collection = await index.create_collection("docs")
     ingestor = Ingestor(index, max_bytes=100_000)
     with pytest.raises(DocumentTooLarge, match=r"big\.txt: 200 KB is over the 100 KB limit") as caught:
@@ -163,7 +153,7 @@ class CountingEmbedder:
         return None
 
 
-async def test_an_embedder_failure_leaves_nothing_half_indexed(index: SQLiteIndex) -> None:
+async def test_an_embedder_failure_leaves_nothing_half_indexed(index: DocumentIndex) -> None:
     collection = await index.create_collection("docs")
     ingestor = Ingestor(index, FailingEmbedder())
     with pytest.raises(ConnectionError):
@@ -173,7 +163,7 @@ async def test_an_embedder_failure_leaves_nothing_half_indexed(index: SQLiteInde
 
 
 async def test_vectors_are_stored_with_the_chunks_and_unchanged_files_are_not_embedded_again(
-    index: SQLiteIndex,
+    index: DocumentIndex,
 ) -> None:
     collection = await index.create_collection("docs")
     embedder = CountingEmbedder()
@@ -188,7 +178,7 @@ async def test_vectors_are_stored_with_the_chunks_and_unchanged_files_are_not_em
     ingestor.close()
 
 
-async def test_json_text_documents(index: SQLiteIndex) -> None:
+async def test_json_text_documents(index: DocumentIndex) -> None:
     collection = await index.create_collection("notes")
     ingestor = Ingestor(index)
     first = await ingestor.add_text(collection, title="Kettle", text="Descale the kettle monthly.\n\nUse vinegar.")
