@@ -150,9 +150,13 @@ async def test_the_packaged_minilm_model_ranks_by_meaning() -> None:
             "A cat sleeps in the sun on the windowsill.",
         ])
         query = await embedder.embed(["How do I turn a dict into a JSON string?"], "query")
+        many = [f"text number {i} " + "word " * (i * 7 % 60) for i in range(20)]  # batched by length
+        together = await embedder.embed(many)
+        alone = np.concatenate([await embedder.embed([t]) for t in many])
     finally:
         await embedder.aclose()
     assert docs.shape == (3, 384) and np.allclose(np.linalg.norm(docs, axis=1), 1, atol=1e-5)
+    assert np.allclose(together, alone, atol=1e-4)  # batches of sorted lengths, given back in order
     scores = docs @ query[0]
     assert int(np.argmax(scores)) == 0 and scores[0] > scores[2] + 0.2
 
