@@ -116,7 +116,9 @@ class DenseRetriever:
         if len(vectors) == 0:
             return []
         (vector,) = await self.embedder.embed([query], "query")
-        ranked = vectors.search(vector, k)
+        # Off the event loop: 100k vectors take tens of milliseconds, and numpy's matrix
+        # product releases the GIL, so streams keep flowing meanwhile.
+        ranked = await asyncio.to_thread(vectors.search, vector, k)
         chunks = await self.index.get_chunks([chunk_id for chunk_id, _ in ranked])
         scores = dict(ranked)
         return [Hit(chunk, scores[chunk.chunk_id]) for chunk in chunks]
