@@ -1,9 +1,9 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel (default: all, in that order). Each prints
-its tables and writes ``bench/results/<scenario>.json`` (``bench/results/quick/`` with
-``--quick``, so a smoke test never replaces the real figures); server logs and configs
-go to ``bench/results/logs/``.
+Scenarios: overhead, many, embedded, cancel, store_drivers, store_flushes (default: all,
+in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
+(``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
+figures); server logs and configs go to ``bench/results/logs/``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ SCENARIOS = {
     "many": "bench.scenarios.many_clients",
     "embedded": "bench.scenarios.embedded",
     "cancel": "bench.scenarios.cancellation",
+    "store_drivers": "bench.scenarios.store_drivers",
+    "store_flushes": "bench.scenarios.store_flushes",
 }
 
 

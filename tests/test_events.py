@@ -1,13 +1,29 @@
 from __future__ import annotations
 
+from typing import get_args
+
+import pytest
+
+from lmstream.codec import from_json, to_json
 from lmstream.events import (
+    CancelReason,
     Completion,
+    Custom,
     Done,
     Error,
+    Event,
+    Progress,
     Queued,
+    Source,
+    Sources,
     Started,
     TextDelta,
     Timings,
+    ToolCall,
+    ToolCallDelta,
+    ToolChunk,
+    ToolProgress,
+    ToolResult,
     Usage,
     accumulate,
 )
@@ -39,3 +55,50 @@ def test_accumulate_keeps_partial_text_on_error() -> None:
     assert snapshot.text == "par"
     assert snapshot.finish_reason == "error"
     assert snapshot.error == Error("boom", "upstream_error")
+
+
+def test_accumulate_folds_indexed_blocks_in_order() -> None:
+    snapshot = Completion()
+    for event in [
+        TextDelta("Let me "), TextDelta("check."),
+        ToolCallDelta(1, '{"expr', id="call_1", name="calc"), ToolCallDelta(1, 'ession": "2+2"}'),
+        ToolCallDelta(2, "{}", id="call_2", name="clock"),
+        TextDelta("Done", index=3),
+        Done("tool_calls"),
+    ]:
+        accumulate(event, snapshot)
+    assert [block.kind for block in snapshot.blocks] == ["text", "tool_call", "tool_call", "text"]
+    assert snapshot.text == "Let me check.Done"
+    assert snapshot.tool_calls == [
+        ToolCall("call_1", "calc", '{"expression": "2+2"}'), ToolCall("call_2", "clock", "{}"),
+    ]
+    assert snapshot.finish_reason == "tool_calls"
+
+
+EVERY_EVENT: list[Event] = [
+    Started("gen_1", "m", 123, "conv_1"),
+    Queued(2),
+    TextDelta("héllo", index=2),
+    ToolCallDelta(1, '{"a":', id="c1", name="f"),
+    ToolProgress("c1", "running", 50.0, "half"),
+    ToolChunk("c1", "A sentence."),
+    ToolResult("c1", "f", "4", 12.5, error=None),
+    Usage(3, 2),
+    Done("cancelled", None, Usage(3, 2), Timings(1.0, 2.0, None), CancelReason.USER_STOP),
+    Error("boom", "upstream_error"),
+    Progress("prompt", 10.0, "1/10"),
+    Sources((Source(1, "Doc", "docs/a.md", "snip", 0.5, "doc_1", 3),)),
+    Custom("countdown", {"left": 3, "nested": {"x": [1, 2]}}),
+]
+
+
+def test_every_event_survives_the_codec() -> None:
+    assert {type(e) for e in EVERY_EVENT} == set(get_args(Event))  # the list covers the union
+    for event in EVERY_EVENT:
+        assert from_json(to_json(event)) == event
+
+
+def test_the_codec_refuses_what_is_not_an_event() -> None:
+    for bad in (b"[]", b'{"kind": "nope"}', b'"text"'):
+        with pytest.raises(ValueError):
+            from_json(bad)

@@ -7,6 +7,7 @@
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
      ├── Overloaded               503 overloaded (with Retry-After)
+     ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      └── UpstreamError            502 upstream_error
           └── UpstreamTimeout     504 upstream_timeout
 
@@ -24,6 +25,7 @@ __all__ = [
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "StoreUnavailable",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
@@ -73,6 +75,14 @@ class Overloaded(LmstreamError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(LmstreamError):
+    """The conversation store cannot reach its database; the message says which one
+    (host, port, name — never a password) and why."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
 class UpstreamError(LmstreamError):
     status_code = 502
     code = "upstream_error"
@@ -97,6 +107,7 @@ ERROR_CODES: dict[str, int] = {
         NotFound,
         ModelNotFound,
         Overloaded,
+        StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
     )

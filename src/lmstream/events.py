@@ -1,40 +1,80 @@
 """The one internal event vocabulary.
 
-Backends yield these; the stream hub numbers them; dialects translate them to the
+Backends and steps emit these; the hub numbers them; dialects translate them to the
 wire. Nothing here does I/O. ``accumulate`` folds a stream of events into the final
 :class:`Completion` (the non-streaming answer), in the manner of the Anthropic SDK's
 ``accumulate_event``: a pure function, testable without a server.
 
 Order of a generation, as the hub records it::
 
-    Started  Queued*  (TextDelta | Progress | Sources)*  Usage?  Done | Error
+    Started  Queued*  ( Progress | Sources | TextDelta | ToolCallDelta
+                      | ToolProgress | ToolChunk | ToolResult | Custom )*  Done | Error
 
-``Done`` is always last on success; ``Error`` is last on failure. A cancelled
-generation ends with ``Done(finish_reason="cancelled")``.
+Content is *indexed*: every ``TextDelta`` and ``ToolCallDelta`` belongs to the content
+block ``index`` (0, 1, ... in the order blocks start; a block's deltas are contiguous),
+the way Anthropic's ``content[index]`` and OpenAI's ``tool_calls[index]`` are. A backend
+numbers the blocks of one model round from 0; the hub offsets them so the rounds of one
+generation (text, a tool call, more text after the tool ran) never collide.
+
+``ToolCallDelta`` is the *model* asking for a tool (a client's tool, or a server-side
+one); ``ToolProgress`` / ``ToolChunk`` / ``ToolResult`` report a *server-side* tool run,
+a step between model rounds. ``Custom`` is an extension's own event: the native dialect
+sends it by name, client dialects have no place for it.
+
+``Usage`` may come more than once (a backend can report the prompt's tokens as soon as
+the prompt is read, then the totals); the hub keeps the largest values. ``Done`` is
+always last on success; ``Error`` is last on failure. A cancelled generation ends with
+``Done(finish_reason="cancelled", cancel_reason=...)``.
+
+``lmstream.codec`` turns events into JSON and back, for logs kept outside the process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, TypeAlias
 
 __all__ = [
+    "CancelReason",
     "Completion",
+    "Custom",
     "Done",
     "Error",
     "Event",
     "FinishReason",
     "Progress",
     "Queued",
+    "Source",
     "Sources",
     "Started",
+    "TextBlock",
     "TextDelta",
     "Timings",
+    "ToolCall",
+    "ToolCallBlock",
+    "ToolCallDelta",
+    "ToolChunk",
+    "ToolProgress",
+    "ToolResult",
     "Usage",
     "accumulate",
 ]
 
-FinishReason: TypeAlias = Literal["stop", "length", "stop_sequence", "cancelled", "error"]
+FinishReason: TypeAlias = Literal["stop", "length", "stop_sequence", "tool_calls", "cancelled", "error"]
+
+
+class CancelReason(StrEnum):
+    """Why a generation was cancelled (``Done.cancel_reason``)."""
+
+    USER_STOP = "user_stop"  # DELETE /v1/streams/{id}, the web page's Stop
+    CLIENT_GONE = "client_gone"  # a grace-0 client (OpenAI, Anthropic, Ollama) disconnected
+    GRACE_EXPIRED = "grace_expired"  # the last consumer left and nobody resumed in time
+    ORPHANED = "orphaned"  # nobody ever attached to the stream
+    SHUTDOWN = "shutdown"  # the server is stopping
+    INSTANCE_LOST = "instance_lost"  # the instance that ran it died
+    TIMEOUT = "timeout"  # a step ran past its time limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +98,59 @@ class Queued:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of the answer, always whole UTF-8 characters."""
+    """A piece of the answer's text block ``index``, always whole UTF-8 characters."""
 
     text: str
+    index: int = 0
     kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call the model makes, content block ``index``.
+
+    The first delta of a block carries the call's ``id`` and ``name``; every delta
+    carries a fragment of the ``arguments`` JSON text (possibly empty), which only
+    parses once the block is whole.
+    """
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+    kind: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolProgress:
+    """A server-side tool run's progress."""
+
+    call_id: str
+    stage: str
+    percentage: float | None = None
+    message: str | None = None
+    kind: Literal["tool_progress"] = "tool_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChunk:
+    """Partial output of a server-side tool run, cut at a sentence or paragraph."""
+
+    call_id: str
+    text: str
+    kind: Literal["tool_chunk"] = "tool_chunk"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A server-side tool run ended: its ``result`` text, or ``error``."""
+
+    call_id: str
+    name: str
+    result: str
+    execution_ms: float
+    error: str | None = None
+    kind: Literal["tool_result"] = "tool_result"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +187,7 @@ class Done:
     stop_sequence: str | None = None
     usage: Usage | None = None
     timings: Timings | None = None
+    cancel_reason: CancelReason | None = None
     kind: Literal["done"] = "done"
 
 
@@ -112,7 +202,7 @@ class Error:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Progress of a long-running step (a tool, retrieval)."""
+    """Progress of a long-running step (prompt evaluation, retrieval)."""
 
     stage: str
     percentage: float | None = None
@@ -121,14 +211,86 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
-class Sources:
-    """Retrieved context that was put into the prompt."""
+class Source:
+    """One numbered piece of retrieved context that went into the prompt (cited ``[n]``)."""
 
-    items: tuple[dict[str, Any], ...]
+    number: int
+    title: str
+    source: str | None
+    snippet: str
+    score: float
+    document_id: str | None = None
+    chunk: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Retrieved context, sent before the answer that uses it."""
+
+    items: tuple[Source, ...]
     kind: Literal["sources"] = "sources"
 
 
-Event: TypeAlias = Started | Queued | TextDelta | Usage | Done | Error | Progress | Sources
+@dataclass(frozen=True, slots=True)
+class Custom:
+    """An extension's own event, ``name`` plus JSON-able ``data``."""
+
+    name: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    kind: Literal["custom"] = "custom"
+
+
+Event: TypeAlias = (
+    Started
+    | Queued
+    | TextDelta
+    | ToolCallDelta
+    | ToolProgress
+    | ToolChunk
+    | ToolResult
+    | Usage
+    | Done
+    | Error
+    | Progress
+    | Sources
+    | Custom
+)
+
+
+# The fold ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A whole tool call: ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class TextBlock:
+    index: int
+    parts: list[str] = field(default_factory=list)
+    kind: Literal["text"] = "text"
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+@dataclass(slots=True)
+class ToolCallBlock:
+    index: int
+    id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)
+    kind: Literal["tool_call"] = "tool_call"
+
+    @property
+    def call(self) -> ToolCall:
+        return ToolCall(self.id, self.name, "".join(self.parts))
 
 
 @dataclass(slots=True)
@@ -137,38 +299,64 @@ class Completion:
 
     finish_reason: FinishReason | None = None
     stop_sequence: str | None = None
+    cancel_reason: CancelReason | None = None
     usage: Usage | None = None
     timings: Timings | None = None
     error: Error | None = None
     model: str | None = None
     generation_id: str | None = None
     created: int | None = None
-    parts: list[str] = field(default_factory=list)
+    sources: tuple[Source, ...] = ()
+    blocks: list[TextBlock | ToolCallBlock] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return "".join(part for block in self.blocks if isinstance(block, TextBlock) for part in block.parts)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [block.call for block in self.blocks if isinstance(block, ToolCallBlock)]
 
 
 def accumulate(event: Event, snapshot: Completion) -> Completion:
     """Fold one event into the snapshot (mutated and returned)."""
     match event:
+        case TextDelta():
+            last = snapshot.blocks[-1] if snapshot.blocks else None
+            if isinstance(last, TextBlock) and last.index == event.index:
+                last.parts.append(event.text)
+            else:
+                snapshot.blocks.append(TextBlock(event.index, [event.text]))
+        case ToolCallDelta():
+            last = snapshot.blocks[-1] if snapshot.blocks else None
+            if not (isinstance(last, ToolCallBlock) and last.index == event.index):
+                last = ToolCallBlock(event.index)
+                snapshot.blocks.append(last)
+            if event.id:
+                last.id = event.id
+            if event.name:
+                last.name = event.name
+            last.parts.append(event.arguments)
         case Started():
             snapshot.generation_id = event.generation_id
             snapshot.model = event.model
             snapshot.created = event.created
-        case TextDelta():
-            snapshot.parts.append(event.text)
         case Usage():
             snapshot.usage = event
         case Done():
             snapshot.finish_reason = event.finish_reason
             snapshot.stop_sequence = event.stop_sequence
+            snapshot.cancel_reason = event.cancel_reason
             snapshot.usage = event.usage or snapshot.usage
             snapshot.timings = event.timings
         case Error():
             snapshot.error = event
             snapshot.finish_reason = "error"
-        case Queued() | Progress() | Sources():
+        case Sources():
+            snapshot.sources = snapshot.sources + event.items
+        case ToolResult():
+            snapshot.tool_results.append(event)
+        case Queued() | Progress() | ToolProgress() | ToolChunk() | Custom():
             pass
     return snapshot

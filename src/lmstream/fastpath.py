@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
-from typing import Any
 
-from lmstream.backends.base import BackendContext, EventStream, ModelInfo
+from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
 from lmstream.backends.registry import get_backend_factory, register_backend
 from lmstream.backends.scripted import split_tokens
 from lmstream.errors import BadRequest
@@ -63,8 +62,11 @@ class FastPathBackend:
     def count_tokens(self, text: str) -> int:
         return len(split_tokens(text))
 
-    def stats(self) -> dict[str, Any]:
-        return {"loaded": True, "active": 0, "queue": 0, "answered": self.answered}
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        return self.count_tokens(last_user_text(request) or "")
+
+    def stats(self) -> BackendStats:
+        return BackendStats(extra={"answered": self.answered})
 
     async def open(self, request: ChatRequest) -> EventStream:
         text = last_user_text(request)
@@ -72,7 +74,7 @@ class FastPathBackend:
         if answer is None:
             raise BadRequest("no fast-path rule matches the last user message", param="messages")
         self.answered += 1
-        return self._answer(answer, self.count_tokens(text or ""))
+        return self._answer(answer, self.count_prompt_tokens(request))
 
     async def _answer(self, answer: str, prompt_tokens: int) -> AsyncGenerator[Event, None]:
         pieces = split_tokens(answer)

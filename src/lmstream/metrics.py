@@ -1,4 +1,4 @@
-"""Prometheus metrics (``GET /metrics``), fed by a hub observer.
+"""Prometheus metrics (``GET /metrics``), an extension fed by a hub observer.
 
 Per generation, never per token: the observer counts tokens from ``Done.usage`` and
 reads timings from ``Done.timings``, so the streaming hot path pays nothing. Each app
@@ -7,7 +7,7 @@ has its own ``CollectorRegistry`` (no module globals), so tests can build many a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,15 +19,15 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from lmstream.dialects import native
 from lmstream.events import Done, Error, Event, Started
 from lmstream.http.endpoint import endpoint
-from lmstream.http.state import AppState, app_state
-from lmstream.hub import Generation
+from lmstream.http.state import AppState
+from lmstream.hub import RunningStream
 
-__all__ = ["Metrics", "metrics_extension", "routes"]
+__all__ = ["Metrics", "MetricsExtension"]
 
 
 class Metrics:
@@ -55,9 +55,9 @@ class Metrics:
         active = Gauge("lmstream_active_streams", "Generations running now", registry=self.registry)
         active.set_function(lambda: state.hub.active)
         queued = Gauge("lmstream_queue_length", "Requests waiting for a model", registry=self.registry)
-        queued.set_function(lambda: sum(int(b.stats().get("queue", 0)) for b in state.backends.values()))
+        queued.set_function(lambda: sum(b.stats().queue for b in state.backends.values()))
 
-    def on_event(self, generation: Generation, seq: int, event: Event) -> None:
+    def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         model = generation.model
         if isinstance(event, Started):
             self.generations.labels(model).inc()
@@ -75,17 +75,26 @@ class Metrics:
             self.finished.labels(model, "error").inc()
 
 
-async def metrics_extension(state: AppState) -> Callable[[], Awaitable[None]] | None:
-    metrics = Metrics(state)
-    state.extensions["metrics"] = metrics
-    state.hub.observers.append(metrics)
-    return None
+class MetricsExtension:
+    """``/metrics`` and the observer that feeds it."""
 
+    name = "metrics"
 
-@endpoint(native.error_body)
-async def metrics_endpoint(request: Request) -> Response:
-    metrics: Metrics = app_state(request).extensions["metrics"]
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    def __init__(self) -> None:
+        self.metrics: Metrics | None = None
 
+    def routes(self) -> Sequence[BaseRoute]:
+        @endpoint(native.error_body)
+        async def metrics_endpoint(request: Request) -> Response:
+            if self.metrics is None:
+                return Response(status_code=503)
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
+        return [Route("/metrics", metrics_endpoint, methods=["GET"])]
+
+    async def start(self, app: AppState) -> None:
+        self.metrics = Metrics(app)
+        app.hub.observers.append(self.metrics)
+
+    async def aclose(self) -> None:
+        return None

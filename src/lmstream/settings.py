@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     store: Literal["sqlite", "none"] = Field(
         "sqlite", description="Where native conversations are kept: sqlite (data_dir/lmstream.db) or none."
     )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:port/dbname: keep conversations in PostgreSQL "
+        "(shared by every instance that names it) instead of SQLite. Secret: never printed.",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections each instance keeps to PostgreSQL.")
     conversation_titles: bool = True
     profiles: list[ProfileConfig] = Field(default_factory=list)
     default_profile: str | None = None
@@ -202,6 +208,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")
     log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

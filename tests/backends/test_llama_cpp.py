@@ -18,8 +18,8 @@ pytest.importorskip("llama_cpp")
 from lmstream.backends.base import BackendContext, EventStream
 from lmstream.backends.llama_cpp import LlamaCppBackend, render_chat_template
 from lmstream.errors import BadRequest, ContextLengthExceeded, Overloaded
-from lmstream.events import Done, Event, Progress, Queued, TextDelta, Usage
-from lmstream.hub import StreamHub
+from lmstream.events import CancelReason, Done, Event, Progress, Queued, TextDelta, Usage
+from lmstream.hub import StreamHub, each_event
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
 from lmstream.settings import ModelConfig, Settings
@@ -58,8 +58,9 @@ def finish(events: list[Event]) -> Done:
 
 def usage(events: list[Event]) -> Usage:
     found = [e for e in events if isinstance(e, Usage)]
-    assert len(found) == 1, events
-    return found[0]
+    # the prompt's count as soon as it is read, then the totals
+    assert len(found) == 2 and found[0] == Usage(found[1].prompt_tokens, 0), events
+    return found[1]
 
 
 # Without the model -------------------------------------------------------------------
@@ -95,7 +96,7 @@ def test_info_comes_from_gguf_metadata(backend: LlamaCppBackend) -> None:
     assert details["family"] == "gemma3"
     assert details["quantization_level"] == "Q4_K_M"
     assert details["path"].endswith(".gguf")
-    assert backend.stats()["loaded"] is True
+    assert backend.stats().loaded is True
 
 
 @pytest.mark.embedded
@@ -175,7 +176,7 @@ async def test_multibyte_character_split_across_tokens_arrives_whole(
 async def test_context_too_long_is_refused_before_streaming(backend: LlamaCppBackend) -> None:
     with pytest.raises(ContextLengthExceeded, match=r"takes \d+ tokens.*context window of 4096"):
         await backend.open(raw("hello " * 5000))
-    assert backend.stats()["active"] == 0
+    assert backend.stats().active == 0
 
 
 @pytest.mark.embedded
@@ -184,24 +185,24 @@ async def test_disconnect_stops_generation_within_a_token(backend: LlamaCppBacke
     generation = await hub.start(raw("Once upon a time", max_tokens=200, temperature=0.8, seed=7))
     seen = 0
     async with asyncio.timeout(60):
-        async for _, event in generation.follow():
+        async for _, event in each_event(generation):
             seen += isinstance(event, TextDelta)
             if seen >= 3:
                 break
-    at_cancel = backend.stats()["tokens_generated"]
-    generation.cancel("client disconnected")
+    at_cancel = backend.stats().tokens_generated
+    await generation.cancel(CancelReason.CLIENT_GONE)
     completion = await generation.wait()
     assert completion.finish_reason == "cancelled"
     # The stream's finally waited for the worker, which saw the stop flag within a token.
-    assert backend.stats()["active"] == 0
-    stopped_at = backend.stats()["tokens_generated"]
+    assert backend.stats().active == 0
+    stopped_at = backend.stats().tokens_generated
     assert stopped_at - at_cancel <= 3, (at_cancel, stopped_at)
 
     started = time.perf_counter()
     events = await drain(await backend.open(raw("1, 2, 3,", max_tokens=5, temperature=0)))
     assert time.perf_counter() - started < 10
     assert usage(events).completion_tokens == 5
-    assert backend.stats()["tokens_generated"] == stopped_at + 5
+    assert backend.stats().tokens_generated == stopped_at + 5
 
 
 @pytest.mark.embedded
@@ -225,16 +226,16 @@ async def test_disconnect_during_prompt_processing_stops_the_prompt(
     await stream.aclose()
 
     after = backend.stats()
-    evaluated = after["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"]
+    evaluated = after.prompt_tokens_evaluated - before.prompt_tokens_evaluated
     assert 0 < evaluated < n_prompt // 2, evaluated
-    assert after["active"] == 0
-    assert after["tokens_generated"] == before["tokens_generated"]
+    assert after.active == 0
+    assert after.tokens_generated == before.tokens_generated
 
     short = await backend.open(raw("Hi there,", max_tokens=2, temperature=0))
     events = await drain(short)
     assert usage(events).completion_tokens == 2
     # Only the short prompt was evaluated since: the long one was abandoned.
-    final = backend.stats()["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"]
+    final = backend.stats().prompt_tokens_evaluated - before.prompt_tokens_evaluated
     assert final - evaluated <= usage(events).prompt_tokens
 
 
@@ -242,7 +243,7 @@ async def test_disconnect_during_prompt_processing_stops_the_prompt(
 async def test_fifo_queue_reports_position_and_runs_in_order(backend: LlamaCppBackend) -> None:
     first = await backend.open(raw("1, 2, 3,", max_tokens=6, temperature=0))
     second = await backend.open(raw("a, b, c,", max_tokens=3, temperature=0))
-    assert backend.stats()["queue"] == 1
+    assert backend.stats().queue == 1
     with pytest.raises(Overloaded) as refused:  # queue_size=1 and one already waits
         await backend.open(raw("x", max_tokens=1))
     assert refused.value.retry_after >= 1
@@ -261,7 +262,7 @@ async def test_fifo_queue_reports_position_and_runs_in_order(backend: LlamaCppBa
     assert two[0] == Queued(position=1)
     assert finish(one).finish_reason == "length" and finish(two).finish_reason == "length"
     assert order.index("first:done") < order.index("second:text")
-    assert backend.stats()["queue"] == 0 and backend.stats()["active"] == 0
+    assert backend.stats().queue == 0 and backend.stats().active == 0
 
 
 @pytest.mark.embedded
@@ -269,18 +270,18 @@ async def test_cancelled_waiter_leaves_the_queue(backend: LlamaCppBackend) -> No
     first = await backend.open(raw("1, 2, 3,", max_tokens=4, temperature=0))
     never_started = await backend.open(raw("a, b,", max_tokens=2))
     await never_started.aclose()
-    assert backend.stats()["queue"] == 0
+    assert backend.stats().queue == 0
 
     waiter = await backend.open(raw("a, b,", max_tokens=2))
     assert await anext(waiter) == Queued(position=1)
     await waiter.aclose()
-    assert backend.stats()["queue"] == 0
+    assert backend.stats().queue == 0
 
     last = await backend.open(raw("x, y,", max_tokens=2, temperature=0))
     one, two = await asyncio.gather(drain(first), drain(last))
     assert two[0] == Queued(position=1)
     assert usage(one).completion_tokens == 4 and usage(two).completion_tokens == 2
-    assert backend.stats()["queue"] == 0 and backend.stats()["active"] == 0
+    assert backend.stats().queue == 0 and backend.stats().active == 0
 
 
 
@@ -291,13 +292,13 @@ async def test_generation_cancelled_before_its_first_step_frees_the_model(
     hub = StreamHub(Router({"gemma3-270m": backend}, "gemma3-270m"))
     running = await hub.start(raw("1, 2, 3,", max_tokens=4, temperature=0))
     waiting = await hub.start(raw("a, b,", max_tokens=4, temperature=0))
-    waiting.cancel("client disconnected")  # its task never runs a step
+    await waiting.cancel(CancelReason.CLIENT_GONE)  # its task never runs a step
     try:
         async with asyncio.timeout(60):
             assert (await waiting.wait()).finish_reason == "cancelled"
             assert (await running.wait()).finish_reason == "length"
         await asyncio.sleep(0)
-        assert backend.stats()["queue"] == 0 and backend.stats()["active"] == 0
+        assert backend.stats().queue == 0 and backend.stats().active == 0
     finally:
         for job in list(backend._waiting):  # don't let the leak block the next tests
             backend._leave(job)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lmstream.backends.base import Backend, BackendContext, EventStream
+from lmstream.backends.base import Backend, BackendContext, BackendStats, EventStream
 from lmstream.backends.registry import get_backend_factory
 from lmstream.errors import Overloaded, UpstreamError, UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
@@ -87,7 +87,7 @@ async def test_openai_request_shape_and_usage_from_the_upstream() -> None:
         "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
         "max_tokens": 5, "temperature": 0.0, "stop": ["END"],
     }
-    assert model.stats() == {"loaded": True, "active": 0, "queue": 0, "tokens_generated": 2}
+    assert model.stats() == BackendStats(loaded=True, active=0, queue=0, tokens_generated=2)
 
 
 async def test_anthropic_and_ollama_request_shapes() -> None:

@@ -45,7 +45,7 @@ def test_system_and_content_as_strings_or_blocks() -> None:
     ]
     assert request.stop == ("\n\n", "END") and request.max_tokens == 16
     assert (request.temperature, request.top_p, request.top_k) == (0.5, 0.9, 5)
-    assert request.metadata == {"user": "u1"}
+    assert request.context.user == "u1"
 
     plain, stream = anthropic.parse_request(body(system="sys"))
     assert not stream and plain.messages[0].content == "sys"
@@ -73,7 +73,7 @@ def test_invalid_requests_name_the_field(fields: dict[str, Any], param: str) -> 
 
 def test_count_tokens_body_needs_no_max_tokens() -> None:
     request = anthropic.parse_count_tokens(json.dumps({"model": "m", "system": "s", "messages": [{"role": "user", "content": "hi"}]}).encode())
-    assert anthropic.prompt_text(request) == "s\nhi"
+    assert [(m.role, m.content) for m in request.messages] == [("system", "s"), ("user", "hi")]
 
 
 def frames(events: list[Event], input_tokens: int = 3) -> list[tuple[str, dict[str, Any]]]:
@@ -117,7 +117,7 @@ def test_exact_event_sequence_with_cumulative_usage() -> None:
     ],
 )
 def test_stop_reasons(done: Done, reason: str, sequence: str | None) -> None:
-    delta = frames([done])[1][1]["delta"]
+    delta = next(data for name, data in frames([done]) if name == "message_delta")["delta"]
     assert delta == {"stop_reason": reason, "stop_sequence": sequence}
 
 

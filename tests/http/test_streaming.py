@@ -27,8 +27,8 @@ async def test_events_recorded_while_the_consumer_was_away_come_in_one_batch() -
     hub = StreamHub(Router({"s": backend}, "s"))
     generation = await hub.start(ChatRequest(messages=(Message("user", "hi"),)))
     await generation.wait()  # everything is recorded before anyone reads
-    with hub.attach(generation, grace=0):
-        batches = [batch async for batch in generation.follow_batches()]
+    async with generation.attach(0):
+        batches = [batch async for batch in generation.follow()]
     assert len(batches) == 1
     events = [event for _, event in batches[0]]
     assert isinstance(events[0], Started) and isinstance(events[-1], Done)
@@ -41,9 +41,9 @@ async def test_follow_batches_resumes_after_a_given_event() -> None:
     hub = StreamHub(Router({"s": backend}, "s"))
     generation = await hub.start(ChatRequest(messages=(Message("user", "hi"),)))
     await asyncio.wait_for(generation.wait(), 5)
-    with hub.attach(generation, grace=0):
-        rest = [item async for batch in generation.follow_batches(after=2) for item in batch]
-        everything = [item async for item in generation.follow()]
+    async with generation.attach(0):
+        rest = [item async for batch in generation.follow(after=2) for item in batch]
+        everything = [item async for batch in generation.follow() for item in batch]
     assert rest == everything[3:]
 
 

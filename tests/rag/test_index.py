@@ -14,7 +14,8 @@ import pytest
 
 from lmstream.rag.base import ChunkText, DocumentIndex, NewDocument
 from lmstream.rag.errors import Conflict
-from lmstream.rag.sqlite_index import SQLiteIndex, fts_query
+from lmstream.rag.sqlite_index import MIGRATIONS, SQLiteIndex, fts_query
+from lmstream.store.sqlite import MIGRATIONS as STORE_MIGRATIONS
 from lmstream.store.sqlite import SQLiteStore
 
 
@@ -58,7 +59,7 @@ async def test_shares_the_conversation_database_and_its_migrations_table(tmp_pat
     await store.aclose()
     db = sqlite3.connect(tmp_path / "lmstream.db")
     names = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    assert names == ["m001_initial", "rag_m001_documents"]
+    assert names == sorted([*(name for name, _ in STORE_MIGRATIONS), *(name for name, _ in MIGRATIONS)])
     # Opening again applies nothing twice.
     idx = SQLiteIndex(tmp_path / "lmstream.db")
     await idx.open()

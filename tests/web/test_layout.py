@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -60,7 +61,11 @@ def test_the_theme_toggle_switches_and_is_remembered(page: Page, server: LiveSer
 
 
 def test_the_keyboard_reaches_everything_in_order(page: Page, server: LiveServer) -> None:
+    # a conversation of its own, and the list drawn, before tabbing into it (the test
+    # once ran before the sidebar had loaded: a race, not a focus bug)
+    httpx.post(server.url + "/v1/conversations", json={"title": "Tab target"}).raise_for_status()
     ChatPage(page).open(server.url)
+    expect(page.locator(".conv").first).to_be_visible()
     page.locator("#new-chat").focus()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "search"

@@ -32,6 +32,11 @@ describe("SseDecoder", () => {
     expect(JSON.parse(events[1]!.data)).toEqual({ text: "héllo 🌍" });
   });
 
+  it("takes a heartbeat line with no blank line after it (lmstream's form) as nothing", () => {
+    const withPings = STREAM.replace(/\n\n/g, "\n\n: ping\n: ping\n");
+    expect(decodeAll([withPings])).toEqual(decodeAll([STREAM]));
+  });
+
   it("gives the same events whichever way the text is split", () => {
     const whole = decodeAll([STREAM]);
     for (let size = 1; size <= 7; size++) {

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from lmstream.settings import ModelConfig, Settings
 
-__all__ = ["Backend", "BackendContext", "BackendFactory", "EventStream", "ModelInfo"]
+__all__ = ["Backend", "BackendContext", "BackendFactory", "BackendStats", "EventStream", "ModelInfo"]
 
 
 class EventStream(Protocol):
@@ -46,6 +46,32 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     owned_by: str = "lmstream"
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """Live figures of one backend for ``/health`` and ``/metrics``.
+
+    ``extra`` holds what only one kind has (the embedded model's KV cells, a fast
+    path's answer count), named as ``/health`` shows them.
+    """
+
+    loaded: bool = True
+    active: int = 0
+    queue: int = 0
+    tokens_generated: int = 0
+    prompt_tokens_evaluated: int = 0
+    extra: dict[str, int | float | str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int | float | str | bool]:
+        return {
+            "loaded": self.loaded,
+            "active": self.active,
+            "queue": self.queue,
+            "tokens_generated": self.tokens_generated,
+            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+            **self.extra,
+        }
 
 
 @dataclass(slots=True)
@@ -74,8 +100,13 @@ class Backend(Protocol):
         """Tokens ``text`` takes in this model's prompt (an estimate where unknown)."""
         ...
 
-    def stats(self) -> dict[str, Any]:
-        """Live figures for /health: loaded, queue length, active generation."""
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """Tokens of the prompt the model will see for ``request`` (chat template or
+        transcript included): what ``Usage.prompt_tokens`` will report."""
+        ...
+
+    def stats(self) -> BackendStats:
+        """Live figures for /health and /metrics."""
         ...
 
 

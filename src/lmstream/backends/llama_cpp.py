@@ -61,7 +61,7 @@ from typing import Any, TypeAlias
 
 import llama_cpp
 
-from lmstream.backends.base import BackendContext, EventStream, ModelInfo
+from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
 from lmstream.errors import BadRequest, ContextLengthExceeded, LmstreamError, Overloaded
 from lmstream.events import Done, Event, FinishReason, Progress, Queued, TextDelta, Usage
 from lmstream.model_assets import default_model_path
@@ -294,14 +294,20 @@ class LlamaCppBackend:
             return max(1, len(text) // 4)
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "loaded": self._llama is not None,
-            "active": 0 if self._holder is None else 1,
-            "queue": len(self._waiting),
-            "tokens_generated": self.tokens_generated,
-            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
-        }
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        if self._llama is None:
+            return sum(self.count_tokens(m.content) for m in request.messages)
+        prompt, special, _ = self._prompt(request)
+        return len(self._tokenize(prompt, special))
+
+    def stats(self) -> BackendStats:
+        return BackendStats(
+            loaded=self._llama is not None,
+            active=0 if self._holder is None else 1,
+            queue=len(self._waiting),
+            tokens_generated=self.tokens_generated,
+            prompt_tokens_evaluated=self.prompt_tokens_evaluated,
+        )
 
     def token_decoder(self) -> TokenDecoder:
         """The per-token detokenizer the worker uses (exposed for tests and tools)."""
@@ -497,6 +503,7 @@ class LlamaCppBackend:
                 percent = 100 * done // len(rest)
                 next_report = percent - percent % 10 + 10
                 post(Progress("prompt", float(percent), f"{done}/{len(rest)} prompt tokens evaluated"))
+        post(Usage(len(job.tokens), 0))  # the prompt is read: a cancel from here on still reports it
 
         vocab = llama_cpp.llama_model_get_vocab(llama.model)
         decoder = TokenDecoder(vocab)

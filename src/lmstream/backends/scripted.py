@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from lmstream.backends.base import BackendContext, EventStream, ModelInfo
+from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
 from lmstream.errors import ContextLengthExceeded, UpstreamError
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.prompt import transcript_prompt
@@ -74,16 +74,16 @@ class ScriptedBackend:
     def count_tokens(self, text: str) -> int:
         return len(split_tokens(text))
 
-    def stats(self) -> dict[str, Any]:
-        return {"loaded": True, "active": self.active, "queue": 0, "tokens_generated": self.tokens_generated}
+    def stats(self) -> BackendStats:
+        return BackendStats(active=self.active, tokens_generated=self.tokens_generated)
 
-    def _prompt_tokens(self, request: ChatRequest) -> int:
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
         if request.raw_prompt is not None:
             return self.count_tokens(request.raw_prompt)
         return sum(self.count_tokens(m.content) + 3 for m in request.messages)
 
     async def open(self, request: ChatRequest) -> EventStream:
-        prompt_tokens = self._prompt_tokens(request)
+        prompt_tokens = self.count_prompt_tokens(request)
         if prompt_tokens >= self.context_window:
             raise ContextLengthExceeded(
                 f"the prompt takes {prompt_tokens} tokens; model {self.info.name!r} accepts "

@@ -54,7 +54,7 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError
 
-from lmstream.backends.base import BackendContext, EventStream, ModelInfo
+from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
 from lmstream.errors import LmstreamError, Overloaded, UpstreamError, UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.request import ChatRequest
@@ -328,8 +328,14 @@ class UpstreamBackend:
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
-    def stats(self) -> dict[str, Any]:
-        return {"loaded": True, "active": self.active, "queue": 0, "tokens_generated": self.tokens_generated}
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """An estimate: the upstream's tokenizer is not known here (its usage is exact)."""
+        if request.raw_prompt is not None:
+            return self.count_tokens(request.raw_prompt)
+        return sum(self.count_tokens(m.content) + 4 for m in request.messages)
+
+    def stats(self) -> BackendStats:
+        return BackendStats(active=self.active, tokens_generated=self.tokens_generated)
 
     async def open(self, request: ChatRequest) -> EventStream:
         budget = _Budget(self.config.retries)

@@ -28,8 +28,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lmstream.events import Done, Error, Event, Started, TextDelta
-from lmstream.hub import Generation
+from lmstream.events import CancelReason, Done, Error, Event, Started, TextDelta
+from lmstream.hub import RunningStream
 from lmstream.store.base import (
     Conversation,
     MessageStatus,
@@ -39,39 +39,43 @@ from lmstream.store.base import (
     now,
 )
 
-__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "TURN_KEY", "Recorder", "Turn", "WriteQueue", "final_status"]
+__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "Recorder", "Turn", "WriteQueue", "final_status"]
 
 log = logging.getLogger("lmstream.conversations")
 
-TURN_KEY = "lmstream.turn"  # ChatRequest.metadata key of a recorded request's Turn
 FLUSH_INTERVAL = 0.5
 FLUSH_TOKENS = 32
-USER_STOP = "stopped by the user"  # the reason DELETE /v1/streams/{id} cancels with
 
 Write = Callable[[], Awaitable[object]]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Turn:
-    """One exchange to record, made by the preprocessor and carried in the request."""
+    """One exchange to record, made by the preprocessor and attached to the request."""
 
     conversation_id: str
     assistant_id: str
-    messages: list[StoredMessage]  # the new messages the request brought (user's)
+    messages: tuple[StoredMessage, ...]  # the new messages the request brought (user's)
     create: Conversation | None = None  # a new conversation, inserted at Started
     model: str | None = None  # becomes the conversation's model (None: leave it)
     wants_title: bool = False
-    # Recorder's bookkeeping.
-    flushed_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Flushes:
+    """The recorder's bookkeeping for one streaming answer."""
+
+    turn: Turn
+    at: float = field(default_factory=time.monotonic)
     unflushed: int = 0
-    flushes: int = field(default=0)
+    count: int = 0
 
 
-def final_status(generation: Generation, event: Done | Error) -> MessageStatus:
+def final_status(event: Done | Error) -> MessageStatus:
     if isinstance(event, Error):
         return "error"
     if event.finish_reason == "cancelled":
-        return "stopped" if generation.cancel_reason == USER_STOP else "interrupted"
+        return "stopped" if event.cancel_reason == CancelReason.USER_STOP else "interrupted"
     return "complete"
 
 
@@ -124,7 +128,7 @@ class Recorder:
         store: Store,
         writes: WriteQueue,
         *,
-        on_finished: Callable[[Turn, Generation, MessageStatus], None] | None = None,
+        on_finished: Callable[[Turn, RunningStream, MessageStatus], None] | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         flush_tokens: int = FLUSH_TOKENS,
     ) -> None:
@@ -133,39 +137,46 @@ class Recorder:
         self.on_finished = on_finished
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
+        self._streaming: dict[str, _Flushes] = {}  # generation id -> bookkeeping
 
-    def on_event(self, generation: Generation, seq: int, event: Event) -> None:
-        turn = generation.request.metadata.get(TURN_KEY)
-        if not isinstance(turn, Turn):
-            return
+    def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         match event:
             case Started():
-                turn.flushed_at = time.monotonic()
-                self.writes.submit(lambda: self._begin(turn, generation))
+                turn = generation.request.attachment(Turn)
+                if turn is not None:
+                    self._streaming[generation.id] = _Flushes(turn)
+                    self.writes.submit(lambda: self._begin(turn, generation))
             case TextDelta():
-                turn.unflushed += 1
+                flushes = self._streaming.get(generation.id)
+                if flushes is None:
+                    return
+                flushes.unflushed += 1
                 if (
-                    turn.flushes == 0
-                    or turn.unflushed >= self.flush_tokens
-                    or time.monotonic() - turn.flushed_at >= self.flush_interval
+                    flushes.count == 0
+                    or flushes.unflushed >= self.flush_tokens
+                    or time.monotonic() - flushes.at >= self.flush_interval
                 ):
-                    self._flush(turn, generation)
+                    self._flush(flushes, generation)
             case Done() | Error():
-                status = final_status(generation, event)
-                self.writes.submit(lambda: self._finish(turn, generation, status))
+                done = self._streaming.pop(generation.id, None)
+                if done is None:
+                    return
+                status = final_status(event)
+                self.writes.submit(lambda: self._finish(done.turn, generation, status))
                 if self.on_finished is not None:
-                    self.on_finished(turn, generation, status)
+                    self.on_finished(done.turn, generation, status)
             case _:
                 pass
 
-    def _flush(self, turn: Turn, generation: Generation) -> None:
-        turn.flushes += 1
-        turn.unflushed = 0
-        turn.flushed_at = time.monotonic()
+    def _flush(self, flushes: _Flushes, generation: RunningStream) -> None:
+        flushes.count += 1
+        flushes.unflushed = 0
+        flushes.at = time.monotonic()
         update = MessageUpdate(content=generation.completion.text, status="streaming")
-        self.writes.submit(lambda: self.store.update_message(turn.assistant_id, update))
+        assistant_id = flushes.turn.assistant_id
+        self.writes.submit(lambda: self.store.update_message(assistant_id, update))
 
-    async def _begin(self, turn: Turn, generation: Generation) -> None:
+    async def _begin(self, turn: Turn, generation: RunningStream) -> None:
         if turn.create is not None:
             await self.store.create_conversation(turn.create)
         elif turn.model is not None:
@@ -182,7 +193,7 @@ class Recorder:
         )
         await self.store.add_messages(turn.conversation_id, [*turn.messages, assistant])
 
-    async def _finish(self, turn: Turn, generation: Generation, status: MessageStatus) -> None:
+    async def _finish(self, turn: Turn, generation: RunningStream, status: MessageStatus) -> None:
         completion = generation.completion
         usage, timings = completion.usage, completion.timings
         await self.store.update_message(

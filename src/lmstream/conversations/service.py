@@ -1,7 +1,7 @@
 """The conversation preprocessor: profile, model choice, fast path, history, recording.
 
 ``Conversations.preprocess`` is a hub preprocessor (it runs after routing, before
-``backend.open``). For a native request (``metadata["dialect"] == "native"``) or any
+``backend.open``). For a native request (``context.dialect`` is native) or any
 request that names a profile, in this order:
 
 1. ``conversation_id``: load the conversation (404 if unknown) and its messages;
@@ -13,7 +13,7 @@ request that names a profile, in this order:
 4. the history goes before the new messages, trimmed to the model's context window
    (``history.trim_history``);
 5. when the request is to be kept (native, ``store`` true, a store configured), a
-   ``Turn`` rides along in ``metadata`` for the ``Recorder`` to write from ``Started``
+   ``Turn`` is attached to the request for the ``Recorder`` to write from ``Started``
    on. A new conversation gets its ``conv_`` id here, so the ``start`` event carries it.
 
 Other dialects' requests (OpenAI, Anthropic, Ollama) pass through untouched.
@@ -25,13 +25,13 @@ import asyncio
 import logging
 
 from lmstream.conversations.history import history_messages, prompt_budget, trim_history
-from lmstream.conversations.recorder import TURN_KEY, Recorder, Turn, WriteQueue
+from lmstream.conversations.recorder import Recorder, Turn, WriteQueue
 from lmstream.conversations.titles import fallback_title, generate_title
 from lmstream.errors import ModelNotFound, NotFound
 from lmstream.fastpath import FASTPATH_MODEL, FastPathBackend, last_user_text
-from lmstream.hub import Generation, StreamHub
+from lmstream.hub import RunningStream, StreamHub
 from lmstream.profiles import Profiles, apply_profile
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Dialect, Message
 from lmstream.settings import ProfileConfig
 from lmstream.store.base import Conversation, MessageStatus, Store, StoredMessage, new_id, now
 
@@ -89,7 +89,7 @@ class Conversations:
     # The preprocessor ------------------------------------------------------------------
 
     async def preprocess(self, request: ChatRequest) -> ChatRequest:
-        native = request.metadata.get("dialect") == "native"
+        native = request.context.dialect == Dialect.NATIVE
         if not native and request.profile is None:
             return request
         conversation: Conversation | None = None
@@ -106,7 +106,7 @@ class Conversations:
         budget = prompt_budget(backend.info.context_window, request.max_tokens)
         messages = trim_history(system, history_messages(history), new, backend.count_tokens, budget)
         request = request.with_(messages=tuple(messages), model=model)
-        if native and request.metadata.get("store", True) and self.recorder is not None:
+        if native and request.context.store and self.recorder is not None:
             request = self._turn(request, conversation, profile, new)
         return request
 
@@ -121,7 +121,7 @@ class Conversations:
         conversation: Conversation | None,
         profile: ProfileConfig,
     ) -> str | None:
-        requested = request.metadata.get("requested_model") if native else request.model
+        requested = request.context.requested_model if native else request.model
         if requested not in (None, "", "default"):
             return request.model
         if native and self.fastpath is not None and self.fastpath.match(last_user_text(request)):
@@ -146,7 +146,7 @@ class Conversations:
         turn = Turn(
             conversation_id=conversation_id,
             assistant_id=new_id("msg"),
-            messages=[
+            messages=tuple(
                 StoredMessage(
                     id=new_id("msg"),
                     conversation_id=conversation_id,
@@ -156,19 +156,18 @@ class Conversations:
                     created_at=stamp,
                 )
                 for m in new
-            ],
+            ),
             create=None
             if conversation
             else Conversation(conversation_id, "", stamp, stamp, model=model, profile=profile.name),
             model=model,
             wants_title=conversation is None or not conversation.title,
         )
-        metadata = {**request.metadata, TURN_KEY: turn}
-        return request.with_(conversation_id=conversation_id, metadata=metadata)
+        return request.with_(conversation_id=conversation_id).attach(turn)
 
     # Titles ----------------------------------------------------------------------------
 
-    def _finished(self, turn: Turn, generation: Generation, status: MessageStatus) -> None:
+    def _finished(self, turn: Turn, generation: RunningStream, status: MessageStatus) -> None:
         question = next((m.content for m in reversed(turn.messages) if m.role == "user"), None)
         if not turn.wants_title or question is None:
             return
@@ -179,7 +178,7 @@ class Conversations:
         else:  # queued now: a read after this answer's `done` sees the title
             self._set_title(turn, fallback_title(question))
 
-    async def _title(self, turn: Turn, generation: Generation, question: str) -> None:
+    async def _title(self, turn: Turn, generation: RunningStream, question: str) -> None:
         title = await generate_title(self.hub, generation.model, question, generation.completion.text)
         self._set_title(turn, title or fallback_title(question))
 

@@ -15,7 +15,7 @@ import re
 
 from lmstream.errors import LmstreamError
 from lmstream.hub import StreamHub
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Message, RequestContext
 
 __all__ = ["MAX_TITLE", "fallback_title", "generate_title", "sanitize_title", "shorten"]
 
@@ -67,12 +67,12 @@ async def generate_title(hub: StreamHub, model: str, question: str, answer: str)
         max_tokens=24,
         temperature=0.2,
         stop=("\n",),
-        metadata={"purpose": "title"},
+        context=RequestContext(purpose="title", store=False),
     )
     try:
         async with asyncio.timeout(TITLE_TIMEOUT):
             generation = await hub.start(request)
-            with hub.attach(generation, grace=0):
+            async with generation.attach(grace=0):
                 completion = await generation.wait()
     except (LmstreamError, TimeoutError):
         return None

@@ -2,29 +2,36 @@
 
 The stream is exactly the sequence the official SDK folds::
 
-    message_start  content_block_start(0)  ping  content_block_delta*  content_block_stop(0)
+    message_start  ( content_block_start(i)  [ping]  content_block_delta*  content_block_stop(i) )+
     message_delta{stop_reason, stop_sequence, usage}  message_stop
 
-Deliberate choices: only text blocks are read from ``system`` and ``content`` (images,
-tool use and tool results are not supported by the models behind lmstream);
-``message_start`` carries an estimate of ``input_tokens`` (the backend counts the prompt
-only while it runs), and ``message_delta`` the final ``input_tokens`` and
-``output_tokens``, which the SDK takes as cumulative totals; a cancelled generation ends
-with ``end_turn``. Errors use Anthropic's shape, ``{"type": "error", "error": {"type",
+(one ``ping``, after the first block's start, as the API sends it).
+
+Blocks follow the internal content blocks in order (renumbered 0, 1, ... on the wire):
+text blocks carry ``text_delta``s, tool calls are ``tool_use`` blocks carrying
+``input_json_delta``s. An answer with no content still has one (empty) text block.
+
+Deliberate choices: only text blocks are read from ``system`` and ``content``;
+``message_start`` carries the prompt's tokens as the backend counts them
+(``count_prompt_tokens``: the chat template or transcript included), and
+``message_delta`` the final ``input_tokens`` and ``output_tokens``, which the SDK takes
+as cumulative totals; a cancelled generation ends with ``end_turn``. Errors use Anthropic's shape, ``{"type": "error", "error": {"type",
 "message"}}``, as an HTTP body before the stream and as ``event: error`` during it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
-from lmstream.dialects.common import dumps, parse_body
+from lmstream.dialects.common import dumps, parse_body, sse
 from lmstream.errors import LmstreamError
 from lmstream.events import (
     Completion,
+    Custom,
     Done,
     Error,
     Event,
@@ -33,10 +40,15 @@ from lmstream.events import (
     Queued,
     Sources,
     Started,
+    TextBlock,
     TextDelta,
+    ToolCallDelta,
+    ToolChunk,
+    ToolProgress,
+    ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Dialect, Message, RequestContext
 
 __all__ = [
     "MessageEncoder",
@@ -44,7 +56,6 @@ __all__ = [
     "error_type",
     "parse_count_tokens",
     "parse_request",
-    "prompt_text",
     "render_message",
     "stop_reason",
 ]
@@ -109,7 +120,7 @@ def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
         top_p=req.top_p,
         top_k=req.top_k,
         stop=tuple(req.stop_sequences or ()),
-        metadata={"user": user} if user else {},
+        context=RequestContext(dialect=Dialect.ANTHROPIC, user=str(user) if user else None),
     )
     return request, req.stream
 
@@ -117,16 +128,13 @@ def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
 def parse_count_tokens(body: bytes) -> ChatRequest:
     """A ``/v1/messages/count_tokens`` body (no ``max_tokens``) as a request."""
     req = parse_body(CountTokensRequest, body)
-    return ChatRequest(messages=_messages(req), model=req.model)
-
-
-def prompt_text(request: ChatRequest) -> str:
-    """The text a backend's ``count_tokens`` is asked about for ``input_tokens``."""
-    return "\n".join(m.content for m in request.messages)
+    return ChatRequest(messages=_messages(req), model=req.model, context=RequestContext(dialect=Dialect.ANTHROPIC))
 
 
 def stop_reason(reason: FinishReason | None) -> str:
-    return {"length": "max_tokens", "stop_sequence": "stop_sequence"}.get(reason or "", "end_turn")
+    return {"length": "max_tokens", "stop_sequence": "stop_sequence", "tool_calls": "tool_use"}.get(
+        reason or "", "end_turn"
+    )
 
 
 def _usage(usage: Usage | None, input_tokens: int) -> dict[str, int]:
@@ -136,7 +144,7 @@ def _usage(usage: Usage | None, input_tokens: int) -> dict[str, int]:
 
 
 def _frame(data: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(data=dumps(data), event=str(data["type"]))
+    return sse(dumps(data), event=str(data["type"]))
 
 
 class MessageEncoder:
@@ -146,9 +154,40 @@ class MessageEncoder:
         self.id = message_id
         self.model = model
         self.input_tokens = input_tokens
+        self._open: int | None = None  # the internal index of the block now open
+        self._blocks = 0  # wire blocks started so far
+
+    def _start(self, index: int, block: dict[str, Any]) -> list[ServerSentEvent]:
+        frames = self._stop()
+        self._open = index
+        frames.append(_frame({"type": "content_block_start", "index": self._blocks, "content_block": block}))
+        if self._blocks == 0:
+            frames.append(_frame({"type": "ping"}))
+        self._blocks += 1
+        return frames
+
+    def _stop(self) -> list[ServerSentEvent]:
+        if self._open is None:
+            return []
+        self._open = None
+        return [_frame({"type": "content_block_stop", "index": self._blocks - 1})]
 
     def encode(self, event: Event) -> list[ServerSentEvent]:
         match event:
+            case TextDelta():
+                frames = [] if self._open == event.index else self._start(event.index, {"type": "text", "text": ""})
+                delta = {"type": "text_delta", "text": event.text}
+                frames.append(_frame({"type": "content_block_delta", "index": self._blocks - 1, "delta": delta}))
+                return frames
+            case ToolCallDelta():
+                frames = []
+                if self._open != event.index:
+                    block = {"type": "tool_use", "id": event.id or "", "name": event.name or "", "input": {}}
+                    frames = self._start(event.index, block)
+                if event.arguments:
+                    delta = {"type": "input_json_delta", "partial_json": event.arguments}
+                    frames.append(_frame({"type": "content_block_delta", "index": self._blocks - 1, "delta": delta}))
+                return frames
             case Started():
                 message: dict[str, Any] = {
                     "id": self.id,
@@ -160,26 +199,51 @@ class MessageEncoder:
                     "stop_sequence": None,
                     "usage": {"input_tokens": self.input_tokens, "output_tokens": 1},
                 }
-                return [
-                    _frame({"type": "message_start", "message": message}),
-                    _frame({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-                    _frame({"type": "ping"}),
-                ]
-            case TextDelta():
-                text = {"type": "text_delta", "text": event.text}
-                return [_frame({"type": "content_block_delta", "index": 0, "delta": text})]
+                return [_frame({"type": "message_start", "message": message})]
             case Done():
+                frames = self._stop()
+                if self._blocks == 0:  # no content at all: one empty text block, as the API sends
+                    frames = [*self._start(0, {"type": "text", "text": ""}), *self._stop()]
                 reason = stop_reason(event.finish_reason)
-                delta: dict[str, Any] = {"stop_reason": reason, "stop_sequence": event.stop_sequence if reason == "stop_sequence" else None}
+                stop = event.stop_sequence if reason == "stop_sequence" else None
+                usage = _usage(event.usage, self.input_tokens)
                 return [
-                    _frame({"type": "content_block_stop", "index": 0}),
-                    _frame({"type": "message_delta", "delta": delta, "usage": _usage(event.usage, self.input_tokens)}),
+                    *frames,
+                    _frame({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": stop}, "usage": usage}),
                     _frame({"type": "message_stop"}),
                 ]
             case Error():
                 return [_frame({"type": "error", "error": {"type": error_type(event.code), "message": event.message}})]
-            case Queued() | Usage() | Progress() | Sources():
+            case Queued() | Progress() | Sources() | ToolProgress() | ToolChunk() | ToolResult() | Custom():
+                # The Messages stream has no event for the wait, retrieval or a server-side
+                # tool's run (a `ping` would do for none of them): the client sees the answer.
                 return []
+            case Usage():
+                return []  # the totals go out with `message_delta`
+            case _:
+                assert_never(event)
+
+
+def content_blocks(completion: Completion) -> list[dict[str, Any]]:
+    """The answer's content blocks: text, and ``tool_use`` with its parsed ``input``."""
+    blocks: list[dict[str, Any]] = []
+    for block in completion.blocks:
+        if isinstance(block, TextBlock):
+            blocks.append({"type": "text", "text": block.text})
+        else:
+            call = block.call
+            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input(call.arguments)})
+    return blocks or [{"type": "text", "text": ""}]
+
+
+def tool_input(arguments: str) -> Any:
+    """A tool call's arguments as the object Anthropic's ``input`` is ({} when empty)."""
+    if not arguments.strip():
+        return {}
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {"_raw": arguments}
 
 
 def render_message(message_id: str, model: str, completion: Completion, *, input_tokens: int) -> dict[str, Any]:
@@ -189,7 +253,7 @@ def render_message(message_id: str, model: str, completion: Completion, *, input
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": completion.text}],
+        "content": content_blocks(completion),
         "stop_reason": reason,
         "stop_sequence": completion.stop_sequence if reason == "stop_sequence" else None,
         "usage": _usage(completion.usage, input_tokens),

@@ -1,4 +1,4 @@
-"""Helpers every dialect shares: JSON in and out, validation errors as ``BadRequest``."""
+"""Helpers every dialect shares: JSON in and out, SSE frames, validation errors as ``BadRequest``."""
 
 from __future__ import annotations
 
@@ -6,16 +6,23 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from sse_starlette import ServerSentEvent
 
 from lmstream.errors import BadRequest
 
-__all__ = ["dumps", "parse_body"]
+__all__ = ["dumps", "parse_body", "sse"]
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def sse(data: str, *, event: str | None = None, id: str | None = None) -> ServerSentEvent:
+    """One SSE frame (sse-starlette's framing) with LF line ends, as the OpenAI and
+    Anthropic APIs send them: hand-written readers split on ``\n\n``."""
+    return ServerSentEvent(data=data, event=event, id=id, sep="\n")
 
 
 def parse_body(model: type[M], body: bytes) -> M:

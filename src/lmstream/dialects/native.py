@@ -4,37 +4,58 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
 
     start    {"id", "model", "created", "conversation_id", "events_url"}
     queued   {"position"}
-    token    {"text"}
+    token    {"text", "index"?}          (index: the content block, when not 0)
+    tool_call {"index", "id", "name", "arguments"}   (a model's tool call, in pieces)
+    tool_progress {"call_id", "stage", "percentage", "message"}
+    tool_chunk    {"call_id", "text"}
+    tool_result   {"call_id", "name", "result", "execution_ms", "error"}
     progress {"stage", "percentage", "message"}
-    sources  {"items"}
-    done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second", "total_ms"}
+    sources  {"items": [{"number", "title", "source", "snippet", "score", "document_id", "chunk"}]}
+    <name>   an extension's own event (``Custom``), by its name
+    done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second",
+              "total_ms", "cancel_reason"?}
     error    {"message", "code"}
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import ServerSentEvent
 
-from lmstream.dialects.common import dumps, parse_body
+from lmstream.dialects.common import dumps, parse_body, sse
 from lmstream.errors import LmstreamError
 from lmstream.events import (
     Completion,
+    Custom,
     Done,
     Error,
     Event,
     Progress,
     Queued,
+    Source,
     Sources,
     Started,
     TextDelta,
+    ToolCallDelta,
+    ToolChunk,
+    ToolProgress,
+    ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Dialect, Message, RequestContext
 
-__all__ = ["NativeRequest", "encode_event", "error_body", "parse_request", "stream_state", "usage_dict"]
+__all__ = [
+    "NativeRequest",
+    "encode_event",
+    "error_body",
+    "parse_request",
+    "source_json",
+    "stream_state",
+    "usage_dict",
+]
 
 
 class NativeMessage(BaseModel):
@@ -86,9 +107,7 @@ def parse_request(body: bytes) -> ChatRequest:
         seed=req.seed,
         conversation_id=req.conversation_id,
         profile=req.profile,
-        # lmstream.conversations reads these: native requests get profiles, the fast path
-        # and history; `requested_model` tells "asked for the default" from "asked for none".
-        metadata={"dialect": "native", "store": req.store, "requested_model": req.model},
+        context=RequestContext(dialect=Dialect.NATIVE, store=req.store, requested_model=req.model),
     )
 
 
@@ -96,11 +115,26 @@ def usage_dict(usage: Usage | None) -> dict[str, int] | None:
     return None if usage is None else usage.as_dict()
 
 
+def source_json(source: Source) -> dict[str, Any]:
+    return {
+        "number": source.number,
+        "title": source.title,
+        "source": source.source,
+        "snippet": source.snippet,
+        "score": source.score,
+        "document_id": source.document_id,
+        "chunk": source.chunk,
+    }
+
+
 def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> ServerSentEvent | None:
     """One internal event as one named SSE event; None for events the wire does not carry."""
     name: str
-    data: dict[str, Any]
+    data: Mapping[str, Any]
     match event:
+        case TextDelta():
+            name = "token"
+            data = {"text": event.text} if event.index == 0 else {"text": event.text, "index": event.index}
         case Started():
             name = "start"
             data = {
@@ -112,17 +146,34 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
             }
         case Queued():
             name, data = "queued", {"position": event.position}
-        case TextDelta():
-            name, data = "token", {"text": event.text}
+        case ToolCallDelta():
+            name = "tool_call"
+            data = {"index": event.index, "id": event.id, "name": event.name, "arguments": event.arguments}
+        case ToolProgress():
+            name = "tool_progress"
+            data = {"call_id": event.call_id, "stage": event.stage, "percentage": event.percentage, "message": event.message}
+        case ToolChunk():
+            name, data = "tool_chunk", {"call_id": event.call_id, "text": event.text}
+        case ToolResult():
+            name = "tool_result"
+            data = {
+                "call_id": event.call_id,
+                "name": event.name,
+                "result": event.result,
+                "execution_ms": event.execution_ms,
+                "error": event.error,
+            }
         case Progress():
             name = "progress"
             data = {"stage": event.stage, "percentage": event.percentage, "message": event.message}
         case Sources():
-            name, data = "sources", {"items": list(event.items)}
+            name, data = "sources", {"items": [source_json(item) for item in event.items]}
+        case Custom():
+            name, data = event.name, event.data
         case Done():
             name = "done"
             timings = event.timings
-            data = {
+            done: dict[str, Any] = {
                 "finish_reason": event.finish_reason,
                 "stop_sequence": event.stop_sequence,
                 "usage": usage_dict(event.usage),
@@ -130,11 +181,16 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
                 "tokens_per_second": timings.tokens_per_second if timings else None,
                 "total_ms": timings.total_ms if timings else None,
             }
+            if event.cancel_reason is not None:
+                done["cancel_reason"] = str(event.cancel_reason)
+            data = done
         case Error():
             name, data = "error", {"message": event.message, "code": event.code}
         case Usage():
-            return None
-    return ServerSentEvent(data=dumps(data), event=name, id=str(seq))
+            return None  # the totals go out with `done`
+        case _:
+            assert_never(event)
+    return sse(dumps(data), event=name, id=str(seq))
 
 
 def stream_state(
@@ -158,6 +214,10 @@ def stream_state(
         "usage": usage_dict(completion.usage),
         "ttft_ms": timings.ttft_ms if timings else None,
         "tokens_per_second": timings.tokens_per_second if timings else None,
+        "tool_calls": [
+            {"id": call.id, "name": call.name, "arguments": call.arguments} for call in completion.tool_calls
+        ],
+        "sources": [source_json(source) for source in completion.sources],
         "error": None
         if completion.error is None
         else {"message": completion.error.message, "code": completion.error.code},

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmstream.backends.base import ModelInfo
@@ -33,6 +34,7 @@ from lmstream.dialects.common import dumps, parse_body
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
+    Custom,
     Done,
     Error,
     Event,
@@ -43,9 +45,15 @@ from lmstream.events import (
     Started,
     TextDelta,
     Timings,
+    ToolCall,
+    ToolCallBlock,
+    ToolCallDelta,
+    ToolChunk,
+    ToolProgress,
+    ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Dialect, Message, RequestContext
 
 __all__ = [
     "OLLAMA_VERSION",
@@ -107,6 +115,9 @@ class ShowBody(BaseModel):
     name: str | None = None  # the older field name
 
 
+_CONTEXT = RequestContext(dialect=Dialect.OLLAMA)
+
+
 def _sampling(options: Options | None) -> dict[str, Any]:
     if options is None:
         return {}
@@ -126,7 +137,8 @@ def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
     """(request, stream). The request has no messages when the client only wants a load."""
     req = parse_body(ChatBody, body)
     messages = tuple(Message(m.role, m.content) for m in req.messages)
-    return ChatRequest(messages=messages, model=req.model, **_sampling(req.options)), req.stream
+    request = ChatRequest(messages=messages, model=req.model, context=_CONTEXT, **_sampling(req.options))
+    return request, req.stream
 
 
 def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
@@ -140,6 +152,7 @@ def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
         messages=tuple(messages),
         model=req.model,
         raw_prompt=req.prompt if req.raw and req.prompt else None,
+        context=_CONTEXT,
         **_sampling(req.options),
     )
     return request, req.stream
@@ -184,26 +197,67 @@ def _object(model: str, endpoint: Endpoint, text: str, done: bool) -> dict[str, 
     return obj
 
 
+def _tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """Ollama's tool call: ``arguments`` is an object, not JSON text."""
+    try:
+        arguments = orjson.loads(call.arguments) if call.arguments.strip() else {}
+    except orjson.JSONDecodeError:
+        arguments = {}
+    return {"function": {"name": call.name, "arguments": arguments}}
+
+
 class LineEncoder:
-    """Internal events → NDJSON lines (bytes, newline-terminated)."""
+    """Internal events → NDJSON lines (bytes, newline-terminated).
+
+    Ollama sends a tool call whole (its arguments are an object), so the pieces of a
+    ``ToolCallDelta`` block are gathered and sent as one line when the block ends.
+    """
 
     def __init__(self, model: str, endpoint: Endpoint) -> None:
         self.model = model
         self.endpoint = endpoint
+        self._call: ToolCallBlock | None = None
+
+    def _flush_call(self) -> list[bytes]:
+        block, self._call = self._call, None
+        if block is None:
+            return []
+        obj = _object(self.model, self.endpoint, "", False)
+        if self.endpoint == "chat":
+            obj["message"]["tool_calls"] = [_tool_call_json(block.call)]
+        return [_line(obj)]
 
     def encode(self, event: Event) -> list[bytes]:
         match event:
             case TextDelta():
-                return [_line(_object(self.model, self.endpoint, event.text, False))]
+                lines = self._flush_call() if self._call is not None else []
+                lines.append(_line(_object(self.model, self.endpoint, event.text, False)))
+                return lines
+            case ToolCallDelta():
+                lines = []
+                if self._call is not None and self._call.index != event.index:
+                    lines = self._flush_call()
+                if self._call is None:
+                    self._call = ToolCallBlock(event.index, event.id or "", event.name or "")
+                self._call.parts.append(event.arguments)
+                return lines
             case Done():
+                lines = self._flush_call()
                 final = _object(self.model, self.endpoint, "", True)
                 final["done_reason"] = done_reason(event.finish_reason)
                 final.update(_final(event.usage, event.timings))
-                return [_line(final)]
+                lines.append(_line(final))
+                return lines
             case Error():
                 return [_line({"error": event.message})]
-            case Started() | Queued() | Usage() | Progress() | Sources():
+            case Started() | Queued() | Progress() | Sources() | ToolProgress() | ToolChunk() | ToolResult() | Custom():
+                # NDJSON chunks carry the answer only: nothing for the wait, retrieval or
+                # a server-side tool's run.
                 return []
+            case Usage():
+                return []  # the counts go out with the final object
+            case _:
+                assert_never(event)
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -212,6 +266,8 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 def render_response(model: str, endpoint: Endpoint, completion: Completion) -> dict[str, Any]:
     obj = _object(model, endpoint, completion.text, True)
+    if endpoint == "chat" and completion.tool_calls:
+        obj["message"]["tool_calls"] = [_tool_call_json(call) for call in completion.tool_calls]
     obj["done_reason"] = done_reason(completion.finish_reason)
     obj.update(_final(completion.usage, completion.timings))
     return obj

@@ -9,16 +9,17 @@ newer name of ``max_tokens``.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
 from lmstream.backends.base import ModelInfo
-from lmstream.dialects.common import dumps, parse_body
+from lmstream.dialects.common import dumps, parse_body, sse
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
+    Custom,
     Done,
     Error,
     Event,
@@ -28,9 +29,14 @@ from lmstream.events import (
     Sources,
     Started,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolChunk,
+    ToolProgress,
+    ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Dialect, Message, RequestContext
 
 __all__ = [
     "ChunkEncoder",
@@ -105,13 +111,15 @@ def parse_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
         top_k=req.top_k,
         stop=stop,
         seed=req.seed,
-        metadata={"user": req.user} if req.user else {},
+        context=RequestContext(dialect=Dialect.OPENAI, user=req.user),
     )
     return request, req.stream, include_usage
 
 
 def finish_reason(reason: FinishReason | None) -> str:
-    return "length" if reason == "length" else "stop"
+    if reason in ("length", "tool_calls"):
+        return reason
+    return "stop"
 
 
 def _usage(usage: Usage | None) -> dict[str, int]:
@@ -126,6 +134,7 @@ class ChunkEncoder:
         self.model = model
         self.created = int(time.time())
         self.include_usage = include_usage
+        self._calls: dict[int, int] = {}  # content block index -> tool_calls[index]
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> ServerSentEvent:
         chunk: dict[str, Any] = {
@@ -138,14 +147,25 @@ class ChunkEncoder:
         }
         if self.include_usage:
             chunk["usage"] = None
-        return ServerSentEvent(data=dumps(chunk))
+        return sse(dumps(chunk))
+
+    def _tool_call(self, event: ToolCallDelta) -> dict[str, Any]:
+        """``tool_calls[i]`` counts tool calls only: block indexes map onto 0, 1, ..."""
+        ordinal = self._calls.get(event.index)
+        if ordinal is not None:
+            return {"index": ordinal, "function": {"arguments": event.arguments}}
+        ordinal = self._calls[event.index] = len(self._calls)
+        function = {"name": event.name or "", "arguments": event.arguments}
+        return {"index": ordinal, "id": event.id, "type": "function", "function": function}
 
     def encode(self, event: Event) -> list[ServerSentEvent]:
         match event:
-            case Started():
-                return [self._chunk({"role": "assistant", "content": ""})]
             case TextDelta():
                 return [self._chunk({"content": event.text})]
+            case ToolCallDelta():
+                return [self._chunk({"tool_calls": [self._tool_call(event)]})]
+            case Started():
+                return [self._chunk({"role": "assistant", "content": ""})]
             case Done():
                 frames = [self._chunk({}, finish_reason(event.finish_reason))]
                 if self.include_usage:
@@ -158,14 +178,20 @@ class ChunkEncoder:
                         "choices": [],
                         "usage": _usage(event.usage),
                     }
-                    frames.append(ServerSentEvent(data=dumps(usage)))
-                frames.append(ServerSentEvent(data="[DONE]"))
+                    frames.append(sse(dumps(usage)))
+                frames.append(sse("[DONE]"))
                 return frames
             case Error():
                 body = {"error": {"message": event.message, "type": error_type(event.code), "param": None, "code": event.code}}
-                return [ServerSentEvent(data=dumps(body))]
-            case Queued() | Usage() | Progress() | Sources():
+                return [sse(dumps(body))]
+            case Queued() | Progress() | Sources() | ToolProgress() | ToolChunk() | ToolResult() | Custom():
+                # Chat Completions has no place for the wait, retrieval or a server-side
+                # tool's run: the client sees the answer they lead to.
                 return []
+            case Usage():
+                return []  # the usage chunk is made from `Done`
+            case _:
+                assert_never(event)
 
 
 def render_completion(completion_id: str, model: str, completion: Completion) -> dict[str, Any]:
@@ -178,13 +204,29 @@ def render_completion(completion_id: str, model: str, completion: Completion) ->
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": completion.text, "refusal": None},
+                "message": _message(completion),
                 "logprobs": None,
                 "finish_reason": finish_reason(completion.finish_reason),
             }
         ],
         "usage": _usage(completion.usage),
     }
+
+
+def _message(completion: Completion) -> dict[str, Any]:
+    calls = completion.tool_calls
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": completion.text if completion.text or not calls else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = [tool_call_json(call) for call in calls]
+    return message
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
 def models_list(models: list[ModelInfo]) -> dict[str, Any]:

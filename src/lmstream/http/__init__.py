@@ -1,5 +1,2 @@
-"""The HTTP edge: the app factory, auth, and one module of routes per dialect."""
-
-from lmstream.http.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP edge: the toolkit every route uses (``extension``, ``state``, ``endpoint``,
+``auth``, ``streaming``), one module of routes per dialect, and ``app.create_app``."""

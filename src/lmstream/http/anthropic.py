@@ -22,9 +22,10 @@ from lmstream.request import ChatRequest
 __all__ = ["routes"]
 
 
-def _input_tokens(state: AppState, model: str | None, request: ChatRequest) -> int:
-    backend, _ = state.router.resolve(model)
-    return backend.count_tokens(anthropic.prompt_text(request))
+def _input_tokens(state: AppState, request: ChatRequest) -> int:
+    """The prompt's tokens as the model will see them (what ``usage`` reports at the end)."""
+    backend, model = state.router.resolve(request.model)
+    return backend.count_prompt_tokens(request.with_(model=model))
 
 
 @endpoint(anthropic.error_body)
@@ -32,11 +33,10 @@ async def messages(request: Request) -> Response:
     state = app_state(request)
     chat, stream = anthropic.parse_request(await request.body())
     generation = await state.hub.start(chat)
-    input_tokens = _input_tokens(state, generation.model, generation.request)
+    input_tokens = _input_tokens(state, generation.request)
     message_id = "msg_" + secrets.token_hex(12)
     return await answer(
         request,
-        state.hub,
         generation,
         encoder=anthropic.MessageEncoder(message_id, generation.model, input_tokens=input_tokens) if stream else None,
         render=lambda completion: anthropic.render_message(
@@ -51,7 +51,7 @@ async def messages(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     state = app_state(request)
     chat = anthropic.parse_count_tokens(await request.body())
-    return JSON({"input_tokens": _input_tokens(state, chat.model, chat)})
+    return JSON({"input_tokens": _input_tokens(state, chat)})
 
 
 routes = [

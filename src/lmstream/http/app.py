@@ -1,16 +1,18 @@
-"""``create_app(settings)``: the Starlette app and the lifespan that owns everything.
+"""``create_app(settings, extensions)``: the Starlette app and the lifespan that owns everything.
 
 The lifespan builds one backend per configured model (through the registry, like a
-plugin would), starts them, and wires the router and the stream hub. Later layers
-(conversation store, profiles, ...) hook in through ``AppState.extensions``, the hub's
-``preprocessors`` and ``observers``, and extra route lists.
+plugin would), starts them, and wires the router and the stream hub. Features hook in
+as ``Extension``s (``http/extension.py``): each brings its routes, and at startup gets
+the ``AppState`` to add hub preprocessors, planners and observers. ``extensions=None``
+installs ``default_extensions(settings)`` (metrics, conversations, documents); a caller that
+wants more passes ``[*default_extensions(settings), mine]``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -19,30 +21,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from lmstream import metrics
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
-from lmstream.conversations import conversations_extension
+from lmstream.conversations import ConversationsExtension
 from lmstream.dialects import anthropic as anthropic_dialect
 from lmstream.dialects import ollama as ollama_dialect
 from lmstream.dialects import openai as openai_dialect
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, conversations, native, ollama, openai, web
+from lmstream.http import anthropic, native, ollama, openai, web
 from lmstream.http.endpoint import ErrorBody, error_response
+from lmstream.http.extension import Extension
 from lmstream.http.state import AppState
-from lmstream.hub import StreamHub
-from lmstream.rag.extension import ROUTES as RAG_ROUTES
-from lmstream.rag.extension import rag_extension
+from lmstream.hub import LocalCoordinator, StreamHub
+from lmstream.metrics import MetricsExtension
+from lmstream.rag.extension import DocumentsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
 
-__all__ = ["Extension", "create_app", "default_extensions"]
+__all__ = ["create_app", "default_extensions"]
 
 log = logging.getLogger("lmstream")
-
-# An extension gets the app state once the core is up and may register routes-side
-# objects, preprocessors and observers; it returns an optional async cleanup.
-Extension = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Backend]:
@@ -57,15 +55,12 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [metrics.metrics_extension, conversations_extension, rag_extension]
+    return [MetricsExtension(), ConversationsExtension(settings), DocumentsExtension(settings)]
 
 
-def create_app(
-    settings: Settings,
-    *,
-    extra_routes: Sequence[BaseRoute] = (),
-    extensions: Sequence[Extension] = (),
-) -> Starlette:
+def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:
+    installed = list(default_extensions(settings) if extensions is None else extensions)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -79,7 +74,9 @@ def create_app(
                 await backend.start()
                 stack.push_async_callback(backend.aclose)
             router = Router(backends, settings.resolved_default_model())
-            hub = StreamHub(router, replay_buffer=settings.replay_buffer, retention=settings.retention)
+            coordinator = LocalCoordinator(replay_buffer=settings.replay_buffer)
+            stack.push_async_callback(coordinator.aclose)
+            hub = StreamHub(router, retention=settings.retention, coordinator=coordinator)
             state = AppState(
                 settings=settings,
                 router=router,
@@ -90,10 +87,10 @@ def create_app(
                 started_at=time.time(),
             )
             app.state.lmstream = state
-            for extension in [*default_extensions(settings), *extensions]:
-                cleanup = await extension(state)
-                if cleanup is not None:
-                    stack.push_async_callback(cleanup)
+            for extension in installed:
+                await extension.start(state)
+                state.extensions.append(extension)
+                stack.push_async_callback(extension.aclose)
             # Shutdown runs in reverse: the hub cancels what still runs (observers such as
             # the store record it) before extensions, backends and the HTTP client close.
             stack.push_async_callback(hub.aclose)
@@ -110,10 +107,10 @@ def create_app(
         error.code = "method_not_allowed"
         return error_response(error, _error_shape(request.url.path))
 
-    routes: list[BaseRoute] = [
-        *native.routes, *openai.routes, *anthropic.routes, *ollama.routes, *conversations.routes, *metrics.routes, *RAG_ROUTES, *extra_routes,
-        *web.routes,  # the web chat last, so API routes always win
-    ]
+    routes: list[BaseRoute] = [*native.routes, *openai.routes, *anthropic.routes, *ollama.routes]
+    for extension in installed:
+        routes.extend(extension.routes())
+    routes.extend(web.routes)  # the web chat last, so API routes always win
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import native
 from lmstream.errors import BadRequest
-from lmstream.events import Event
+from lmstream.events import CancelReason, Event
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
@@ -34,7 +34,7 @@ async def create_stream(request: Request) -> Response:
     chat = native.parse_request(await request.body())
     generation = await state.hub.start(chat)
     if _wants_stream(request):
-        frames = follow_frames(state.hub, generation, _encode, grace=state.settings.grace_period)
+        frames = follow_frames(generation, _encode, grace=state.settings.grace_period)
         return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
     url = f"/v1/streams/{generation.id}"
     return JSON(
@@ -64,41 +64,39 @@ def _last_event_id(request: Request) -> int:
 @endpoint(native.error_body)
 async def stream_events(request: Request) -> Response:
     state = app_state(request)
-    generation = state.hub.get(request.path_params["stream_id"])
+    stream = await state.hub.get(request.path_params["stream_id"])
     after = _last_event_id(request)
-    if after < generation.first_seq - 1:
-        raise ReplayGone(f"events before {generation.first_seq} of this stream are no longer kept")
-    if generation.finished and after >= generation.next_seq - 1:
+    if after < stream.first_seq - 1:
+        raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
+    if stream.finished and after >= stream.next_seq - 1:
         return Response(status_code=204)  # tells EventSource there is nothing more
-    frames = follow_frames(
-        state.hub, generation, _encode, grace=state.settings.grace_period, after=after
-    )
+    frames = follow_frames(stream, _encode, grace=state.settings.grace_period, after=after)
     return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
 
 
 @endpoint(native.error_body)
 async def get_stream(request: Request) -> Response:
-    generation = app_state(request).hub.get(request.path_params["stream_id"])
+    stream = await app_state(request).hub.get(request.path_params["stream_id"])
     return JSON(
         native.stream_state(
-            generation.id,
-            generation.state,
-            generation.model,
-            generation.created,
-            generation.completion,
-            generation.next_seq,
-            generation.request.conversation_id,
+            stream.id,
+            stream.state,
+            stream.model,
+            stream.created,
+            stream.completion,
+            stream.next_seq,
+            stream.conversation_id,
         )
     )
 
 
 @endpoint(native.error_body)
 async def cancel_stream(request: Request) -> Response:
-    generation = app_state(request).hub.get(request.path_params["stream_id"])
-    cancelled = generation.cancel("stopped by the user")
+    stream = await app_state(request).hub.get(request.path_params["stream_id"])
+    cancelled = await stream.cancel(CancelReason.USER_STOP)
     if cancelled:
-        await generation.wait()
-    return JSON({"id": generation.id, "cancelled": cancelled, "state": generation.state})
+        await stream.wait()
+    return JSON({"id": stream.id, "cancelled": cancelled, "state": stream.state})
 
 
 @endpoint(native.error_body, public=True)
@@ -106,7 +104,7 @@ async def health(request: Request) -> Response:
     state = app_state(request)
     models = []
     for name, backend in state.backends.items():
-        models.append({"name": name, "backend": backend.info.backend, **backend.stats()})
+        models.append({"name": name, "backend": backend.info.backend, **backend.stats().as_dict()})
     return JSON(
         {
             "status": "ok",
@@ -114,7 +112,7 @@ async def health(request: Request) -> Response:
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),
             "active_streams": state.hub.active,
-            "queue_length": sum(int(m.get("queue", 0)) for m in models),
+            "queue_length": sum(backend.stats().queue for backend in state.backends.values()),
             "models": models,
         }
     )

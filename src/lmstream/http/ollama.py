@@ -46,7 +46,6 @@ async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollam
     generation = await state.hub.start(chat)
     return await answer(
         request,
-        state.hub,
         generation,
         encoder=ollama.LineEncoder(asked, kind) if stream else None,
         render=lambda completion: ollama.render_response(asked, kind, completion),
@@ -81,7 +80,7 @@ async def tags(request: Request) -> Response:
 @endpoint(ollama.error_body)
 async def running(request: Request) -> Response:
     state = app_state(request)
-    loaded = [b.info for b in state.backends.values() if b.stats().get("loaded", True)]
+    loaded = [b.info for b in state.backends.values() if b.stats().loaded]
     return JSON(ollama.running_list(loaded))
 
 

@@ -25,7 +25,6 @@ async def chat_completions(request: Request) -> Response:
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     return await answer(
         request,
-        state.hub,
         generation,
         encoder=openai.ChunkEncoder(completion_id, generation.model, include_usage=include_usage) if stream else None,
         render=lambda completion: openai.render_completion(completion_id, generation.model, completion),

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import httpx
 from starlette.requests import HTTPConnection
 
 from lmstream.backends.base import Backend
+from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
 
 __all__ = ["AppState", "app_state"]
+
+E = TypeVar("E", bound=Extension)
 
 
 @dataclass(slots=True)
@@ -25,8 +28,14 @@ class AppState:
     backends: dict[str, Backend]
     api_keys: list[bytes]
     started_at: float
-    # Filled by later layers (store, profiles, ...): name -> object.
-    extensions: dict[str, Any] = field(default_factory=dict)
+    extensions: list[Extension] = field(default_factory=list)
+
+    def extension(self, kind: type[E]) -> E | None:
+        """The installed extension of type ``kind``, if any."""
+        for extension in self.extensions:
+            if isinstance(extension, kind):
+                return extension
+        return None
 
 
 def app_state(conn: HTTPConnection) -> AppState:

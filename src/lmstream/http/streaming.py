@@ -3,13 +3,20 @@
 Cancellation flows through structure (see ARCHITECTURE.md)::
 
     client closes ─► the response's disconnect listener ─► cancels the sending task
-    ─► ``follow_frames`` leaves ``hub.attach`` ─► last consumer gone: hub cancels the
-    generation (now, or after the grace period) ─► backend stream ``aclose()``
+    ─► ``follow_frames`` leaves ``stream.attach`` ─► last consumer gone: the hub cancels
+    the generation (now, or after the grace period) ─► backend stream ``aclose()``
     ─► worker thread stop flag / upstream response closed.
 
 Every streaming dialect (SSE or NDJSON) goes through ``stream_response``: heartbeats
-(SSE comments; none for NDJSON), ``Cache-Control: no-cache``, ``X-Accel-Buffering: no``,
-never compressed.
+(none for NDJSON), ``Cache-Control: no-cache``, ``X-Accel-Buffering: no``, never
+compressed. The heartbeat is one comment *line* with no blank line after it
+(``: ping\n``). A comment followed by a blank line (``: ping\n\n``, sse-starlette's
+form) ends an "event" in decoders that keep the last ``id:`` across events —
+httpx-sse, and the OpenAI and Anthropic SDKs' own decoders — which then hand client
+code an event with empty data after every heartbeat on a stream with ids. A lone
+comment line is ignored by every SSE parser (the spec's, the browser's
+``EventSource``, those decoders, the web page's reader) and still keeps proxies from
+timing the connection out.
 
 Deliberate divergence from sse-starlette's ``EventSourceResponse`` (whose framing,
 ``ServerSentEvent``, every SSE dialect still uses): :class:`StreamResponse` runs each
@@ -39,7 +46,7 @@ from starlette.types import Receive, Scope, Send
 
 from lmstream.errors import error_from_code
 from lmstream.events import Completion, Event
-from lmstream.hub import Generation, StreamHub
+from lmstream.hub import StreamHandle
 
 __all__ = [
     "JSON",
@@ -54,7 +61,7 @@ __all__ = [
 
 Frame = ServerSentEvent | bytes
 Encoder = Callable[[int, Event], Iterable[Frame]]
-_PING = ServerSentEvent(comment="ping").encode()
+_PING = b": ping\n"  # a comment line, deliberately without the blank line (module docstring)
 
 
 class JSON(JSONResponse):
@@ -65,12 +72,12 @@ class JSON(JSONResponse):
 
 
 async def follow_frames(
-    hub: StreamHub, generation: Generation, encode: Encoder, *, grace: float, after: int = -1
+    stream: StreamHandle, encode: Encoder, *, grace: float, after: int = -1
 ) -> AsyncIterator[bytes]:
-    """The wire bytes of a generation's events; the frames of events that are already
+    """The wire bytes of a stream's events; the frames of events that are already
     there when the sender wakes up go out as one chunk (one write, not one per frame)."""
-    with hub.attach(generation, grace=grace):
-        async for batch in generation.follow_batches(after):
+    async with stream.attach(grace):
+        async for batch in stream.follow(after):
             chunk = b"".join(
                 frame if isinstance(frame, bytes) else frame.encode()
                 for seq, event in batch
@@ -218,9 +225,7 @@ def stream_response(
     )
 
 
-async def wait_unless_disconnected(
-    request: Request, hub: StreamHub, generation: Generation
-) -> Completion | None:
+async def wait_unless_disconnected(request: Request, stream: StreamHandle) -> Completion | None:
     """The whole answer for a non-streaming request; None (and cancelled) if the client left."""
 
     async def client_gone() -> None:
@@ -229,8 +234,8 @@ async def wait_unless_disconnected(
             if message["type"] == "http.disconnect":
                 return
 
-    with hub.attach(generation, grace=0):
-        finished = asyncio.ensure_future(generation.wait())
+    async with stream.attach(0):
+        finished = asyncio.ensure_future(stream.wait())
         gone = asyncio.ensure_future(client_gone())
         try:
             await asyncio.wait({finished, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -250,8 +255,7 @@ class WireEncoder(Protocol):
 
 async def answer(
     request: Request,
-    hub: StreamHub,
-    generation: Generation,
+    stream: StreamHandle,
     *,
     encoder: WireEncoder | None,
     render: Callable[[Completion], Any],
@@ -271,9 +275,9 @@ async def answer(
         def encode(seq: int, event: Event) -> Iterable[Frame]:
             return wire.encode(event)
 
-        frames = follow_frames(hub, generation, encode, grace=0)
+        frames = follow_frames(stream, encode, grace=0)
         return stream_response(frames, heartbeat=heartbeat, media_type=media_type)
-    completion = await wait_unless_disconnected(request, hub, generation)
+    completion = await wait_unless_disconnected(request, stream)
     if completion is None:
         return Response(status_code=499)  # the client is gone; nobody reads this
     if completion.error is not None:

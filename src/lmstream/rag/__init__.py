@@ -4,8 +4,8 @@ lexical (FTS5/BM25), dense and hybrid search, and embeddings served to clients.
 Read ``base.py`` first (the records and the seams), then ``ingest.py`` (a file's way
 into the index) and ``retrieval.py`` (a query's way out). ``extension.py`` wires it
 into the app; ``routes.py`` and ``embedding_routes.py`` are the REST surface;
-``sources.py`` and ``routing.py`` are the pure parts of the retrieval step of a
-generation.
+``step.py`` is the retrieval step of a generation and its planner, ``sources.py`` and
+``routing.py`` its pure parts.
 """
 
 from __future__ import annotations

@@ -21,26 +21,25 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from lmstream.dialects import ollama as ollama_dialect
 from lmstream.dialects import openai as openai_dialect
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, NotFound
 from lmstream.http.endpoint import endpoint
-from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON
 from lmstream.rag.base import Embedder, Vectors
-from lmstream.rag.routes import EXTENSION_KEY
 from lmstream.rag.service import Documents
 
-__all__ = ["estimate_tokens", "routes"]
+__all__ = ["EmbeddingRoutes", "estimate_tokens"]
 
 MAX_INPUTS = 2048
 
@@ -85,39 +84,6 @@ def _texts(value: str | list[Any]) -> list[str]:
     return texts
 
 
-async def _embedder(request: Request, name: str | None) -> tuple[str, Embedder]:
-    docs = app_state(request).extensions.get(EXTENSION_KEY)
-    if not isinstance(docs, Documents):
-        raise NotFound("embeddings are not enabled on this server (rag.enabled = false)")
-    if not name:
-        if docs.embedder is None:
-            raise BadRequest("give `model`: no default embedding model is configured (rag.embedder)", param="model")
-        return docs.embedder.model, docs.embedder
-    if name.endswith(":latest"):
-        name = name.removesuffix(":latest") if name not in docs.embedding_models.names() else name
-    return name, await docs.embedding_models.get(name)
-
-
-@endpoint(openai_dialect.error_body)
-async def openai_embeddings(request: Request) -> Response:
-    body = parse_body(OpenAIEmbeddingRequest, await request.body())
-    texts = _texts(body.input)
-    name, embedder = await _embedder(request, body.model)
-    vectors = await embedder.embed(texts, "document")
-    if body.dimensions is not None:
-        if not 1 <= body.dimensions <= vectors.shape[1]:
-            raise BadRequest(f"`dimensions` must be from 1 to {vectors.shape[1]} for {name}", param="dimensions")
-        vectors = _truncate(vectors, body.dimensions)
-    data = [
-        {"object": "embedding", "index": i, "embedding": _encode(vector, body.encoding_format)}
-        for i, vector in enumerate(vectors)
-    ]
-    tokens = estimate_tokens(texts)
-    return JSON(
-        {"object": "list", "data": data, "model": name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    )
-
-
 def _truncate(vectors: Vectors, dimensions: int) -> Vectors:
     """Matryoshka-style: the first ``dimensions`` components, normalised again."""
     cut = vectors[:, :dimensions]
@@ -133,34 +99,67 @@ def _encode(vector: Vectors, encoding: str) -> list[float] | str:
     return values
 
 
-@endpoint(ollama_dialect.error_body)
-async def ollama_embed(request: Request) -> Response:
-    started = time.perf_counter_ns()
-    body = parse_body(OllamaEmbedRequest, await request.body())
-    texts = _texts(body.input)
-    name, embedder = await _embedder(request, body.model)
-    vectors = await embedder.embed(texts, "document")
-    return JSON(
-        {
-            "model": name,
-            "embeddings": vectors.tolist(),
-            "total_duration": time.perf_counter_ns() - started,
-            "load_duration": 0,
-            "prompt_eval_count": estimate_tokens(texts),
-        }
-    )
+class EmbeddingRoutes:
+    """The routes, bound to the extension's ``Documents`` (None until started or disabled)."""
 
+    def __init__(self, documents: Callable[[], Documents | None]) -> None:
+        self._get = documents
 
-@endpoint(ollama_dialect.error_body)
-async def ollama_embeddings(request: Request) -> Response:
-    body = parse_body(OllamaEmbeddingsRequest, await request.body())
-    _, embedder = await _embedder(request, body.model)
-    (vector,) = await embedder.embed([body.prompt], "document")
-    return JSON({"embedding": vector.tolist()})
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/embeddings", endpoint(openai_dialect.error_body)(self.openai_embeddings), methods=["POST"]),
+            Route("/api/embed", endpoint(ollama_dialect.error_body)(self.ollama_embed), methods=["POST"]),
+            Route("/api/embeddings", endpoint(ollama_dialect.error_body)(self.ollama_embeddings), methods=["POST"]),
+        ]
 
+    async def _embedder(self, name: str | None) -> tuple[str, Embedder]:
+        docs = self._get()
+        if docs is None:
+            raise NotFound("embeddings are not enabled on this server (rag.enabled = false)")
+        if not name:
+            if docs.embedder is None:
+                raise BadRequest("give `model`: no default embedding model is configured (rag.embedder)", param="model")
+            return docs.embedder.model, docs.embedder
+        if name.endswith(":latest"):
+            name = name.removesuffix(":latest") if name not in docs.embedding_models.names() else name
+        return name, await docs.embedding_models.get(name)
 
-routes = [
-    Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
-    Route("/api/embed", ollama_embed, methods=["POST"]),
-    Route("/api/embeddings", ollama_embeddings, methods=["POST"]),
-]
+    async def openai_embeddings(self, request: Request) -> Response:
+        body = parse_body(OpenAIEmbeddingRequest, await request.body())
+        texts = _texts(body.input)
+        name, embedder = await self._embedder(body.model)
+        vectors = await embedder.embed(texts, "document")
+        if body.dimensions is not None:
+            if not 1 <= body.dimensions <= vectors.shape[1]:
+                raise BadRequest(f"`dimensions` must be from 1 to {vectors.shape[1]} for {name}", param="dimensions")
+            vectors = _truncate(vectors, body.dimensions)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode(vector, body.encoding_format)}
+            for i, vector in enumerate(vectors)
+        ]
+        tokens = estimate_tokens(texts)
+        return JSON(
+            {"object": "list", "data": data, "model": name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        )
+
+    async def ollama_embed(self, request: Request) -> Response:
+        started = time.perf_counter_ns()
+        body = parse_body(OllamaEmbedRequest, await request.body())
+        texts = _texts(body.input)
+        name, embedder = await self._embedder(body.model)
+        vectors = await embedder.embed(texts, "document")
+        return JSON(
+            {
+                "model": name,
+                "embeddings": vectors.tolist(),
+                "total_duration": time.perf_counter_ns() - started,
+                "load_duration": 0,
+                "prompt_eval_count": estimate_tokens(texts),
+            }
+        )
+
+    async def ollama_embeddings(self, request: Request) -> Response:
+        body = parse_body(OllamaEmbeddingsRequest, await request.body())
+        _, embedder = await self._embedder(body.model)
+        (vector,) = await embedder.embed([body.prompt], "document")
+        return JSON({"embedding": vector.tolist()})

@@ -1,42 +1,72 @@
-"""The documents extension: opens the index in ``data_dir/lmstream.db`` at startup,
-builds the ``Documents`` service, and brings its routes (collections, documents,
-search, embeddings).
+"""The documents extension: collections, search, embeddings and the retrieval step.
 
-Until the app takes ``Extension`` objects (SEAMS.md), ``http/app.py`` calls
-``rag_extension`` with the other default extensions and mounts ``ROUTES``.
+``DocumentsExtension`` is an ``Extension`` (``http/extension.py``) like conversations
+and metrics. Its routes (``routes.py``, ``embedding_routes.py``) reach the service
+through the extension, never a module global. At startup it opens the document index
+— PostgreSQL when ``database_url`` is set (the same database as conversations), else
+SQLite in ``data_dir/lmstream.db`` — builds the ``Documents`` service. ``rag.enabled = false`` leaves the
+routes answering 404 and installs nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from lmstream.rag import embedding_routes, routes
+from starlette.routing import BaseRoute
+
+from lmstream.http.state import AppState
+from lmstream.rag.base import DocumentIndex
+from lmstream.rag.embedding_routes import EmbeddingRoutes
+from lmstream.rag.routes import DocumentRoutes
 from lmstream.rag.service import Documents
-from lmstream.rag.sqlite_index import SQLiteIndex
+from lmstream.settings import Settings
 
-if TYPE_CHECKING:
-    from lmstream.http.state import AppState
-
-__all__ = ["ROUTES", "rag_extension"]
-
-ROUTES = [*routes.routes, *embedding_routes.routes]
+__all__ = ["DocumentsExtension", "build_index"]
 
 
-async def rag_extension(state: AppState) -> Callable[[], Awaitable[None]] | None:
-    if not state.settings.rag.enabled:
-        return None
-    index = SQLiteIndex(state.settings.data_dir / "lmstream.db")
-    await index.open()
-    try:
-        documents = await Documents.from_settings(state.settings, index, state.http)
-    except BaseException:
-        await index.aclose()
-        raise
-    state.extensions[routes.EXTENSION_KEY] = documents
+def build_index(settings: Settings) -> DocumentIndex:
+    """The configured document index (not yet opened)."""
+    if settings.database_url is not None:
+        try:
+            from lmstream.rag.postgres_index import PostgresIndex
+        except ImportError as exc:  # asyncpg is the `postgres` extra
+            raise RuntimeError("database_url needs the PostgreSQL driver: pip install 'lmstream[postgres]'") from exc
+        return PostgresIndex(settings.database_url.get_secret_value())
+    from lmstream.rag.sqlite_index import SQLiteIndex
 
-    async def cleanup() -> None:
-        await documents.aclose()
-        await index.aclose()
+    return SQLiteIndex(settings.data_dir / "lmstream.db")
 
-    return cleanup
+
+class DocumentsExtension:
+    name = "documents"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.documents: Documents | None = None
+        self._index: DocumentIndex | None = None
+        self._routes = DocumentRoutes(lambda: self.documents)
+        self._embedding_routes = EmbeddingRoutes(lambda: self.documents)
+
+    def routes(self) -> Sequence[BaseRoute]:
+        return [*self._routes.routes(), *self._embedding_routes.routes()]
+
+    async def start(self, app: AppState) -> None:
+        settings = self.settings
+        if not settings.rag.enabled:
+            return
+        index = build_index(settings)
+        await index.open()
+        try:
+            documents = await Documents.from_settings(settings, index, app.http)
+        except BaseException:
+            await index.aclose()
+            raise
+        self._index, self.documents = index, documents
+
+    async def aclose(self) -> None:
+        documents, index = self.documents, self._index
+        self.documents = self._index = None
+        if documents is not None:
+            await documents.aclose()
+        if index is not None:
+            await index.aclose()

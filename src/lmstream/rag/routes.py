@@ -1,4 +1,4 @@
-"""REST routes for collections, documents and search (a route list the app mounts).
+"""REST routes for collections, documents and search (the documents extension's).
 
 ::
 
@@ -28,19 +28,19 @@ document_too_large``) with a message naming it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, NotFound
 from lmstream.http.endpoint import endpoint
-from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON
 from lmstream.rag.base import CollectionInfo, DocumentInfo, Hit
 from lmstream.rag.errors import DocumentTooLarge
@@ -48,9 +48,8 @@ from lmstream.rag.ingest import IngestResult
 from lmstream.rag.retrieval import SearchMode
 from lmstream.rag.service import Documents
 
-__all__ = ["EXTENSION_KEY", "collection_json", "document_json", "hit_json", "routes"]
+__all__ = ["DocumentRoutes", "collection_json", "document_json", "hit_json"]
 
-EXTENSION_KEY = "rag"
 MAX_LIMIT = 100
 MAX_K = 50
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -110,13 +109,6 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     }
 
 
-def _documents(request: Request) -> Documents:
-    service = app_state(request).extensions.get(EXTENSION_KEY)
-    if not isinstance(service, Documents):
-        raise NotFound("documents are not enabled on this server (rag.enabled = false)")
-    return service
-
-
 def _int_param(request: Request, name: str, default: int, high: int) -> int:
     raw = request.query_params.get(name, str(default))
     try:
@@ -126,38 +118,6 @@ def _int_param(request: Request, name: str, default: int, high: int) -> int:
     if not 1 <= value <= high:
         raise BadRequest(f"`{name}` must be a whole number from 1 to {high}, got {raw!r}", param=name)
     return value
-
-
-@endpoint(native.error_body)
-async def create_collection(request: Request) -> Response:
-    body = parse_body(NewCollection, await request.body())
-    if not _NAME.match(body.name):
-        raise BadRequest(
-            "`name`: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", param="name"
-        )
-    collection = await _documents(request).index.create_collection(body.name, body.description)
-    return JSON(collection_json(collection), status_code=201)
-
-
-@endpoint(native.error_body)
-async def list_collections(request: Request) -> Response:
-    collections = await _documents(request).index.list_collections()
-    return JSON({"data": [collection_json(c) for c in collections]})
-
-
-@endpoint(native.error_body)
-async def get_collection(request: Request) -> Response:
-    return JSON(collection_json(await _documents(request).collection(request.path_params["name"])))
-
-
-@endpoint(native.error_body)
-async def delete_collection(request: Request) -> Response:
-    docs = _documents(request)
-    name = request.path_params["name"]
-    collection = await docs.collection(name)
-    await docs.index.delete_collection(name)
-    docs.vectors.forget(collection.id)
-    return Response(status_code=204)
 
 
 async def _upload(request: Request, docs: Documents, collection: CollectionInfo) -> IngestResult:
@@ -180,63 +140,94 @@ async def _upload(request: Request, docs: Documents, collection: CollectionInfo)
         )
 
 
-@endpoint(native.error_body)
-async def add_document(request: Request) -> Response:
-    docs = _documents(request)
-    collection = await docs.collection(request.path_params["name"])
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        result = await _upload(request, docs, collection)
-    else:
-        body = parse_body(TextDocument, await request.body())
-        result = await docs.ingestor.add_text(collection, title=body.title, text=body.text, source=body.source)
-    status_code = 201 if result.status == "created" else 200
-    return JSON({"status": result.status, "document": document_json(result.document)}, status_code=status_code)
+class DocumentRoutes:
+    """The routes, bound to the extension's ``Documents`` (None until the app has started,
+    or when ``rag.enabled`` is false)."""
 
+    def __init__(self, documents: Callable[[], Documents | None]) -> None:
+        self._get = documents
 
-@endpoint(native.error_body)
-async def list_documents(request: Request) -> Response:
-    docs = _documents(request)
-    collection = await docs.collection(request.path_params["name"])
-    page = await docs.index.list_documents(
-        collection.id,
-        limit=_int_param(request, "limit", 20, MAX_LIMIT),
-        cursor=request.query_params.get("cursor") or None,
-    )
-    return JSON({"data": [document_json(d) for d in page.data], "next_cursor": page.next_cursor})
+    def routes(self) -> list[BaseRoute]:
+        wrap = endpoint(native.error_body)
+        return [
+            Route("/v1/collections", wrap(self.list_collections), methods=["GET"]),
+            Route("/v1/collections", wrap(self.create_collection), methods=["POST"]),
+            Route("/v1/collections/{name}", wrap(self.get_collection), methods=["GET"]),
+            Route("/v1/collections/{name}", wrap(self.delete_collection), methods=["DELETE"]),
+            Route("/v1/collections/{name}/documents", wrap(self.list_documents), methods=["GET"]),
+            Route("/v1/collections/{name}/documents", wrap(self.add_document), methods=["POST"]),
+            Route("/v1/collections/{name}/documents/{document_id}", wrap(self.delete_document), methods=["DELETE"]),
+            Route("/v1/collections/{name}/search", wrap(self.search), methods=["GET"]),
+        ]
 
+    def _documents(self) -> Documents:
+        documents = self._get()
+        if documents is None:
+            raise NotFound("documents are not enabled on this server (rag.enabled = false)")
+        return documents
 
-@endpoint(native.error_body)
-async def delete_document(request: Request) -> Response:
-    docs = _documents(request)
-    collection = await docs.collection(request.path_params["name"])
-    document_id = request.path_params["document_id"]
-    if not await docs.index.delete_document(collection.id, document_id):
-        raise NotFound(f"no document {document_id!r} in collection {collection.name!r}")
-    return Response(status_code=204)
+    async def create_collection(self, request: Request) -> Response:
+        body = parse_body(NewCollection, await request.body())
+        if not _NAME.match(body.name):
+            raise BadRequest(
+                "`name`: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", param="name"
+            )
+        collection = await self._documents().index.create_collection(body.name, body.description)
+        return JSON(collection_json(collection), status_code=201)
 
+    async def list_collections(self, request: Request) -> Response:
+        collections = await self._documents().index.list_collections()
+        return JSON({"data": [collection_json(c) for c in collections]})
 
-@endpoint(native.error_body)
-async def search(request: Request) -> Response:
-    docs = _documents(request)
-    query = request.query_params.get("q", "")
-    if not query.strip():
-        raise BadRequest("`q` (the search text) is required", param="q")
-    k = _int_param(request, "k", docs.default_k, MAX_K)
-    mode = request.query_params.get("mode") or docs.default_mode
-    if mode not in get_args(SearchMode):
-        raise BadRequest(f"`mode` must be lexical, dense or hybrid, got {mode!r}", param="mode")
-    hits = await docs.search(request.path_params["name"], query, k, cast(SearchMode, mode))
-    return JSON({"data": [hit_json(h) for h in hits], "mode": mode})
+    async def get_collection(self, request: Request) -> Response:
+        return JSON(collection_json(await self._documents().collection(request.path_params["name"])))
 
+    async def delete_collection(self, request: Request) -> Response:
+        docs = self._documents()
+        name = request.path_params["name"]
+        collection = await docs.collection(name)
+        await docs.index.delete_collection(name)
+        docs.vectors.forget(collection.id)
+        return Response(status_code=204)
 
-routes = [
-    Route("/v1/collections", list_collections, methods=["GET"]),
-    Route("/v1/collections", create_collection, methods=["POST"]),
-    Route("/v1/collections/{name}", get_collection, methods=["GET"]),
-    Route("/v1/collections/{name}", delete_collection, methods=["DELETE"]),
-    Route("/v1/collections/{name}/documents", list_documents, methods=["GET"]),
-    Route("/v1/collections/{name}/documents", add_document, methods=["POST"]),
-    Route("/v1/collections/{name}/documents/{document_id}", delete_document, methods=["DELETE"]),
-    Route("/v1/collections/{name}/search", search, methods=["GET"]),
-]
+    async def add_document(self, request: Request) -> Response:
+        docs = self._documents()
+        collection = await docs.collection(request.path_params["name"])
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            result = await _upload(request, docs, collection)
+        else:
+            body = parse_body(TextDocument, await request.body())
+            result = await docs.ingestor.add_text(collection, title=body.title, text=body.text, source=body.source)
+        status_code = 201 if result.status == "created" else 200
+        return JSON({"status": result.status, "document": document_json(result.document)}, status_code=status_code)
+
+    async def list_documents(self, request: Request) -> Response:
+        docs = self._documents()
+        collection = await docs.collection(request.path_params["name"])
+        page = await docs.index.list_documents(
+            collection.id,
+            limit=_int_param(request, "limit", 20, MAX_LIMIT),
+            cursor=request.query_params.get("cursor") or None,
+        )
+        return JSON({"data": [document_json(d) for d in page.data], "next_cursor": page.next_cursor})
+
+    async def delete_document(self, request: Request) -> Response:
+        docs = self._documents()
+        collection = await docs.collection(request.path_params["name"])
+        document_id = request.path_params["document_id"]
+        if not await docs.index.delete_document(collection.id, document_id):
+            raise NotFound(f"no document {document_id!r} in collection {collection.name!r}")
+        return Response(status_code=204)
+
+    async def search(self, request: Request) -> Response:
+        docs = self._documents()
+        query = request.query_params.get("q", "")
+        if not query.strip():
+            raise BadRequest("`q` (the search text) is required", param="q")
+        k = _int_param(request, "k", docs.default_k, MAX_K)
+        mode = request.query_params.get("mode") or docs.default_mode
+        if mode not in get_args(SearchMode):
+            raise BadRequest(f"`mode` must be lexical, dense or hybrid, got {mode!r}", param="mode")
+        hits = await docs.search(request.path_params["name"], query, k, cast(SearchMode, mode))
+        return JSON({"data": [hit_json(h) for h in hits], "mode": mode})

@@ -1,8 +1,8 @@
-"""``Documents``: the one object the routes, the CLI's server side and (later) the
-retrieval step use: the index, the ingestor, the embedding models and the retrievers.
+"""``Documents``: the one object the routes and the retrieval step use: the index, the
+ingestor, the embedding models and the retrievers.
 
-Built by ``rag_extension`` at startup from ``Settings.rag`` and
-``Settings.embedding_models``; kept in ``AppState.extensions["rag"]``.
+Built by ``DocumentsExtension`` at startup from ``Settings.rag`` and
+``Settings.embedding_models``; its routes and planner reach it through the extension.
 
 Embedding models are built lazily on first use (a model is loaded by the first
 request that needs it, not at startup) and closed at shutdown. A name resolves to a

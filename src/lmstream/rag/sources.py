@@ -1,7 +1,6 @@
 """Retrieved chunks into what a generation needs: numbered sources and a prompt block.
 
-Pure functions (no I/O), for the retrieval step of a generation (issue 11, once the hub's
-steps land):
+Pure functions (no I/O), for the retrieval step of a generation (``step.py``):
 
 * ``to_sources(hits)`` — the ``Sources`` event's items, numbered from 1 in rank order,
   each with a short snippet (the prompt gets the whole chunk).
@@ -12,23 +11,20 @@ steps land):
   last user message's text: small models follow context next to the question better
   than context in a system prompt (Gemma's chat template has no system role at all).
 * ``cited(text, sources)`` — which sources an answer cites, for ``done`` and the store.
-
-``Source`` mirrors ``lmstream.events.Source`` of SEAMS.md field for field; when the
-seams land this module imports that one instead.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from lmstream.events import Source
 from lmstream.rag.base import Hit
 from lmstream.request import Message
 
 __all__ = [
     "CITATION_INSTRUCTIONS",
-    "Source",
     "augment",
     "cited",
     "context_block",
@@ -43,17 +39,6 @@ CITATION_INSTRUCTIONS = (
 )
 SNIPPET_CHARS = 240
 _CITATION = re.compile(r"\[(\d{1,3})\]")
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    number: int
-    title: str
-    source: str | None
-    snippet: str
-    score: float
-    document_id: str | None = None
-    chunk: int | None = None
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:

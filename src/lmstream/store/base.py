@@ -1,8 +1,9 @@
 """The ``Store`` seam: where conversations and their messages are kept.
 
-One async Protocol, so the embedded SQLite store (``store/sqlite.py``) and a later
-PostgreSQL store are two implementations of the same surface, not two designs. The
-store knows nothing of HTTP, the hub or models: it keeps rows.
+One async Protocol, so the embedded SQLite store (``store/sqlite.py``) and the
+PostgreSQL store (``store/postgres.py``) are two implementations of the same surface,
+not two designs. The store knows nothing of HTTP, the hub or models: it keeps rows. A
+store that cannot reach its database raises ``errors.StoreUnavailable`` (503).
 
 Records are frozen dataclasses. Timestamps are ISO 8601 UTC strings with a fixed
 width (``2026-01-01T12:00:00.000000Z``), so they also sort as text. Identifiers are
@@ -12,7 +13,10 @@ message's id before its row is written, so it can update the row without asking)
 Message ``status``: user (and system/tool) messages are ``complete``; an assistant
 message is ``streaming`` while its generation runs (its text is flushed
 periodically), then ``complete``, ``stopped`` (the user cancelled it), ``interrupted``
-(the client went away, or the server stopped or died) or ``error``.
+(the client went away, or the server stopped or died) or ``error``. A streaming
+answer records the ``instance_id`` of the lmstream instance running its generation,
+so when several instances share one database, the answers a dead instance left can
+be marked interrupted (``interrupt_streaming``) without touching the others' live ones.
 
 Pagination is by ``(updated_at, id)`` descending; the cursor is opaque to clients
 (``encode_cursor``/``decode_cursor`` are shared by every implementation).
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
@@ -83,6 +87,7 @@ class StoredMessage:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     error: str | None = None
+    instance_id: str | None = None  # the lmstream instance whose generation writes this answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +165,25 @@ class Store(Protocol):
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None: ...
 
+    async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
+        """``update_message`` for many messages in one transaction (a message named
+        twice gets its last update): how one writer keeps up with thousands of
+        answers flushing while they stream (one round trip instead of one each)."""
+        ...
+
     async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         """All messages of a conversation, oldest first."""
         ...
 
-    async def interrupt_streaming(self) -> int:
-        """Mark every ``streaming`` message ``interrupted``; how many there were."""
+    async def interrupt_streaming(
+        self, instance_id: str | None = None, *, alive: Collection[str] | None = None
+    ) -> int:
+        """Mark ``streaming`` answers ``interrupted``; how many there were.
+
+        With no argument, every one (a single instance starting: whatever is still
+        streaming was left by its own previous run). ``instance_id``: only the answers
+        that instance was writing (it is known to be dead). ``alive``: every answer not
+        being written by one of these instances (a survivor's sweep: answers of any
+        instance that died unseen, and answers written before owners were recorded).
+        """
         ...

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
         """,
     ),
+    (
+        # The instance whose generation writes a streaming answer (several instances,
+        # one database): see Store.interrupt_streaming.
+        "m002_streaming_owner",
+        """
+        ALTER TABLE messages ADD COLUMN instance_id TEXT;
+        DROP INDEX messages_streaming;
+        CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming';
+        """,
+    ),
 ]
 
 _CONVERSATION = """
@@ -80,7 +91,7 @@ _CONVERSATION = """
 """
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
 )
 
 
@@ -279,11 +290,11 @@ class SQLiteStore:
             for offset, m in enumerate(messages, start=1):
                 db.execute(
                     f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
                         m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
-                        m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error,
+                        m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
                     ),
                 )
             if messages:
@@ -295,25 +306,30 @@ class SQLiteStore:
     async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
         await self._call(self._add, conversation_id, list(messages))
 
-    def _update_message(self, message_id: str, u: MessageUpdate) -> None:
+    def _update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
         stamp = now()
         with transaction(self._conn()) as db:
-            db.execute(
-                "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
-                (
-                    u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                    u.tokens_per_second, u.error, stamp, message_id,
-                ),
-            )
-            db.execute(
-                "UPDATE conversations SET updated_at = ? "
-                "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
-                (stamp, message_id),
-            )
+            for message_id, u in updates:
+                db.execute(
+                    "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
+                    "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
+                    (
+                        u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
+                        u.tokens_per_second, u.error, stamp, message_id,
+                    ),
+                )
+                db.execute(
+                    "UPDATE conversations SET updated_at = ? "
+                    "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
+                    (stamp, message_id),
+                )
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None:
-        await self._call(self._update_message, message_id, update)
+        await self._call(self._update_messages, [(message_id, update)])
+
+    async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
+        if updates:
+            await self._call(self._update_messages, list(updates))
 
     def _messages(self, conversation_id: str) -> list[StoredMessage]:
         rows = self._conn().execute(
@@ -325,12 +341,21 @@ class SQLiteStore:
     async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         return await self._call(self._messages, conversation_id)
 
-    def _interrupt(self) -> int:
+    def _interrupt(self, instance_id: str | None, alive: list[str] | None) -> int:
+        sql = "UPDATE messages SET status = 'interrupted', updated_at = ? WHERE status = 'streaming'"
+        params: list[Any] = [now()]
+        if instance_id is not None:
+            sql += " AND instance_id = ?"
+            params.append(instance_id)
+        elif alive is not None:
+            sql += " AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each(?)))"
+            params.append(json.dumps(alive))
         with transaction(self._conn()) as db:
-            return db.execute(
-                "UPDATE messages SET status = 'interrupted', updated_at = ? WHERE status = 'streaming'",
-                (now(),),
-            ).rowcount
+            return db.execute(sql, params).rowcount
 
-    async def interrupt_streaming(self) -> int:
-        return await self._call(self._interrupt)
+    async def interrupt_streaming(
+        self, instance_id: str | None = None, *, alive: Collection[str] | None = None
+    ) -> int:
+        if instance_id is not None and alive is not None:
+            raise ValueError("interrupt_streaming: give instance_id or alive, not both")
+        return await self._call(self._interrupt, instance_id, None if alive is None else list(alive))

@@ -8,8 +8,8 @@ import pytest
 
 from lmstream.backends.scripted import ScriptedBackend
 from lmstream.errors import ModelNotFound, NotFound
-from lmstream.events import Done, Event, Started, TextDelta
-from lmstream.hub import ReplayGone, StreamHub
+from lmstream.events import CancelReason, Done, Event, Started, TextDelta
+from lmstream.hub import ReplayGone, StreamHub, each_event
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
 from tests.support import scripted
@@ -28,9 +28,9 @@ def ask(text: str = "hi", **kw: object) -> ChatRequest:
 
 
 async def collect(hub: StreamHub, generation_id: str, after: int = -1) -> list[tuple[int, Event]]:
-    generation = hub.get(generation_id)
-    with hub.attach(generation, grace=0):
-        return [item async for item in generation.follow(after)]
+    generation = await hub.get(generation_id)
+    async with generation.attach(0):
+        return [item async for item in each_event(generation, after)]
 
 
 async def test_events_are_numbered_from_started_to_done() -> None:
@@ -57,8 +57,8 @@ async def test_follow_after_replays_exactly_the_rest() -> None:
 async def test_last_consumer_leaving_with_no_grace_cancels_now() -> None:
     hub, backend = make_hub(tokens_per_second=100)
     generation = await hub.start(ask())
-    with hub.attach(generation, grace=0):
-        async for _, event in generation.follow():
+    async with generation.attach(0):
+        async for _, event in each_event(generation, ):
             if isinstance(event, TextDelta) and generation.tokens >= 3:
                 break
     completion = await asyncio.wait_for(generation.wait(), 2)
@@ -72,14 +72,14 @@ async def test_grace_period_lets_a_consumer_resume_without_loss() -> None:
     hub, _ = make_hub(tokens_per_second=200)
     generation = await hub.start(ask())
     seen: list[tuple[int, Event]] = []
-    with hub.attach(generation, grace=5):
-        async for item in generation.follow():
+    async with generation.attach(5):
+        async for item in each_event(generation, ):
             seen.append(item)
             if len(seen) == 4:
                 break
     assert not generation.finished
-    with hub.attach(generation, grace=5):
-        seen.extend([item async for item in generation.follow(after=seen[-1][0])])
+    async with generation.attach(5):
+        seen.extend([item async for item in each_event(generation, after=seen[-1][0])])
     assert [seq for seq, _ in seen] == list(range(len(seen)))
     assert generation.completion.text == TEXT
     assert generation.state == "complete"
@@ -88,20 +88,20 @@ async def test_grace_period_lets_a_consumer_resume_without_loss() -> None:
 async def test_grace_expiry_cancels() -> None:
     hub, _ = make_hub(tokens_per_second=50)
     generation = await hub.start(ask())
-    with hub.attach(generation, grace=0.05):
-        async for _, event in generation.follow():
+    async with generation.attach(0.05):
+        async for _, event in each_event(generation, ):
             if isinstance(event, TextDelta):
                 break
     completion = await asyncio.wait_for(generation.wait(), 2)
     assert completion.finish_reason == "cancelled"
-    assert generation.cancel_reason == "client gone past the grace period"
+    assert generation.cancel_reason == CancelReason.GRACE_EXPIRED
 
 
 async def test_nobody_attaching_cancels_after_orphan_timeout() -> None:
     hub, _ = make_hub(tokens_per_second=20)
     generation = await hub.start(ask(), orphan_timeout=0.05)
     await asyncio.wait_for(generation.wait(), 2)
-    assert generation.state == "cancelled"
+    assert generation.state == "cancelled" and generation.cancel_reason == CancelReason.ORPHANED
 
 
 async def test_two_consumers_one_leaves_generation_goes_on() -> None:
@@ -109,13 +109,13 @@ async def test_two_consumers_one_leaves_generation_goes_on() -> None:
     generation = await hub.start(ask())
 
     async def leaver() -> None:
-        with hub.attach(generation, grace=0):
-            async for _ in generation.follow():
+        async with generation.attach(0):
+            async for _ in each_event(generation, ):
                 return
 
     async def stayer() -> str:
-        with hub.attach(generation, grace=0):
-            return "".join([e.text async for _, e in generation.follow() if isinstance(e, TextDelta)])
+        async with generation.attach(0):
+            return "".join([e.text async for _, e in each_event(generation, ) if isinstance(e, TextDelta)])
 
     text, _ = await asyncio.gather(stayer(), leaver())  # the stayer attaches first
     assert text == TEXT and generation.state == "complete"
@@ -144,11 +144,11 @@ async def test_unknown_model_and_stream_fail_before_start() -> None:
     with pytest.raises(ModelNotFound):
         await hub.start(ask(model="nope"))
     with pytest.raises(NotFound):
-        hub.get("gen_missing")
+        await hub.get("gen_missing")
 
 
 async def test_shutdown_cancels_running_generations() -> None:
     hub, _ = make_hub(tokens_per_second=10)
     generation = await hub.start(ask())
     await hub.aclose()
-    assert generation.state == "cancelled" and generation.cancel_reason == "server shutting down"
+    assert generation.state == "cancelled" and generation.cancel_reason == CancelReason.SHUTDOWN

@@ -1,0 +1,128 @@
+"""The ``EventLog`` seam: one stream's numbered events, bounded, followed live.
+
+A generation appends its events (``Started`` is 0) and closes the log when it ends;
+consumers ``follow`` it from a sequence number: first what is kept (the replay), then
+live, until the end. Appending is synchronous and cheap (it runs once per token on the
+event loop); a log kept outside the process may buffer its I/O and write it per
+loop tick, as long as followers see events in order, each once.
+
+``MemoryLog`` is the in-process log: a list trimmed to the last ``replay_buffer``
+events (amortised: it drops a block when it holds twice that), and one future per
+waiting follower, resolved on every append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from lmstream.errors import NotFound
+from lmstream.events import Event
+
+__all__ = ["Batch", "EventLog", "MemoryLog", "ReplayGone"]
+
+Batch = list[tuple[int, Event]]
+
+
+class ReplayGone(NotFound):
+    """The events a follower asked for are older than what the log still keeps."""
+
+    code = "replay_gone"
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    @property
+    def first_seq(self) -> int:
+        """The oldest event still kept for replay."""
+        ...
+
+    @property
+    def next_seq(self) -> int:
+        """The number the next appended event gets."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """Closed: no event will be appended any more."""
+        ...
+
+    def append(self, event: Event) -> int:
+        """Record ``event``; its sequence number."""
+        ...
+
+    def close(self) -> None:
+        """No more events; followers end once they have read everything."""
+        ...
+
+    def follow(self, after: int = -1) -> AsyncIterator[Batch]:
+        """Events with seq > ``after`` in batches (everything already there comes in one),
+        then live ones, until the log is closed. ``ReplayGone`` when ``after + 1`` is
+        older than ``first_seq``."""
+        ...
+
+
+class MemoryLog:
+    """The in-process ``EventLog``."""
+
+    __slots__ = ("_base", "_closed", "_events", "_max", "_waiters")
+
+    def __init__(self, replay_buffer: int = 10_000) -> None:
+        self._events: list[Event] = []
+        self._base = 0  # seq of self._events[0]
+        self._max = max(16, replay_buffer)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+
+    @property
+    def first_seq(self) -> int:
+        return self._base
+
+    @property
+    def next_seq(self) -> int:
+        return self._base + len(self._events)
+
+    @property
+    def finished(self) -> bool:
+        return self._closed
+
+    def append(self, event: Event) -> int:
+        seq = self._base + len(self._events)
+        self._events.append(event)
+        if len(self._events) > 2 * self._max:
+            drop = len(self._events) - self._max
+            del self._events[:drop]
+            self._base += drop
+        self._wake()
+        return seq
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def follow(self, after: int = -1) -> AsyncIterator[Batch]:
+        seq = after + 1
+        loop = asyncio.get_running_loop()
+        while True:
+            if seq < self._base:
+                raise ReplayGone(f"events before {self._base} are no longer kept")
+            end = self._base + len(self._events)
+            if seq < end:
+                base = self._base
+                batch = [(s, self._events[s - base]) for s in range(seq, end)]
+                seq = end
+                yield batch
+                continue
+            if self._closed:
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            await waiter

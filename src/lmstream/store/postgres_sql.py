@@ -1,0 +1,188 @@
+"""The PostgreSQL store's SQL: its numbered migrations and every statement it runs.
+
+Kept apart from the driver code (``store/postgres.py``) so the statements can be read
+in one place, and so ``bench/scenarios/store_drivers.py`` runs exactly these
+statements through each candidate driver. Parameters are positional ``%s``
+(``numbered()`` turns them into ``$1, $2, …`` for drivers that want that).
+
+The schema is SQLite's (``store/sqlite.py``) in PostgreSQL's types — ``timestamptz``
+for times, ``double precision`` for rates — plus one thing several writers need:
+
+* ``conversations.last_seq`` numbers a conversation's messages. ``add_messages`` bumps
+  it with ``UPDATE … RETURNING``, which takes the conversation's row lock and reads
+  the latest committed value, so two instances appending to one conversation at once
+  get consecutive, distinct ``seq`` ranges (``MAX(seq) + 1`` would read a snapshot and
+  collide).
+* ``messages.instance_id`` (m002) is the instance whose generation is writing a
+  ``streaming`` answer, so a survivor can mark a dead instance's answers interrupted
+  without touching the live ones of others.
+
+Add a migration, never edit one: a database records the names it has applied.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "ADD_MESSAGE",
+    "BUMP_SEQ",
+    "CREATE_CONVERSATION",
+    "DELETE_CONVERSATION",
+    "GET_CONVERSATION",
+    "INTERRUPT_ALL",
+    "INTERRUPT_INSTANCE",
+    "INTERRUPT_UNLESS_ALIVE",
+    "LIST_MESSAGES",
+    "LOCK_CONVERSATION_MESSAGES",
+    "LOCK_MESSAGES",
+    "MESSAGE_COLUMNS",
+    "MIGRATIONS",
+    "MIGRATION_LOCK",
+    "TOUCH_CONVERSATIONS",
+    "UPDATE_CONVERSATION",
+    "UPDATE_MESSAGE",
+    "UPDATE_MESSAGES",
+    "list_conversations_sql",
+    "numbered",
+]
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "m001_initial",
+        """
+        CREATE TABLE conversations (
+            id text PRIMARY KEY,
+            title text NOT NULL DEFAULT '',
+            profile text,
+            model text,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            last_seq integer NOT NULL DEFAULT 0
+        );
+        CREATE INDEX conversations_by_update ON conversations (updated_at DESC, id DESC);
+        CREATE TABLE messages (
+            id text PRIMARY KEY,
+            conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq integer NOT NULL,
+            role text NOT NULL,
+            content text NOT NULL,
+            status text NOT NULL,
+            model text,
+            generation_id text,
+            prompt_tokens integer,
+            completion_tokens integer,
+            ttft_ms double precision,
+            tokens_per_second double precision,
+            error text,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            UNIQUE (conversation_id, seq)
+        );
+        CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
+        """,
+    ),
+    (
+        "m002_streaming_owner",
+        """
+        ALTER TABLE messages ADD COLUMN instance_id text;
+        DROP INDEX messages_streaming;
+        CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming';
+        """,
+    ),
+]
+
+# The pg_advisory_xact_lock key of "migrating lmstream's schema" (any fixed bigint will
+# do): instances that start at once take turns, and the later ones find nothing to do.
+MIGRATION_LOCK = int.from_bytes(b"lmstream", "big") >> 1
+
+MESSAGE_COLUMNS = (
+    "id, conversation_id, role, content, status, created_at, model, generation_id, "
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
+)
+
+_CONVERSATION = """
+    SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile,
+           (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+    FROM conversations c
+"""
+
+CREATE_CONVERSATION = (
+    "INSERT INTO conversations (id, title, profile, model, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+GET_CONVERSATION = _CONVERSATION + " WHERE c.id = %s"
+
+# title, model (NULL: leave it), id, only_untitled
+UPDATE_CONVERSATION = (
+    "UPDATE conversations SET title = COALESCE(%s, title), model = COALESCE(%s, model) "
+    "WHERE id = %s AND (NOT %s OR title = '')"
+)
+DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %s"  # after LOCK_CONVERSATION_MESSAGES
+
+# how many messages, updated_at, conversation id → the conversation's new last seq
+BUMP_SEQ = "UPDATE conversations SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s RETURNING last_seq"
+ADD_MESSAGE = (
+    f"INSERT INTO messages (seq, updated_at, {MESSAGE_COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+# One statement, so one round trip for the hot path (a flush while an answer streams).
+UPDATE_MESSAGE = """
+    WITH changed AS (
+        UPDATE messages SET content = %s, status = %s, prompt_tokens = %s, completion_tokens = %s,
+               ttft_ms = %s, tokens_per_second = %s, error = %s, updated_at = %s
+        WHERE id = %s
+        RETURNING conversation_id, updated_at
+    )
+    UPDATE conversations c SET updated_at = changed.updated_at
+    FROM changed WHERE c.id = changed.conversation_id
+"""
+# Many flushes in one transaction. Rows are locked in one order everywhere — messages
+# in id order, then their conversations in id order — so writers that touch the same
+# rows (two instances, a delete while an answer streams) wait for each other instead
+# of deadlocking.
+LOCK_MESSAGES = "SELECT conversation_id FROM messages WHERE id = ANY (%s) ORDER BY id FOR UPDATE"
+UPDATE_MESSAGES = """
+    UPDATE messages m SET content = u.content, status = u.status, prompt_tokens = u.prompt_tokens,
+           completion_tokens = u.completion_tokens, ttft_ms = u.ttft_ms,
+           tokens_per_second = u.tokens_per_second, error = u.error, updated_at = %s
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],
+                %s::double precision[], %s::double precision[], %s::text[])
+         AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error)
+    WHERE m.id = u.id
+"""
+TOUCH_CONVERSATIONS = """
+    UPDATE conversations SET updated_at = %s
+    WHERE id IN (SELECT id FROM conversations WHERE id = ANY (%s) ORDER BY id FOR UPDATE)
+"""
+LOCK_CONVERSATION_MESSAGES = "SELECT 1 FROM messages WHERE conversation_id = %s ORDER BY id FOR UPDATE"
+LIST_MESSAGES = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s ORDER BY seq"
+
+# The rows are locked in id order, so two survivors sweeping the same dead instance
+# wait for each other instead of deadlocking.
+_INTERRUPT = """
+    UPDATE messages SET status = 'interrupted', updated_at = %s
+    WHERE id IN (SELECT id FROM messages WHERE status = 'streaming' {} ORDER BY id FOR UPDATE)
+"""
+INTERRUPT_ALL = _INTERRUPT.format("")
+INTERRUPT_INSTANCE = _INTERRUPT.format("AND instance_id = %s")
+INTERRUPT_UNLESS_ALIVE = _INTERRUPT.format("AND (instance_id IS NULL OR NOT instance_id = ANY (%s))")
+
+
+def list_conversations_sql(*, after: bool, query: bool) -> str:
+    """Newest first; ``after``: past a cursor ``(updated_at, id)``; ``query``: title substring."""
+    where = []
+    if after:
+        where.append("(c.updated_at, c.id) < (%s, %s)")
+    if query:
+        # A literal substring in any case: no pattern, so nothing to escape or to blow up.
+        where.append("strpos(lower(c.title), lower(%s)) > 0")
+    sql = _CONVERSATION + (" WHERE " + " AND ".join(where) if where else "")
+    return sql + " ORDER BY c.updated_at DESC, c.id DESC LIMIT %s"
+
+
+def numbered(sql: str) -> str:
+    """``%s`` placeholders as ``$1, $2, …`` (asyncpg's, and the server's own)."""
+    counter = iter(range(1, 1_000))
+    return re.sub(r"%s", lambda _: f"${next(counter)}", sql)
