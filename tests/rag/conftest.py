@@ -1,7 +1,7 @@
 """Fixtures of the retrieval tests: ``index`` runs a test on each ``DocumentIndex``.
 
-The PostgreSQL runs need the real-server fixtures (``postgres_url``, from the
-``services`` test support); without them those runs are skipped, saying why.
+The PostgreSQL runs use a fresh database on the real server of ``tests/services.py``
+(``postgres_url``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,9 @@ async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         idx = SQLiteIndex(tmp_path / "lmstream.db")
     else:
-        try:
-            url = request.getfixturevalue("postgres_url")
-        except pytest.FixtureLookupError:
-            pytest.skip("no PostgreSQL test fixtures here (postgres_url)")
         from lmstream.rag.postgres_index import PostgresIndex
 
-        idx = PostgresIndex(url)
+        idx = PostgresIndex(request.getfixturevalue("postgres_url"))
     await idx.open()
     yield idx
     await idx.aclose()

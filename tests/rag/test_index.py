@@ -1,8 +1,8 @@
 """The document indexes, SQLite (FTS5, BM25) and PostgreSQL (tsvector), one suite:
 collections, atomic puts, the full-text index kept in step, ranked and scoped search.
 
-The PostgreSQL runs need the real-server fixtures (``postgres_url``, from the
-``services`` test support); without them those runs are skipped, saying why."""
+The PostgreSQL runs use a fresh database on the real server of tests/services.py
+(``postgres_url``)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from lmstream.settings import EmbeddingModelConfig, RagConfig, Settings
 from tests.rag.corpus import PDF_MIME, html, markdown, need
@@ -154,3 +156,26 @@ async def test_documents_can_be_turned_off(tmp_path: Path) -> None:
     async with app_client(settings(tmp_path, enabled=False)) as client:
         response = await client.get("/v1/collections")
         assert response.status_code == 404 and "not enabled" in response.json()["error"]["message"]
+
+
+async def test_with_database_url_documents_live_in_postgresql_beside_conversations(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    config = settings(tmp_path).model_copy(update={"database_url": SecretStr(postgres_url)})
+    async with app_client(config) as client:
+        await client.post("/v1/collections", json={"name": "docs"})
+        added = await client.post(
+            "/v1/collections/docs/documents",
+            json={"title": "Kettle care", "text": "Descale the kettle every month with citric acid."},
+        )
+        assert added.status_code == 201
+        hits = (await client.get("/v1/collections/docs/search", params={"q": "descale kettle"})).json()["data"]
+        assert [h["title"] for h in hits] == ["Kettle care"]
+    assert not (tmp_path / "lmstream.db").exists()  # nothing went to SQLite
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM rag_chunks") == 1
+        names = {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
+        assert {"m001_initial", "rag_m001_documents"} <= names  # one migrations table, both modules
+    finally:
+        await conn.close()
