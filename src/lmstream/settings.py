@@ -122,6 +122,10 @@ class RagConfig(BaseModel):
     chunk_min_size: int = Field(300, ge=0)
     max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
     search_k: int = Field(5, ge=1, le=100)
+    # The retrieval step of a conversation: how many passages it retrieves, and the most
+    # tokens they may take in the prompt (less when the model's context window is tight).
+    context_k: int = Field(4, ge=1, le=20)
+    context_tokens: int = Field(1200, ge=64)
 
 
 class FastPathRule(BaseModel):

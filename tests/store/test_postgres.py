@@ -91,19 +91,19 @@ async def test_a_new_migration_applies_to_an_existing_database(
     await store.open()
     await store.create_conversation(kept)
     await store.aclose()
-    m003 = ("m003_pinned", "ALTER TABLE conversations ADD COLUMN pinned boolean NOT NULL DEFAULT false;")
-    monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, m003])
+    m999 = ("m999_pinned", "ALTER TABLE conversations ADD COLUMN pinned boolean NOT NULL DEFAULT false;")
+    monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, m999])
     store = PostgresStore(postgres_url)
     await store.open()
     try:
         assert await store.get_conversation(kept.id) == kept
     finally:
         await store.aclose()
-    assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m003_pinned"]
+    assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m999_pinned"]
 
 
 async def test_a_failing_migration_leaves_nothing_behind(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m003_bad", "CREATE TABLE half_done (x integer); INSERT INTO no_such_table VALUES (1);")
+    bad = ("m999_bad", "CREATE TABLE half_done (x integer); INSERT INTO no_such_table VALUES (1);")
     monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, bad])
     store = PostgresStore(postgres_url)
     try:

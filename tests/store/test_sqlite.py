@@ -22,6 +22,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await store.aclose()
 
 
+ALL_MIGRATIONS = sorted(name for name, _ in sqlite_store.MIGRATIONS)
+
+
 def applied(path: Path) -> list[str]:
     with sqlite3.connect(path) as db:
         return [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
@@ -32,7 +35,7 @@ async def test_migrations_run_once(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_streaming_owner"]
+    assert applied(path) == ALL_MIGRATIONS
     with sqlite3.connect(path) as db:
         assert migrate(db) == []
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -47,18 +50,18 @@ async def test_a_new_migration_applies_to_an_existing_database(
     kept = conversation("kept")
     await store.create_conversation(kept)
     await store.aclose()
-    m003 = (
-        "m003_pinned",
+    m999 = (  # a later migration than any real one
+        "m999_pinned",
         "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;\n"
         "CREATE TRIGGER no_empty_ids BEFORE INSERT ON conversations WHEN NEW.id = '' BEGIN\n"
         "  SELECT RAISE(ABORT, 'empty id');\nEND;\n",
     )
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m003])
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m999])
     store = SQLiteStore(path)
     await store.open()
     assert (await store.get_conversation(kept.id)) == kept
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_pinned"]
+    assert applied(path) == [*ALL_MIGRATIONS, "m999_pinned"]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT pinned FROM conversations").fetchall() == [(0,)]
 
@@ -93,15 +96,15 @@ async def test_the_owner_migration_keeps_what_an_m001_database_holds(
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m003_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    bad = ("m999_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, bad])
     db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
         migrate(db)
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "half_done" not in tables and "conversations" in tables
-    names = [row[0] for row in db.execute("SELECT name FROM schema_migrations")]
-    assert names == ["m001_initial", "m002_streaming_owner"]
+    names = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ALL_MIGRATIONS
 
 
 async def test_concurrent_appends_keep_their_order(store: SQLiteStore) -> None:

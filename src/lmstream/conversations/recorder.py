@@ -5,9 +5,11 @@ only *queues* writes; one writer task (``WriteQueue``) applies them in order::
 
     Started    ─► conversation row (if new) + the user's message(s) + the assistant's
                   message, status "streaming", empty
+    Sources    ─► the retrieved sources the answer is given (at once: a reload while
+                  the model reads them shows them already)
     TextDelta  ─► every FLUSH_INTERVAL s / FLUSH_TOKENS tokens (and at the first
                   token): the text so far, still "streaming"
-    Done/Error ─► the final text, status, usage, ttft, tokens/s, error
+    Done/Error ─► the final text, status, usage, ttft, tokens/s, error, sources
 
 Nothing is written before ``Started``, i.e. before ``backend.open`` accepted the
 request: a refused request (context too long, queue full, unknown model) leaves the
@@ -28,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lmstream.events import CancelReason, Done, Error, Event, Started, TextDelta
+from lmstream.events import CancelReason, Done, Error, Event, Sources, Started, TextDelta
 from lmstream.hub import RunningStream
 from lmstream.store.base import (
     Conversation,
@@ -157,6 +159,10 @@ class Recorder:
                     or time.monotonic() - flushes.at >= self.flush_interval
                 ):
                     self._flush(flushes, generation)
+            case Sources():
+                flushes = self._streaming.get(generation.id)
+                if flushes is not None:
+                    self._flush(flushes, generation, with_sources=True)
             case Done() | Error():
                 done = self._streaming.pop(generation.id, None)
                 if done is None:
@@ -168,11 +174,14 @@ class Recorder:
             case _:
                 pass
 
-    def _flush(self, flushes: _Flushes, generation: RunningStream) -> None:
-        flushes.count += 1
+    def _flush(self, flushes: _Flushes, generation: RunningStream, *, with_sources: bool = False) -> None:
+        completion = generation.completion
         flushes.unflushed = 0
         flushes.at = time.monotonic()
-        update = MessageUpdate(content=generation.completion.text, status="streaming")
+        if completion.blocks:
+            flushes.count += 1  # the first token's flush is still to come after sources alone
+        sources = completion.sources if with_sources else None
+        update = MessageUpdate(content=completion.text, status="streaming", sources=sources)
         assistant_id = flushes.turn.assistant_id
         self.writes.submit(lambda: self.store.update_message(assistant_id, update))
 
@@ -206,5 +215,6 @@ class Recorder:
                 ttft_ms=timings.ttft_ms if timings else None,
                 tokens_per_second=timings.tokens_per_second if timings else None,
                 error=completion.error.message if completion.error else None,
+                sources=completion.sources or None,
             ),
         )

@@ -15,7 +15,10 @@
                     "message_count"}
     message      = {"id", "role", "content", "status", "model", "generation_id",
                     "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null,
-                    "ttft_ms", "tokens_per_second", "created_at", "error"}
+                    "ttft_ms", "tokens_per_second", "created_at", "error",
+                    "sources": [source]}   (an answer from documents: what it was given,
+                                            numbered as its [n] citations; else [])
+    source       = {"number", "title", "source", "snippet", "score", "document_id", "chunk"}
 
 Timestamps are ISO 8601 UTC strings; an untitled conversation has the title ``""``.
 Errors have the native shape ``{"error": {"message", "code", "param"}}``. Reads wait
@@ -90,6 +93,7 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "tokens_per_second": m.tokens_per_second,
         "created_at": m.created_at,
         "error": m.error,
+        "sources": [native.source_json(source) for source in m.sources],
     }
 
 
@@ -105,6 +109,9 @@ def render_markdown(c: Conversation, messages: list[StoredMessage]) -> str:
         lines += ["", f"## {m.role.capitalize()}", "", m.content.rstrip() or "*(no text)*"]
         if m.status != "complete":
             lines += ["", f"*({m.status}{': ' + m.error if m.error else ''})*"]
+        if m.sources:
+            lines += ["", "Sources:", ""]
+            lines += [f"{s.number}. {s.title}" + (f" ({s.source})" if s.source else "") for s in m.sources]
     return "\n".join(lines) + "\n"
 
 

@@ -13,13 +13,13 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
     sources  {"items": [{"number", "title", "source", "snippet", "score", "document_id", "chunk"}]}
     <name>   an extension's own event (``Custom``), by its name
     done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second",
-              "total_ms", "cancel_reason"?}
+              "total_ms", "cancel_reason"?, "sources"?}   (sources: the stream's, if any)
     error    {"message", "code"}
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -78,6 +78,7 @@ class NativeRequest(BaseModel):
     seed: int | None = None
     conversation_id: str | None = None
     profile: str | None = None
+    collection: str | None = Field(None, min_length=1, max_length=64)  # answer from its documents
     store: bool = True  # keep the exchange in its conversation (a new one if no conversation_id)
 
     @model_validator(mode="after")
@@ -107,6 +108,7 @@ def parse_request(body: bytes) -> ChatRequest:
         seed=req.seed,
         conversation_id=req.conversation_id,
         profile=req.profile,
+        collection=req.collection,
         context=RequestContext(dialect=Dialect.NATIVE, store=req.store, requested_model=req.model),
     )
 
@@ -127,8 +129,14 @@ def source_json(source: Source) -> dict[str, Any]:
     }
 
 
-def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> ServerSentEvent | None:
-    """One internal event as one named SSE event; None for events the wire does not carry."""
+def encode_event(
+    seq: int, event: Event, *, base_path: str = "/v1/streams", sources: Sequence[Source] = ()
+) -> ServerSentEvent | None:
+    """One internal event as one named SSE event; None for events the wire does not carry.
+
+    ``sources``: the stream's retrieved sources (``Completion.sources``), listed again
+    by ``done`` so a client that kept only the end of the stream still has them.
+    """
     name: str
     data: Mapping[str, Any]
     match event:
@@ -183,6 +191,8 @@ def encode_event(seq: int, event: Event, *, base_path: str = "/v1/streams") -> S
             }
             if event.cancel_reason is not None:
                 done["cancel_reason"] = str(event.cancel_reason)
+            if sources:
+                done["sources"] = [source_json(source) for source in sources]
             data = done
         case Error():
             name, data = "error", {"message": event.message, "code": event.code}

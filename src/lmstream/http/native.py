@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,18 +11,24 @@ from starlette.routing import Route
 
 from lmstream.dialects import native
 from lmstream.errors import BadRequest
-from lmstream.events import CancelReason, Event
+from lmstream.events import CancelReason, Done, Event
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
-from lmstream.hub import ReplayGone
+from lmstream.hub import ReplayGone, StreamHandle
 
 __all__ = ["routes"]
 
 
-def _encode(seq: int, event: Event) -> list[Frame]:
-    frame = native.encode_event(seq, event)
-    return [] if frame is None else [frame]
+def _encoder(stream: StreamHandle) -> Callable[[int, Event], list[Frame]]:
+    """The native encoder of one stream: its ``done`` lists the stream's sources."""
+
+    def encode(seq: int, event: Event) -> list[Frame]:
+        sources = stream.completion.sources if type(event) is Done else ()
+        frame = native.encode_event(seq, event, sources=sources)
+        return [] if frame is None else [frame]
+
+    return encode
 
 
 def _wants_stream(request: Request) -> bool:
@@ -34,7 +41,7 @@ async def create_stream(request: Request) -> Response:
     chat = native.parse_request(await request.body())
     generation = await state.hub.start(chat)
     if _wants_stream(request):
-        frames = follow_frames(generation, _encode, grace=state.settings.grace_period)
+        frames = follow_frames(generation, _encoder(generation), grace=state.settings.grace_period)
         return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
     url = f"/v1/streams/{generation.id}"
     return JSON(
@@ -70,7 +77,7 @@ async def stream_events(request: Request) -> Response:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
     if stream.finished and after >= stream.next_seq - 1:
         return Response(status_code=204)  # tells EventSource there is nothing more
-    frames = follow_frames(stream, _encode, grace=state.settings.grace_period, after=after)
+    frames = follow_frames(stream, _encoder(stream), grace=state.settings.grace_period, after=after)
     return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
 
 

@@ -4,7 +4,8 @@
 and metrics. Its routes (``routes.py``, ``embedding_routes.py``) reach the service
 through the extension, never a module global. At startup it opens the document index
 — PostgreSQL when ``database_url`` is set (the same database as conversations), else
-SQLite in ``data_dir/lmstream.db`` — builds the ``Documents`` service. ``rag.enabled = false`` leaves the
+SQLite in ``data_dir/lmstream.db`` — builds the ``Documents`` service and installs
+the retrieval planner (``step.py``) on the hub. ``rag.enabled = false`` leaves the
 routes answering 404 and installs nothing.
 """
 
@@ -15,10 +16,12 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute
 
 from lmstream.http.state import AppState
+from lmstream.profiles import Profiles
 from lmstream.rag.base import DocumentIndex
 from lmstream.rag.embedding_routes import EmbeddingRoutes
 from lmstream.rag.routes import DocumentRoutes
 from lmstream.rag.service import Documents
+from lmstream.rag.step import RetrievalPlanner
 from lmstream.settings import Settings
 
 __all__ = ["DocumentsExtension", "build_index"]
@@ -43,6 +46,7 @@ class DocumentsExtension:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.documents: Documents | None = None
+        self.planner: RetrievalPlanner | None = None
         self._index: DocumentIndex | None = None
         self._routes = DocumentRoutes(lambda: self.documents)
         self._embedding_routes = EmbeddingRoutes(lambda: self.documents)
@@ -62,6 +66,8 @@ class DocumentsExtension:
             await index.aclose()
             raise
         self._index, self.documents = index, documents
+        self.planner = RetrievalPlanner(documents, app.hub.router, Profiles.from_settings(settings), settings)
+        app.hub.planners.append(self.planner.plan)
 
     async def aclose(self) -> None:
         documents, index = self.documents, self._index

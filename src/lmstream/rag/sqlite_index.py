@@ -18,6 +18,12 @@ IMMEDIATE`` transaction: a document's row, chunks, full-text entries and vectors
 appear together or not at all), and one reader connection on another, so searches do
 not queue behind a long ingestion (WAL: readers see the last committed state).
 
+A read whose caller is cancelled (a retrieval step of a cancelled generation) stops at
+once: not yet started, it never runs; running, the reader connection is interrupted
+(``sqlite3.Connection.interrupt``, safe from another thread), so the query ends with
+"interrupted" on the reader thread instead of running to the end. A lock makes sure
+the interrupt only ever reaches the cancelled caller's own query.
+
 Ranking: ``bm25(rag_chunks_fts, 4, 2, 1, 0)`` — a match in the title weighs more than one
 in the heading path, which weighs more than one in the text. A query becomes an OR of
 its words without English stop words, so a question finds passages holding some of its
@@ -30,6 +36,7 @@ import asyncio
 import functools
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -178,6 +185,9 @@ class SQLiteIndex:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-rag-read")
         self._write_db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
+        self._reading: object | None = None  # the token of the read running on the reader
+        self._reading_lock = threading.Lock()
+        self.interrupts = 0  # reads stopped mid-query (cancelled callers)
 
     # Threads ---------------------------------------------------------------------------
 
@@ -186,8 +196,30 @@ class SQLiteIndex:
         return await loop.run_in_executor(self._writer, functools.partial(fn, *args))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        token = object()
+        cancelled = False
+
+        def read() -> T:
+            with self._reading_lock:
+                if cancelled:
+                    raise asyncio.CancelledError
+                self._reading = token
+            try:
+                return fn(*args)
+            finally:
+                with self._reading_lock:
+                    self._reading = None
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, functools.partial(fn, *args))
+        try:
+            return await loop.run_in_executor(self._reader, read)
+        except asyncio.CancelledError:
+            with self._reading_lock:
+                cancelled = True
+                if self._reading is token and self._read_db is not None:
+                    self._read_db.interrupt()
+                    self.interrupts += 1
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)

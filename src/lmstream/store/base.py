@@ -17,6 +17,8 @@ periodically), then ``complete``, ``stopped`` (the user cancelled it), ``interru
 answer records the ``instance_id`` of the lmstream instance running its generation,
 so when several instances share one database, the answers a dead instance left can
 be marked interrupted (``interrupt_streaming``) without touching the others' live ones.
+An answer grounded in documents keeps the numbered ``sources`` it was given (stored
+as JSON, ``sources_json``/``sources_from_json``).
 
 Pagination is by ``(updated_at, id)`` descending; the cursor is opaque to clients
 (``encode_cursor``/``decode_cursor`` are shared by every implementation).
@@ -25,6 +27,7 @@ Pagination is by ``(updated_at, id)`` descending; the cursor is opaque to client
 from __future__ import annotations
 
 import base64
+import dataclasses
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from typing import Literal, Protocol, TypeAlias, runtime_checkable
 import orjson
 
 from lmstream.errors import BadRequest
+from lmstream.events import Source
 
 __all__ = [
     "Conversation",
@@ -44,8 +48,11 @@ __all__ = [
     "StoredMessage",
     "decode_cursor",
     "encode_cursor",
+    "latest_updates",
     "new_id",
     "now",
+    "sources_from_json",
+    "sources_json",
 ]
 
 MessageStatus: TypeAlias = Literal["streaming", "complete", "stopped", "interrupted", "error"]
@@ -88,6 +95,7 @@ class StoredMessage:
     tokens_per_second: float | None = None
     error: str | None = None
     instance_id: str | None = None  # the lmstream instance whose generation writes this answer
+    sources: tuple[Source, ...] = ()  # the retrieved passages the answer was given, cited [n]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,7 @@ class MessageUpdate:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     error: str | None = None
+    sources: tuple[Source, ...] | None = None  # None: leave the stored sources as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,32 @@ class ConversationPage:
 def encode_cursor(updated_at: str, conversation_id: str) -> str:
     raw = orjson.dumps([updated_at, conversation_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sources_json(sources: Sequence[Source] | None) -> str | None:
+    """Sources as the JSON text a store keeps (None stays None: "unchanged")."""
+    if sources is None:
+        return None
+    return orjson.dumps([dataclasses.asdict(source) for source in sources]).decode()
+
+
+def sources_from_json(text: str | None) -> tuple[Source, ...]:
+    """The sources ``sources_json`` wrote (none for NULL)."""
+    if not text:
+        return ()
+    return tuple(Source(**item) for item in orjson.loads(text))
+
+
+def latest_updates(updates: Sequence[tuple[str, MessageUpdate]]) -> dict[str, MessageUpdate]:
+    """The last update of each message, keeping sources an earlier one set when the last
+    leaves them unchanged (what applying them one after another would give)."""
+    latest: dict[str, MessageUpdate] = {}
+    for message_id, update in updates:
+        previous = latest.get(message_id)
+        if update.sources is None and previous is not None and previous.sources is not None:
+            update = dataclasses.replace(update, sources=previous.sources)
+        latest[message_id] = update
+    return latest
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:

@@ -45,6 +45,9 @@ from lmstream.store.base import (
     StoredMessage,
     decode_cursor,
     encode_cursor,
+    latest_updates,
+    sources_from_json,
+    sources_json,
 )
 
 __all__ = ["UNAVAILABLE", "PostgresStore", "describe", "migrate"]
@@ -106,6 +109,7 @@ def _conversation(row: asyncpg.Record) -> Conversation:
 def _message(row: asyncpg.Record) -> StoredMessage:
     fields = dict(row.items())
     fields["created_at"] = _text(fields["created_at"])
+    fields["sources"] = sources_from_json(fields["sources"])
     return StoredMessage(**fields)
 
 
@@ -121,13 +125,16 @@ def _message_row(seq: int, conversation_id: str, m: StoredMessage) -> tuple[Any,
     return _args(
         seq, created, m.id, conversation_id, m.role, m.content, m.status, created, m.model,
         m.generation_id, m.prompt_tokens, m.completion_tokens, m.ttft_ms, m.tokens_per_second,
-        m.error, m.instance_id,
+        m.error, m.instance_id, sources_json(m.sources or None),
     )  # fmt: skip
 
 
 def _update_fields(u: MessageUpdate) -> tuple[Any, ...]:
     """A ``MessageUpdate``'s values in ``UPDATE_MESSAGES``' column order (after the id)."""
-    return (u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second, u.error)
+    return (
+        u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second, u.error,
+        sources_json(u.sources),
+    )  # fmt: skip
 
 
 def _count(status: str) -> int:
@@ -350,12 +357,12 @@ class PostgresStore:
                 self._UPDATE_MESSAGE,
                 *_args(
                     u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                    u.tokens_per_second, u.error, datetime.now(UTC), message_id,
+                    u.tokens_per_second, u.error, sources_json(u.sources), datetime.now(UTC), message_id,
                 ),
             )  # fmt: skip
 
     async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
-        latest = {message_id: update for message_id, update in updates}
+        latest = latest_updates(updates)
         if not latest:
             return
         ids = sorted(latest)

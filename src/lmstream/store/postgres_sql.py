@@ -16,6 +16,8 @@ for times, ``double precision`` for rates — plus one thing several writers nee
 * ``messages.instance_id`` (m002) is the instance whose generation is writing a
   ``streaming`` answer, so a survivor can mark a dead instance's answers interrupted
   without touching the live ones of others.
+* ``messages.sources`` (m004) is the JSON of an answer's numbered sources; an update
+  that carries none leaves them (``COALESCE``).
 
 Add a migration, never edit one: a database records the names it has applied.
 """
@@ -90,6 +92,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming';
         """,
     ),
+    (
+        # SQLite's m004: the numbered sources of an answer grounded in documents, JSON text.
+        "m004_message_sources",
+        """
+        ALTER TABLE messages ADD COLUMN sources text;
+        """,
+    ),
 ]
 
 # The pg_advisory_xact_lock key of "migrating lmstream's schema" (any fixed bigint will
@@ -98,7 +107,7 @@ MIGRATION_LOCK = int.from_bytes(b"lmstream", "big") >> 1
 
 MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, sources"
 )
 
 _CONVERSATION = """
@@ -124,14 +133,15 @@ DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %s"  # after LOCK_CO
 BUMP_SEQ = "UPDATE conversations SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s RETURNING last_seq"
 ADD_MESSAGE = (
     f"INSERT INTO messages (seq, updated_at, {MESSAGE_COLUMNS}) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 # One statement, so one round trip for the hot path (a flush while an answer streams).
 UPDATE_MESSAGE = """
     WITH changed AS (
         UPDATE messages SET content = %s, status = %s, prompt_tokens = %s, completion_tokens = %s,
-               ttft_ms = %s, tokens_per_second = %s, error = %s, updated_at = %s
+               ttft_ms = %s, tokens_per_second = %s, error = %s, sources = COALESCE(%s, sources),
+               updated_at = %s
         WHERE id = %s
         RETURNING conversation_id, updated_at
     )
@@ -146,10 +156,12 @@ LOCK_MESSAGES = "SELECT conversation_id FROM messages WHERE id = ANY (%s) ORDER 
 UPDATE_MESSAGES = """
     UPDATE messages m SET content = u.content, status = u.status, prompt_tokens = u.prompt_tokens,
            completion_tokens = u.completion_tokens, ttft_ms = u.ttft_ms,
-           tokens_per_second = u.tokens_per_second, error = u.error, updated_at = %s
+           tokens_per_second = u.tokens_per_second, error = u.error,
+           sources = COALESCE(u.sources, m.sources), updated_at = %s
     FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],
-                %s::double precision[], %s::double precision[], %s::text[])
-         AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error)
+                %s::double precision[], %s::double precision[], %s::text[], %s::text[])
+         AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error,
+               sources)
     WHERE m.id = u.id
 """
 TOUCH_CONVERSATIONS = """

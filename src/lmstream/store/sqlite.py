@@ -32,6 +32,8 @@ from lmstream.store.base import (
     decode_cursor,
     encode_cursor,
     now,
+    sources_from_json,
+    sources_json,
 )
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
@@ -82,6 +84,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming';
         """,
     ),
+    (
+        # The numbered sources an answer grounded in documents was given (lmstream.rag),
+        # as JSON. (m003 is the keys branch's m003_owners_and_keys.)
+        "m004_message_sources",
+        """
+        ALTER TABLE messages ADD COLUMN sources TEXT;
+        """,
+    ),
 ]
 
 _CONVERSATION = """
@@ -91,7 +101,7 @@ _CONVERSATION = """
 """
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, sources"
 )
 
 
@@ -108,7 +118,9 @@ def _conversation(row: sqlite3.Row) -> Conversation:
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
-    return StoredMessage(**{key: row[key] for key in row.keys()})
+    fields = {key: row[key] for key in row.keys()}
+    fields["sources"] = sources_from_json(fields["sources"])
+    return StoredMessage(**fields)
 
 
 @contextmanager
@@ -290,11 +302,12 @@ class SQLiteStore:
             for offset, m in enumerate(messages, start=1):
                 db.execute(
                     f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
                         m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
                         m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
+                        sources_json(m.sources or None),
                     ),
                 )
             if messages:
@@ -312,10 +325,11 @@ class SQLiteStore:
             for message_id, u in updates:
                 db.execute(
                     "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                    "ttft_ms = ?, tokens_per_second = ?, error = ?, updated_at = ? WHERE id = ?",
+                    "ttft_ms = ?, tokens_per_second = ?, error = ?, sources = COALESCE(?, sources), "
+                    "updated_at = ? WHERE id = ?",
                     (
                         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                        u.tokens_per_second, u.error, stamp, message_id,
+                        u.tokens_per_second, u.error, sources_json(u.sources), stamp, message_id,
                     ),
                 )
                 db.execute(
