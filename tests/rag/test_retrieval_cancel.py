@@ -140,13 +140,13 @@ async def test_a_cancelled_retrieval_cancels_the_postgresql_query(postgres_url: 
         await index.aclose()
 
 
-async def until(read: Callable[[], Awaitable[object]], value: int, timeout: float = 10) -> None:
+async def until(read: Callable[[], Awaitable[object]], value: int, within: float = 10) -> None:
     """Poll ``read()`` until it gives ``value``."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         got = await read()
         if got == value:
             return
-        assert loop.time() < deadline, f"still {got}, not {value}, after {timeout}s"
+        assert loop.time() < deadline, f"still {got}, not {value}, after {within}s"
         await asyncio.sleep(0.02)
