@@ -96,3 +96,25 @@ def test_a_terminal_sees_a_progress_bar(cli_server: LiveServer, tmp_path: Path) 
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_chat_with_a_collection_prints_the_sources_after_the_answer(lmstream: Run, tmp_path: Path) -> None:
+    heapq = html("library/heapq.html")
+    assert lmstream("docs", "add", "cited", str(heapq)).returncode == 0
+    asked = lmstream("chat", "--collection", "cited", "How do I pop the smallest item from a heap?")
+    assert asked.returncode == 0, asked.stderr
+    answer, _, sources = asked.stdout.partition("\nSources:\n")
+    assert answer.startswith("lmstream streams **every** token.")  # the scripted answer, then the sources
+    assert sources.startswith(f"  [1] heapq — Heap queue algorithm · {heapq}")
+    assert "tokens" in asked.stderr  # the stats line, as without a collection
+
+    chatted = lmstream("chat", "--collection", "cited", "thanks, that was all")  # not a question
+    assert chatted.returncode == 0 and "Sources:" not in chatted.stdout
+
+    interactive = lmstream("chat", input="/collection\n/collection cited\nWhat is heapq.merge?\n/collection off\n")
+    assert interactive.returncode == 0, interactive.stderr
+    assert "collection: none (available: " in interactive.stderr and "collection: cited" in interactive.stderr
+    assert interactive.stdout.count("Sources:") == 1 and "[1] heapq" in interactive.stdout
+
+    missing = lmstream("chat", "--collection", "nope", "What is a heap?")
+    assert missing.returncode == 1 and missing.stderr == "error: no collection 'nope'\n"
