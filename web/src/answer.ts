@@ -22,6 +22,17 @@ export interface WireEvent {
   data: Record<string, unknown>;
 }
 
+/** A retrieved passage the answer was given, cited in its text as `[number]`. */
+export interface Source {
+  number: number;
+  title: string;
+  source: string | null;
+  snippet: string;
+  score: number;
+  document_id: string | null;
+  chunk: number | null;
+}
+
 export interface Answer {
   generationId: string | null;
   conversationId: string | null;
@@ -43,6 +54,8 @@ export interface Answer {
   serverTokensPerSecond: number | null;
   finishReason: string | null;
   error: { message: string; code: string } | null;
+  /** The `sources` event's items (an answer from documents), else empty. */
+  sources: Source[];
 }
 
 export const TERMINAL: ReadonlySet<AnswerStatus> = new Set([
@@ -71,11 +84,33 @@ export function newAnswer(now: number, model: string | null = null): Answer {
     serverTokensPerSecond: null,
     finishReason: null,
     error: null,
+    sources: [],
   };
 }
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** The well-formed items of a `sources` list (from the event, `done` or a stored message). */
+export function parseSources(value: unknown): Source[] {
+  if (!Array.isArray(value)) return [];
+  const sources: Source[] = [];
+  for (const item of value as Record<string, unknown>[]) {
+    const number = num(item?.number);
+    const title = str(item?.title);
+    if (number === null || title === null) continue;
+    sources.push({
+      number,
+      title,
+      source: str(item.source),
+      snippet: str(item.snippet) ?? "",
+      score: num(item.score) ?? 0,
+      document_id: str(item.document_id),
+      chunk: num(item.chunk),
+    });
+  }
+  return sources;
+}
 
 /** Apply one event; returns false (and changes nothing) for one already applied. */
 export function applyEvent(answer: Answer, event: WireEvent, now: number): boolean {
@@ -97,7 +132,8 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
     case "progress": {
       const pct = num(d.percentage);
       const message = str(d.message) ?? str(d.stage);
-      answer.progress = message ? (pct === null ? message : `${message} ${Math.round(pct)}%`) : null;
+      // A finished stage (100%) says so in its message.
+      answer.progress = message ? (pct === null || pct >= 100 ? message : `${message} ${Math.round(pct)}%`) : null;
       break;
     }
     case "token": {
@@ -111,8 +147,12 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
       answer.progress = null;
       break;
     }
+    case "sources":
+      answer.sources = parseSources(d.items);
+      break;
     case "done": {
       const reason = str(d.finish_reason);
+      if (Array.isArray(d.sources)) answer.sources = parseSources(d.sources);
       answer.finishReason = reason;
       answer.status = reason === "cancelled" ? "stopped" : "complete";
       answer.serverTtftMs = num(d.ttft_ms);
@@ -129,7 +169,7 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
       answer.progress = null;
       break;
     default:
-      break; // sources and future events: nothing to show yet
+      break; // tool events, extensions' own events: nothing to show yet
   }
   return true;
 }
@@ -179,6 +219,7 @@ export interface StoredAnswer {
   ttft_ms: number | null;
   tokens_per_second: number | null;
   error?: { message: string; code?: string } | string | null;
+  sources?: unknown;
 }
 
 /** An answer loaded from the conversation history. */
@@ -191,6 +232,7 @@ export function storedAnswer(m: StoredAnswer): Answer {
   a.serverTtftMs = m.ttft_ms;
   a.serverTokensPerSecond = m.tokens_per_second;
   a.completionTokens = m.usage?.completion_tokens ?? null;
+  a.sources = parseSources(m.sources);
   if (m.error) {
     a.error =
       typeof m.error === "string"

@@ -44,6 +44,8 @@ export class App {
     modelPicker: byId("model-picker"),
     profile: byId<HTMLSelectElement>("profile"),
     profilePicker: byId("profile-picker"),
+    collection: byId<HTMLSelectElement>("collection"),
+    collectionPicker: byId("collection-picker"),
     banner: byId("banner"),
     bannerText: byId("banner-text"),
     bannerRetry: byId<HTMLButtonElement>("banner-retry"),
@@ -103,7 +105,7 @@ export class App {
       return;
     }
     try {
-      await Promise.all([this.loadModels(), this.loadProfiles(), this.sidebar.reload()]);
+      await Promise.all([this.loadModels(), this.loadProfiles(), this.loadCollections(), this.sidebar.reload()]);
     } catch (err) {
       this.handleError(err);
       return;
@@ -146,6 +148,31 @@ export class App {
     const saved = prefs.profile;
     select.value = saved !== null && (saved === "" || names.includes(saved)) ? saved : (body.default ?? "");
     this.el.profilePicker.hidden = body.data.length === 0;
+  }
+
+  /** The "Documents" picker: shown when the server has collections. */
+  private async loadCollections(): Promise<void> {
+    let collections;
+    try {
+      collections = await this.api.collections();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        this.el.collectionPicker.hidden = true; // documents are off on this server
+        return;
+      }
+      throw err;
+    }
+    const select = this.el.collection;
+    select.replaceChildren(new Option("None", ""));
+    for (const collection of collections) {
+      const option = new Option(collection.name, collection.name);
+      const count = `${collection.document_count} document${collection.document_count === 1 ? "" : "s"}`;
+      option.title = collection.description ? `${collection.description} (${count})` : count;
+      select.append(option);
+    }
+    const names = collections.map((c) => c.name);
+    select.value = names.includes(prefs.collection) ? prefs.collection : "";
+    this.el.collectionPicker.hidden = collections.length === 0;
   }
 
   // ── navigation ──────────────────────────────────────────────────────────
@@ -263,6 +290,7 @@ export class App {
     const request: StreamRequest = { prompt: text };
     if (this.el.model.value) request.model = this.el.model.value;
     if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
+    if (!this.el.collectionPicker.hidden && this.el.collection.value) request.collection = this.el.collection.value;
     if (this.conversationId) request.conversation_id = this.conversationId;
     else if (!this.sidebar.available && this.turns.length) request.messages = [...this.turns];
 
@@ -354,6 +382,9 @@ export class App {
     });
     this.el.profile.addEventListener("change", () => {
       prefs.profile = this.el.profile.value;
+    });
+    this.el.collection.addEventListener("change", () => {
+      prefs.collection = this.el.collection.value;
     });
   }
 

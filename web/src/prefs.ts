@@ -8,6 +8,7 @@ const KEYS = {
   theme: "lmstream.theme",
   model: "lmstream.model",
   profile: "lmstream.profile",
+  collection: "lmstream.collection",
 } as const;
 
 function read(key: string): string | null {
@@ -59,5 +60,12 @@ export const prefs = {
   },
   set profile(value: string | null) {
     write(KEYS.profile, value);
+  },
+  /** The collection answers come from ("": none). */
+  get collection(): string {
+    return read(KEYS.collection) ?? "";
+  },
+  set collection(value: string) {
+    write(KEYS.collection, value);
   },
 };

@@ -7,12 +7,14 @@
  * fast model does not make the page stutter.
  */
 
-import { type Answer, metaParts, TERMINAL } from "./answer";
+import { type Answer, metaParts, type Source, TERMINAL } from "./answer";
 import { byId, h, icon } from "./dom";
 import { patchChildren, renderMarkdown } from "./markdown";
+import { linkCitations, openSource, renderSources } from "./sources";
 import type { LiveGeneration } from "./stream";
 
 const NEAR_BOTTOM_PX = 48;
+let views = 0; // numbers each answer view, for its source chips' element ids
 
 const BADGES: Partial<Record<Answer["status"], string>> = {
   stopped: "Stopped",
@@ -28,7 +30,10 @@ export class AssistantView {
   private readonly notice: HTMLElement;
   private readonly badge: HTMLElement;
   private readonly meta: HTMLElement;
+  private readonly sources: HTMLElement;
+  private readonly key = `a${++views}`;
   private renderedText: string | null = null;
+  private renderedSources: readonly Source[] | null = null;
   private frame = 0;
   private timer = 0;
   private readonly unsubscribe: () => void;
@@ -51,6 +56,7 @@ export class AssistantView {
     this.notice = h("div", { class: "msg__notice", role: "status" });
     this.badge = h("span", { class: "badge" });
     this.meta = h("span", { class: "msg__meta" });
+    this.sources = h("div", { class: "msg__sources" });
     this.el = h(
       "article",
       { class: "msg msg--assistant", "aria-label": "Assistant" },
@@ -60,6 +66,7 @@ export class AssistantView {
         { class: "msg__body" },
         this.content,
         this.typing,
+        this.sources,
         this.notice,
         h("div", { class: "msg__foot" }, this.badge, this.meta),
       ),
@@ -92,9 +99,16 @@ export class AssistantView {
     this.el.setAttribute("aria-busy", String(!finished));
     // With streaming off, nothing shows until the whole answer is there.
     const visible = finished || this.thread.streamVisible() ? a.text : "";
-    if (visible !== this.renderedText) {
-      patchChildren(this.content, renderMarkdown(visible));
+    const sourcesChanged = a.sources !== this.renderedSources;
+    if (visible !== this.renderedText || sourcesChanged) {
+      const fragment = renderMarkdown(visible);
+      linkCitations(fragment, new Map(a.sources.map((s) => [s.number, s])), this.chipId);
+      patchChildren(this.content, fragment);
       this.renderedText = visible;
+    }
+    if (sourcesChanged) {
+      this.sources.replaceChildren(...(a.sources.length ? [renderSources(a.sources, this.chipId)] : []));
+      this.renderedSources = a.sources;
     }
     this.el.classList.toggle("is-streaming", !finished && visible !== "");
 
@@ -117,6 +131,8 @@ export class AssistantView {
     this.meta.textContent = parts.join(" · ");
     this.meta.hidden = parts.length === 0;
   }
+
+  private readonly chipId = (n: number): string => `${this.key}-source-${n}`;
 
   private renderNotice(): void {
     const a = this.answer;
@@ -163,8 +179,11 @@ export class Thread {
       this.jump.hidden = true;
     });
     this.list.addEventListener("click", (event) => {
-      const button = (event.target as Element).closest<HTMLButtonElement>(".copy-btn");
+      const target = event.target as Element;
+      const button = target.closest<HTMLButtonElement>(".copy-btn");
       if (button) void copyCode(button);
+      const cite = target.closest<HTMLButtonElement>(".cite");
+      if (cite) openSource(cite);
     });
   }
 
