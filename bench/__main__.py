@@ -22,6 +22,7 @@ SCENARIOS = {
     "many": "bench.scenarios.many_clients",
     "embedded": "bench.scenarios.embedded",
     "cancel": "bench.scenarios.cancellation",
+    "auth": "bench.scenarios.auth",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
 }

@@ -38,7 +38,7 @@ def from_time(value: datetime) -> str:
 
 
 def conversation(row: Any) -> Conversation:  # a tuple (psycopg) or a Record (asyncpg)
-    return Conversation(row[0], row[1], from_time(row[2]), from_time(row[3]), row[4], row[5], row[6])
+    return Conversation(row[0], row[1], from_time(row[2]), from_time(row[3]), row[4], row[5], row[6], row[7])
 
 
 def message(row: Any) -> StoredMessage:
@@ -94,7 +94,7 @@ class Psycopg:
         async with self.pool.connection() as conn:
             await conn.execute(
                 sql.CREATE_CONVERSATION,
-                (c.id, c.title, c.profile, c.model, to_time(c.created_at), to_time(c.updated_at)),
+                (c.id, c.title, c.profile, c.model, to_time(c.created_at), to_time(c.updated_at), c.owner),
             )
 
     async def add(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
@@ -142,7 +142,7 @@ class Asyncpg:
 
     async def create(self, c: Conversation) -> None:
         await self.pool.execute(
-            self.CREATE, c.id, c.title, c.profile, c.model, to_time(c.created_at), to_time(c.updated_at)
+            self.CREATE, c.id, c.title, c.profile, c.model, to_time(c.created_at), to_time(c.updated_at), c.owner
         )
 
     async def add(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:

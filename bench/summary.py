@@ -19,7 +19,7 @@ from bench.report import RESULTS
 
 __all__ = ["main", "targets"]
 
-ORDER = ("overhead", "many", "cancel", "embedded")
+ORDER = ("overhead", "many", "cancel", "embedded", "auth")
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 

@@ -4,8 +4,10 @@
      ├── BadRequest               400 invalid_request
      │    └── ContextLengthExceeded 400 context_length_exceeded
      ├── Unauthorized             401 unauthorized
+     ├── Forbidden                403 forbidden
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
+     ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
      ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
      └── UpstreamError            502 upstream_error
@@ -21,10 +23,12 @@ __all__ = [
     "ERROR_CODES",
     "BadRequest",
     "ContextLengthExceeded",
+    "Forbidden",
     "LmstreamError",
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "RateLimited",
     "StoreUnavailable",
     "Unauthorized",
     "UpstreamError",
@@ -57,6 +61,11 @@ class Unauthorized(LmstreamError):
     code = "unauthorized"
 
 
+class Forbidden(LmstreamError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(LmstreamError):
     status_code = 404
     code = "not_found"
@@ -69,6 +78,17 @@ class ModelNotFound(NotFound):
 class Overloaded(LmstreamError):
     status_code = 503
     code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(LmstreamError):
+    """A key's limit (requests or tokens per minute, concurrent streams) is reached."""
+
+    status_code = 429
+    code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
@@ -104,8 +124,10 @@ ERROR_CODES: dict[str, int] = {
         BadRequest,
         ContextLengthExceeded,
         Unauthorized,
+        Forbidden,
         NotFound,
         ModelNotFound,
+        RateLimited,
         Overloaded,
         StoreUnavailable,
         UpstreamError,

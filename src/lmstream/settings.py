@@ -5,7 +5,13 @@ environment use ``__`` (``LMSTREAM_MODELS='[...]'`` takes JSON). A minimal file:
 
     port = 8000
     api_keys = ["sk-local-1"]
+    admin_keys = ["sk-local-admin"]
     default_model = "gemma3-270m"
+
+    [limits]                        # per API key; a stored key may set its own
+    requests_per_minute = 60
+    concurrent_streams = 4
+    tokens_per_minute = 200000
 
     [[models]]
     name = "gemma3-270m"            # the packaged GGUF when path is empty
@@ -26,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -40,6 +46,7 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "EmbeddingModelConfig",
     "FastPathRule",
+    "LimitsConfig",
     "ModelConfig",
     "ProfileConfig",
     "RagConfig",
@@ -64,6 +71,42 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LimitsConfig(BaseModel):
+    """What one API key may use (None: no limit). With no keys, the limits hold for
+    everyone together. Background work (conversation titles) never counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(None, ge=1, description="Streams started per minute.")
+    concurrent_streams: int | None = Field(None, ge=1, description="Streams running at once.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Prompt + completion tokens per minute.")
+
+
+def _checked_keys(value: Any, source: str) -> Any:
+    """Keys as given, each stripped; an empty one is an error, never "no key".
+
+    ``--api-key "$UNSET"`` or ``LMSTREAM_API_KEYS=""`` would otherwise turn auth off (and
+    let a non-loopback bind through) while the operator believes a key is required.
+    """
+    if isinstance(value, str):  # LMSTREAM_API_KEYS="k1,k2" (or a JSON list)
+        if value.lstrip().startswith("["):
+            value = json.loads(value)
+        else:
+            value = value.split(",")
+    if not isinstance(value, list):
+        return value
+    keys = []
+    for key in value:
+        if isinstance(key, str):
+            key = key.strip()
+            if not key:
+                raise ValueError(
+                    f"{source} contains an empty key (an unset variable?): give a real key or none at all"
+                )
+        keys.append(key)
+    return keys
 
 
 class ProfileConfig(BaseModel):
@@ -163,6 +206,16 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key_file: Path | None = None
+    # Keys that see every user's streams and conversations and may manage keys.
+    admin_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    # Shared state between instances (limits now; streams with issue 10).
+    redis_url: str | None = None
+    # The token in a stream's `events_url` (EventSource cannot send a key) lives this long.
+    stream_token_ttl: float = Field(900.0, gt=0, le=86_400)
+    # The HMAC secret of those tokens; empty: a random one kept in data_dir (owner-only).
+    # Instances that share streams need the same secret.
+    token_secret: str | None = None
 
     # Shortcuts for the one-model case; ignored when `models` is given.
     backend: str = "llama_cpp"
@@ -222,13 +275,16 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be a postgresql:// URL")
         return value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):  # LMSTREAM_API_KEYS="k1,k2" (or a JSON list)
-            if value.lstrip().startswith("["):
-                return json.loads(value)
-            return [k.strip() for k in value.split(",") if k.strip()]
+    def _split_keys(cls, value: Any, info: ValidationInfo) -> Any:
+        return _checked_keys(value, info.field_name or "api_keys")
+
+    @field_validator("token_secret")
+    @classmethod
+    def _secret_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip()) < 16:
+            raise ValueError("token_secret must be at least 16 characters (or unset: one is made for you)")
         return value
 
     @classmethod
@@ -260,12 +316,18 @@ class Settings(BaseSettings):
         return self.default_model or self.resolved_models()[0].name
 
     def all_api_keys(self) -> list[str]:
-        keys = list(self.api_keys)
+        """Keys from ``api_keys``, ``admin_keys`` and ``api_key_file`` (blank lines and
+        ``#`` comments skipped); a key file with no key in it is an error, not "no keys"."""
+        keys = [*self.api_keys, *self.admin_keys]
         if self.api_key_file is not None:
-            for line in self.api_key_file.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    keys.append(line)
+            found = [
+                line.strip()
+                for line in self.api_key_file.read_text().splitlines()
+                if line.strip() and not line.strip().startswith("#")
+            ]
+            if not found:
+                raise ValueError(f"api_key_file {self.api_key_file} holds no key")
+            keys.extend(found)
         return keys
 
     def is_loopback(self) -> bool:

@@ -15,14 +15,7 @@ from tests.support import app_client, scripted
 
 SSE = {"Accept": "text/event-stream"}
 
-
-@pytest.fixture(autouse=True, params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
-def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs on each store: SQLite in tmp_path, PostgreSQL on a fresh database."""
-    if request.param == "postgres":
-        monkeypatch.setenv("LMSTREAM_DATABASE_URL", request.getfixturevalue("postgres_url"))
-    kind: str = request.param
-    return kind
+pytestmark = pytest.mark.usefixtures("each_store")  # every test on SQLite and on PostgreSQL: conftest.py
 
 
 def settings(tmp_path: Path, *models: ModelConfig, **kwargs: Any) -> Settings:

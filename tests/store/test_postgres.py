@@ -13,6 +13,7 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
+from lmstream.access.keys import make_key
 from lmstream.errors import StoreUnavailable
 from lmstream.settings import Settings
 from lmstream.store import MessageUpdate, build_store
@@ -100,6 +101,41 @@ async def test_a_new_migration_applies_to_an_existing_database(
     finally:
         await store.aclose()
     assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m999_pinned"]
+
+
+async def test_a_database_made_before_keys_gains_owners_and_keys(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at the schema before keys (m001, m002) keeps its conversations, which
+    belong to no owner, and can store keys once m003 has run."""
+    monkeypatch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:2])
+    old = conversation("older")
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await migrate(conn) == ["m001_initial", "m002_streaming_owner"]
+        await conn.execute(
+            "INSERT INTO conversations (id, title, created_at, updated_at) VALUES ($1, $2, now(), now())",
+            old.id,
+            old.title,
+        )
+    finally:
+        await conn.close()
+    monkeypatch.undo()
+
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        assert await applied(postgres_url) == ALL_MIGRATIONS
+        got = await store.get_conversation(old.id)
+        assert got is not None and (got.title, got.owner) == ("older", None)
+        assert [c.id for c in (await store.list_conversations(limit=10)).data] == [old.id]
+        assert (await store.list_conversations(limit=10, owner="alice")).data == []
+        assert await store.has_keys() is False
+        _, key = make_key("laptop", owner="alice")
+        await store.create_key(key)
+        assert await store.find_key(key.hash) == key and await store.has_keys() is True
+    finally:
+        await store.aclose()
 
 
 async def test_a_failing_migration_leaves_nothing_behind(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lmstream.access.keys import make_key
 from lmstream.store import sqlite as sqlite_store
 from lmstream.store.sqlite import SQLiteStore, migrate
 from tests.store.records import conversation, message
@@ -91,6 +92,80 @@ async def test_the_owner_migration_keeps_what_an_m001_database_holds(
         (old,) = await store.list_messages(c.id)
         assert (old.content, old.status, old.instance_id) == ("half", "streaming", None)
         assert await store.interrupt_streaming(alive=["anyone"]) == 1  # an unowned answer is no one's
+    finally:
+        await store.aclose()
+
+
+async def test_a_database_at_mains_schema_gains_owners_and_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database made before keys (m001 + m002_streaming_owner) keeps its conversations,
+    which belong to no owner, and can store keys."""
+    path = tmp_path / "lmstream.db"
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
+    assert [name for name, _ in sqlite_store.MIGRATIONS] == ["m001_initial", "m002_streaming_owner"]
+    db = sqlite3.connect(path, isolation_level=None)
+    assert migrate(db) == ["m001_initial", "m002_streaming_owner"]
+    c = conversation("before keys")
+    db.execute(
+        "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        (c.id, c.title, c.created_at, c.updated_at),
+    )
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, updated_at, instance_id) "
+        "VALUES ('msg_half', ?, 1, 'assistant', 'half', 'streaming', ?, ?, 'i-1')",
+        (c.id, c.created_at, c.created_at),
+    )
+    db.close()
+    monkeypatch.undo()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert applied(path) == ALL_MIGRATIONS
+        got = await store.get_conversation(c.id)
+        assert got is not None and (got.title, got.owner, got.message_count) == ("before keys", None, 1)
+        assert [x.id for x in (await store.list_conversations(limit=10)).data] == [c.id]
+        assert (await store.list_conversations(limit=10, owner="alice")).data == []
+        assert await store.has_keys() is False
+        _, key = make_key("laptop", owner="alice")
+        await store.create_key(key)
+        assert await store.find_key(key.hash) == key and await store.has_keys() is True
+        assert await store.interrupt_streaming("i-1") == 1
+    finally:
+        await store.aclose()
+
+
+async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the merge the keys migration was numbered m002 (m002_owners_and_keys); a
+    database that applied it gets m002_streaming_owner and never the keys script twice."""
+    path = tmp_path / "lmstream.db"
+    (m001, _, (name, keys_script), *_) = sqlite_store.MIGRATIONS
+    assert name == "m003_owners_and_keys"
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [m001, ("m002_owners_and_keys", keys_script)])
+    db = sqlite3.connect(path, isolation_level=None)
+    assert migrate(db) == ["m001_initial", "m002_owners_and_keys"]
+    c = conversation("owned")
+    db.execute(
+        "INSERT INTO conversations (id, title, created_at, updated_at, owner) VALUES (?, ?, ?, ?, 'alice')",
+        (c.id, c.title, c.created_at, c.updated_at),
+    )
+    db.execute(
+        "INSERT INTO api_keys (id, prefix, hash, name, owner, created_at) VALUES ('key_1', 'lms_', 'h1', 'k', 'alice', ?)",
+        (c.created_at,),
+    )
+    db.close()
+    monkeypatch.undo()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert applied(path) == ALL_MIGRATIONS
+        assert [x.id for x in (await store.list_conversations(limit=10, owner="alice")).data] == [c.id]
+        found = await store.find_key("h1")
+        assert found is not None and (found.id, found.owner) == ("key_1", "alice")
+        await store.add_messages(c.id, [message(c.id, "assistant", "", status="streaming", instance_id="i-2")])
+        assert await store.interrupt_streaming("i-2") == 1  # m002_streaming_owner's column is there
     finally:
         await store.aclose()
 

@@ -104,3 +104,30 @@ def test_the_page_asks_for_an_api_key_when_the_server_needs_one(
         expect(dialog).to_be_hidden()
     finally:
         context.close()
+
+
+def test_the_page_shows_each_key_only_its_own_conversations(
+    browser: Browser, server_factory: Callable[..., LiveServer]
+) -> None:
+    """Issue 14, finding 1, in the web chat: two people, two keys, two separate sidebars."""
+    keys = ["alice-key-0123456789", "bob-key-0123456789"]
+    server = server_factory([scripted("quick", text="Private answer.")], api_keys=keys, conversation_titles=False)
+    prompts = {keys[0]: "Alice's secret plan", keys[1]: "Bob's shopping list"}
+    for key, prompt in prompts.items():
+        made = httpx.post(
+            server.url + "/v1/streams",
+            json={"prompt": prompt},
+            headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"},
+        )
+        assert made.status_code == 200
+    for key, prompt in prompts.items():
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            page.goto(server.url)
+            page.fill("#key-input", key)
+            page.press("#key-input", "Enter")
+            expect(page.locator("a.conv")).to_have_count(1)  # waits for the list: exactly its own
+            expect(page.locator("a.conv")).to_contain_text(prompt)
+        finally:
+            context.close()

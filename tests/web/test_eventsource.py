@@ -47,3 +47,32 @@ def test_eventsource_gets_every_event_once_and_nothing_from_heartbeats(page: Pag
     assert [int(event_id) for _, _, event_id in seen] == list(range(8))
     tokens = [json.loads(data)["text"] for name, data, _ in seen if name == "token"]
     assert "".join(tokens) == "one two three four five six"
+
+
+KEY = "browser-key-0123456789"
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[LiveServer]:
+    live = start_server(tmp_path, [scripted("s", text="one two three", tokens_per_second=20)], api_keys=[KEY])
+    yield live
+    live.stop()
+
+
+def test_eventsource_follows_events_url_with_keys_on_and_no_key_in_the_url(page: Page, keyed: LiveServer) -> None:
+    page.goto(keyed.url + "/")
+    headers = {"Authorization": f"Bearer {KEY}"}
+    started = httpx.post(keyed.url + "/v1/streams", json={"prompt": "tell me"}, headers=headers).json()
+    assert KEY not in started["events_url"]
+    seen = page.evaluate(COLLECT, started["events_url"])
+    assert [name for name, _, _ in seen] == ["start"] + ["token"] * 3 + ["done"]
+
+
+def test_eventsource_starts_a_stream_with_one_get_and_a_start_token(page: Page, keyed: LiveServer) -> None:
+    page.goto(keyed.url + "/")
+    headers = {"Authorization": f"Bearer {KEY}"}
+    token = httpx.post(keyed.url + "/v1/tokens", json={"scope": "start"}, headers=headers).json()["token"]
+    seen = page.evaluate(COLLECT, f"/v1/streams/start?prompt=tell%20me&token={token}")
+    assert [name for name, _, _ in seen] == ["start"] + ["token"] * 3 + ["done"]
+    stream_id = json.loads(seen[0][1])["id"]
+    assert [event_id for _, _, event_id in seen] == [f"{stream_id}.{n}" for n in range(5)]

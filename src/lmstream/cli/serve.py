@@ -29,15 +29,42 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _stored_keys(settings: Settings) -> bool:
+    """Whether the store holds API keys (``lmstream keys create``): they turn auth on too."""
+    import asyncio
+
+    from lmstream.store import build_store
+    from lmstream.store.keys import KeyStore
+
+    store = build_store(settings)
+    if not isinstance(store, KeyStore):
+        return False
+
+    async def check() -> bool:
+        await store.open()
+        try:
+            return await store.has_keys()
+        finally:
+            await store.aclose()
+
+    return asyncio.run(check())
+
+
 def run_server(settings: Settings) -> None:
     import uvicorn
 
     from lmstream.http.app import create_app
 
-    if not settings.is_loopback() and not settings.all_api_keys() and not settings.allow_insecure_bind:
+    try:
+        keys = settings.all_api_keys()
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--api-key-file") from None
+    public = not settings.is_loopback() and not settings.allow_insecure_bind
+    if public and not keys and not _stored_keys(settings):
         raise typer.BadParameter(
             f"refusing to listen on {settings.host} without API keys: set LMSTREAM_API_KEYS / "
-            "--api-key, or pass --allow-insecure-bind if the network is trusted",
+            "--api-key, create one with `lmstream keys create`, or pass --allow-insecure-bind "
+            "if the network is trusted",
             param_hint="--host",
         )
     logging.basicConfig(

@@ -1,11 +1,12 @@
 """Conversations that are never lost, profiles and the fast path, as one app extension.
 
 ``ConversationsExtension`` is an ``Extension`` (``http/extension.py``) with its own
-routes (``routes.py``): at startup it opens the configured store (``settings.store``) and marks answers a dead server left
+routes (``routes.py``): at startup it takes the app's store (``settings.store``,
+opened by ``create_app``, which also keeps API keys in it) and marks answers a dead server left
 ``streaming`` as ``interrupted``, gives the hub a router that knows the fast path,
 and installs the ``Conversations`` preprocessor and its ``Recorder`` observer. At
 shutdown (after ``create_app`` has closed the hub, so the answers it cancelled are
-queued as ``interrupted``) it drains the write queue, then closes the store.
+queued as ``interrupted``) it drains the write queue (``create_app`` closes the store after it).
 
 See ``service.py`` (what happens to a request), ``recorder.py`` (what is written
 when), ``history.py`` (trimming) and ``titles.py``.
@@ -28,7 +29,7 @@ from lmstream.fastpath import install_fast_path
 from lmstream.http.state import AppState
 from lmstream.profiles import Profiles
 from lmstream.settings import Settings
-from lmstream.store import Store, build_store
+from lmstream.store import Store
 
 __all__ = [
     "Conversations",
@@ -61,9 +62,8 @@ class ConversationsExtension:
     async def start(self, app: AppState) -> None:
         settings = self.settings
         profiles = Profiles.from_settings(settings)
-        store = build_store(settings)
+        store = app.store
         if store is not None:
-            await store.open()
             self.store = store
             interrupted = await store.interrupt_streaming()
             if interrupted:
@@ -83,5 +83,3 @@ class ConversationsExtension:
         # create_app closes the hub first: running answers are already queued as interrupted.
         if self.service is not None:
             await self.service.aclose()
-        if self.store is not None:
-            await self.store.aclose()

@@ -20,6 +20,8 @@
                                             numbered as its [n] citations; else [])
     source       = {"number", "title", "source", "snippet", "score", "document_id", "chunk"}
 
+A conversation belongs to the key owner that made it: other keys get 404 for it and
+never see it listed (``access.visible_to``; admin keys see all).
 Timestamps are ISO 8601 UTC strings; an untitled conversation has the title ``""``.
 Errors have the native shape ``{"error": {"message", "code", "param"}}``. Reads wait
 for the writes already queued (a ``done`` event is followed by a stored answer).
@@ -35,10 +37,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from lmstream.access import owner_filter
 from lmstream.conversations.service import Conversations
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, NotFound
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON
@@ -156,6 +160,7 @@ class ConversationRoutes:
             limit=_limit(request),
             cursor=request.query_params.get("cursor") or None,
             query=request.query_params.get("q") or None,
+            owner=owner_filter(principal_of(request)),
         )
         return JSON({"data": [conversation_json(c) for c in page.data], "next_cursor": page.next_cursor})
 
@@ -169,7 +174,9 @@ class ConversationRoutes:
             model = app_state(request).router.resolve(body.model)[1]
         stamp = now()
         title = " ".join((body.title or "").split())
-        conversation = Conversation(new_id("conv"), title, stamp, stamp, model=model, profile=profile.name)
+        conversation = Conversation(
+            new_id("conv"), title, stamp, stamp, model=model, profile=profile.name, owner=principal_of(request).owner
+        )
         store = await service.synced_store()
         await store.create_conversation(conversation)
         return JSON(conversation_json(conversation), status_code=201)
@@ -177,7 +184,7 @@ class ConversationRoutes:
 
     async def get_conversation(self, request: Request) -> Response:
         service = self._service()
-        conversation = await service.conversation(request.path_params["conversation_id"])
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
         messages = await service.store.list_messages(conversation.id) if service.store else []
         return JSON({**conversation_json(conversation), "messages": [message_json(m) for m in messages]})
 
@@ -185,19 +192,21 @@ class ConversationRoutes:
     async def patch_conversation(self, request: Request) -> Response:
         service = self._service()
         body = parse_body(ConversationPatch, await request.body())
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
         store = await service.synced_store()
         title = " ".join(body.title.split())
-        updated = await store.update_conversation(request.path_params["conversation_id"], title=title)
+        updated = await store.update_conversation(conversation.id, title=title)
         if updated is None:
-            raise NotFound(f"no conversation {request.path_params['conversation_id']!r}")
+            raise NotFound(f"no conversation {conversation.id!r}")
         return JSON(conversation_json(updated))
 
 
     async def delete_conversation(self, request: Request) -> Response:
-        store = await self._service().synced_store()
-        conversation_id = request.path_params["conversation_id"]
-        if not await store.delete_conversation(conversation_id):
-            raise NotFound(f"no conversation {conversation_id!r}")
+        service = self._service()
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
+        store = await service.synced_store()
+        if not await store.delete_conversation(conversation.id):
+            raise NotFound(f"no conversation {conversation.id!r}")
         return Response(status_code=204)
 
 
@@ -206,7 +215,7 @@ class ConversationRoutes:
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "markdown"):
             raise BadRequest(f"`format` must be json or markdown, got {fmt!r}", param="format")
-        conversation = await service.conversation(request.path_params["conversation_id"])
+        conversation = await service.conversation(request.path_params["conversation_id"], principal_of(request))
         messages = await service.store.list_messages(conversation.id) if service.store else []
         if fmt == "markdown":
             disposition = f'attachment; filename="{conversation.id}.md"'

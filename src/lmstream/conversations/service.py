@@ -4,7 +4,8 @@
 ``backend.open``). For a native request (``context.dialect`` is native) or any
 request that names a profile, in this order:
 
-1. ``conversation_id``: load the conversation (404 if unknown) and its messages;
+1. ``conversation_id``: load the conversation (404 if unknown, or not the request's
+   principal's to see: ``access.visible_to``) and its messages;
 2. the profile (the request's, else the conversation's, else the default) fills in
    the system prompt and sampling the request left unset;
 3. the model: the one the request named; else the fast path when a rule matches the
@@ -14,7 +15,8 @@ request that names a profile, in this order:
    (``history.trim_history``);
 5. when the request is to be kept (native, ``store`` true, a store configured), a
    ``Turn`` is attached to the request for the ``Recorder`` to write from ``Started``
-   on. A new conversation gets its ``conv_`` id here, so the ``start`` event carries it.
+   on. A new conversation gets its ``conv_`` id here, so the ``start`` event carries it,
+   and the request's owner (``RequestContext.principal``).
 
 Other dialects' requests (OpenAI, Anthropic, Ollama) pass through untouched.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from lmstream.access import Principal, visible_to
 from lmstream.conversations.history import history_messages, prompt_budget, trim_history
 from lmstream.conversations.recorder import Recorder, Turn, WriteQueue
 from lmstream.conversations.titles import fallback_title, generate_title
@@ -79,10 +82,12 @@ class Conversations:
         await self.writes.sync()
         return self.store
 
-    async def conversation(self, conversation_id: str) -> Conversation:
+    async def conversation(self, conversation_id: str, principal: Principal | None = None) -> Conversation:
+        """The conversation, if ``principal`` may see it (None: lmstream itself, which
+        may); ``NotFound`` otherwise, exactly as for one that does not exist."""
         store = await self.synced_store()
         conversation = await store.get_conversation(conversation_id)
-        if conversation is None:
+        if conversation is None or (principal is not None and not visible_to(principal, conversation.owner)):
             raise NotFound(f"no conversation {conversation_id!r}", param="conversation_id")
         return conversation
 
@@ -95,7 +100,7 @@ class Conversations:
         conversation: Conversation | None = None
         history: list[StoredMessage] = []
         if request.conversation_id:
-            conversation = await self.conversation(request.conversation_id)
+            conversation = await self.conversation(request.conversation_id, request.attachment(Principal))
             history = await self._messages(conversation.id)
         profile = self.profiles.get(request.profile or (conversation.profile if conversation else None))
         request = apply_profile(request, profile)
@@ -159,7 +164,9 @@ class Conversations:
             ),
             create=None
             if conversation
-            else Conversation(conversation_id, "", stamp, stamp, model=model, profile=profile.name),
+            else Conversation(
+                conversation_id, "", stamp, stamp, model=model, profile=profile.name, owner=request.context.principal
+            ),
             model=model,
             wants_title=conversation is None or not conversation.title,
         )

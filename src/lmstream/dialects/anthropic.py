@@ -265,6 +265,7 @@ def error_type(code: str) -> str:
         "invalid_request": "invalid_request_error",
         "context_length_exceeded": "invalid_request_error",
         "unauthorized": "authentication_error",
+        "forbidden": "permission_error",
         "not_found": "not_found_error",
         "model_not_found": "not_found_error",
         "replay_gone": "not_found_error",

@@ -130,13 +130,18 @@ def source_json(source: Source) -> dict[str, Any]:
 
 
 def encode_event(
-    seq: int, event: Event, *, base_path: str = "/v1/streams", sources: Sequence[Source] = ()
+    seq: int,
+    event: Event,
+    *,
+    base_path: str = "/v1/streams",
+    events_url: str | None = None,
+    sources: Sequence[Source] = (),
 ) -> ServerSentEvent | None:
     """One internal event as one named SSE event; None for events the wire does not carry.
-
-    ``sources``: the stream's retrieved sources (``Completion.sources``), listed again
-    by ``done`` so a client that kept only the end of the stream still has them.
-    """
+    ``events_url``: what ``start`` says (by default ``{base_path}/{id}/events``; with keys
+    on, the route adds the stream's token). ``sources``: the stream's retrieved sources
+    (``Completion.sources``), listed again by ``done`` so a client that kept only the end
+    of the stream still has them."""
     name: str
     data: Mapping[str, Any]
     match event:
@@ -150,7 +155,7 @@ def encode_event(
                 "model": event.model,
                 "created": event.created,
                 "conversation_id": event.conversation_id,
-                "events_url": f"{base_path}/{event.generation_id}/events",
+                "events_url": events_url or f"{base_path}/{event.generation_id}/events",
             }
         case Queued():
             name, data = "queued", {"position": event.position}

@@ -245,6 +245,8 @@ def error_type(code: str) -> str:
         "model_not_found": "invalid_request_error",
         "not_found": "invalid_request_error",
         "unauthorized": "authentication_error",
+        "forbidden": "permission_error",
+        "rate_limited": "rate_limit_error",
         "overloaded": "server_error",
         "upstream_error": "server_error",
         "upstream_timeout": "server_error",

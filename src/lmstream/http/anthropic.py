@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.dialects import anthropic
+from lmstream.http.admission import start_stream
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, answer
@@ -32,7 +33,7 @@ def _input_tokens(state: AppState, request: ChatRequest) -> int:
 async def messages(request: Request) -> Response:
     state = app_state(request)
     chat, stream = anthropic.parse_request(await request.body())
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
     input_tokens = _input_tokens(state, generation.request)
     message_id = "msg_" + secrets.token_hex(12)
     return await answer(

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from lmstream.access import build_access
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import ConversationsExtension
@@ -28,7 +29,8 @@ from lmstream.dialects import anthropic as anthropic_dialect
 from lmstream.dialects import ollama as ollama_dialect
 from lmstream.dialects import openai as openai_dialect
 from lmstream.errors import LmstreamError, NotFound
-from lmstream.http import anthropic, native, ollama, openai, web
+from lmstream.http import anthropic, keys, native, ollama, openai, start, web
+from lmstream.http.admission import AccessHooks
 from lmstream.http.endpoint import ErrorBody, error_response
 from lmstream.http.extension import Extension
 from lmstream.http.state import AppState
@@ -37,6 +39,8 @@ from lmstream.metrics import MetricsExtension
 from lmstream.rag.extension import DocumentsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import build_store
+from lmstream.store.keys import KeyStore
 
 __all__ = ["create_app", "default_extensions"]
 
@@ -77,14 +81,22 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
             coordinator = LocalCoordinator(replay_buffer=settings.replay_buffer)
             stack.push_async_callback(coordinator.aclose)
             hub = StreamHub(router, retention=settings.retention, coordinator=coordinator)
+            store = build_store(settings)  # conversations and stored API keys
+            if store is not None:
+                await store.open()
+                stack.push_async_callback(store.aclose)
+            access = await build_access(settings, store if isinstance(store, KeyStore) else None)
+            stack.push_async_callback(access.aclose)
+            AccessHooks(access, hub).install()
             state = AppState(
                 settings=settings,
                 router=router,
                 hub=hub,
                 http=http,
                 backends=backends,
-                api_keys=[k.encode() for k in settings.all_api_keys()],
+                access=access,
                 started_at=time.time(),
+                store=store,
             )
             app.state.lmstream = state
             for extension in installed:
@@ -107,7 +119,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
         error.code = "method_not_allowed"
         return error_response(error, _error_shape(request.url.path))
 
-    routes: list[BaseRoute] = [*native.routes, *openai.routes, *anthropic.routes, *ollama.routes]
+    routes: list[BaseRoute] = [*start.routes, *native.routes, *keys.routes, *openai.routes, *anthropic.routes, *ollama.routes]
     for extension in installed:
         routes.extend(extension.routes())
     routes.extend(web.routes)  # the web chat last, so API routes always win

@@ -1,18 +1,29 @@
-"""API keys: ``Authorization: Bearer <key>`` or ``x-api-key: <key>``, constant-time.
+"""Authentication of a request: an API key in a header, or a scoped token in the URL.
 
-``api_key`` in the query string is accepted on GET requests only, for the browser's
-``EventSource``, which cannot send headers.
+Keys come in ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` only. A key in
+the query string is refused, never read: URLs end up in access logs, proxy logs,
+browser history and ``Referer`` headers. A browser's ``EventSource`` (which cannot send
+headers) uses the short-lived token that ``events_url`` carries instead
+(``access/tokens.py``); a route accepts one only for its own scope (``endpoint(...,
+token_scope=...)``), so a stream's token opens that stream and nothing else.
+
+The principal is kept in the request's scope for the route (``principal_of``).
 """
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
+from lmstream.access import Principal
 from lmstream.errors import Unauthorized
+from lmstream.http.state import app_state
 
-__all__ = ["check_api_key", "presented_key"]
+__all__ = ["TokenScope", "authenticate", "presented_key", "principal_of"]
+
+TokenScope = Callable[[Request], str]
+_SCOPE_KEY = "lmstream.principal"
 
 
 def presented_key(request: Request) -> str | None:
@@ -22,23 +33,33 @@ def presented_key(request: Request) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     key = request.headers.get("x-api-key")
-    if key:
+    if key and key.strip():
         return key.strip()
-    if request.method == "GET":
-        return request.query_params.get("api_key")
     return None
 
 
-def check_api_key(request: Request, keys: list[bytes]) -> None:
-    """Raise Unauthorized unless ``keys`` is empty or the request presents one of them."""
-    if not keys:
-        return
-    presented = presented_key(request)
-    if presented is None:
-        raise Unauthorized("an API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`")
-    candidate = presented.encode()
-    ok = False
-    for key in keys:  # no early exit: the time taken does not depend on which key matched
-        ok |= hmac.compare_digest(candidate, key)
-    if not ok:
-        raise Unauthorized("invalid API key")
+async def authenticate(request: Request, token_scope: TokenScope | None = None) -> Principal:
+    """Who ``request`` comes from (``Unauthorized`` if nobody it may be); kept for
+    ``principal_of``."""
+    access = app_state(request).access
+    key = presented_key(request)
+    token = request.query_params.get("token")
+    if key is None and token and token_scope is not None:
+        principal = await access.from_token(token, token_scope(request))
+    else:
+        if key is None and "api_key" in request.query_params:
+            raise Unauthorized(
+                "API keys are not accepted in URLs (they leak into logs): send `Authorization: Bearer <key>`; "
+                "an EventSource uses the token in the stream's `events_url`"
+            )
+        principal = await access.authenticate(key)
+    request.scope[_SCOPE_KEY] = principal
+    return principal
+
+
+def principal_of(conn: HTTPConnection) -> Principal:
+    """The principal ``authenticate`` found for this request."""
+    principal = conn.scope.get(_SCOPE_KEY)
+    if not isinstance(principal, Principal):
+        raise RuntimeError("principal_of() on a request that was not authenticated (a public route?)")
+    return principal

@@ -1,7 +1,9 @@
 """``endpoint``: the wrapper every route goes through.
 
-It checks the API key (unless the route is public) and turns any ``LmstreamError``
-raised before the response starts into the dialect's error shape and HTTP status.
+It authenticates the request (unless the route is public; ``token_scope``: the URL
+token this route accepts instead of a key, see ``http/auth.py``) and turns any
+``LmstreamError`` raised before the response starts into the dialect's error shape and
+HTTP status (429 and 503 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lmstream.errors import LmstreamError, Overloaded
-from lmstream.http.auth import check_api_key
-from lmstream.http.state import app_state
+from lmstream.errors import LmstreamError, Overloaded, RateLimited
+from lmstream.http.auth import TokenScope, authenticate
 from lmstream.http.streaming import JSON
 
 __all__ = ["ErrorBody", "Handler", "endpoint", "error_response"]
@@ -29,20 +30,22 @@ ErrorBody = Callable[[LmstreamError], dict[str, Any]]
 
 def error_response(exc: LmstreamError, body: ErrorBody) -> Response:
     headers = {}
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSON(body(exc), status_code=exc.status_code, headers=headers)
 
 
-def endpoint(body: ErrorBody, *, public: bool = False) -> Callable[[Handler], Handler]:
+def endpoint(
+    body: ErrorBody, *, public: bool = False, token_scope: TokenScope | None = None
+) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapped(request: Request) -> Response:
             try:
                 if not public:
-                    check_api_key(request, app_state(request).api_keys)
+                    await authenticate(request, token_scope)
                 return await handler(request)
             except LmstreamError as exc:
                 return error_response(exc, body)

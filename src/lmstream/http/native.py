@@ -1,4 +1,10 @@
-"""Routes of the native API (``/v1/streams``) and the operational ones (``/health``)."""
+"""Routes of the native API (``/v1/streams``) and the operational ones (``/health``).
+
+A stream belongs to the key owner that started it: any other key gets 404 for it,
+exactly as for a stream that does not exist (``access.visible_to``; admin keys see
+every stream). With keys on, ``events_url`` carries a token for that one stream, so a
+browser's ``new EventSource(events_url)`` works without a key in the URL.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +15,56 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lmstream.access import Principal, stream_scope, visible_to
 from lmstream.dialects import native
-from lmstream.errors import BadRequest
-from lmstream.events import CancelReason, Done, Event
+from lmstream.errors import BadRequest, NotFound
+from lmstream.events import CancelReason, Done, Event, Started
+from lmstream.http.admission import start_stream
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
-from lmstream.http.state import app_state
+from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
 from lmstream.hub import ReplayGone, StreamHandle
 
-__all__ = ["routes"]
+__all__ = ["Encoder", "events_url", "routes", "visible_stream"]
+
+Encoder = Callable[[int, Event], list[Frame]]
 
 
-def _encoder(stream: StreamHandle) -> Callable[[int, Event], list[Frame]]:
-    """The native encoder of one stream: its ``done`` lists the stream's sources."""
+def events_url(state: AppState, principal: Principal, stream_id: str) -> str:
+    """``/v1/streams/{id}/events``, with a token for that stream when keys are on."""
+    url = f"/v1/streams/{stream_id}/events"
+    token = state.access.token_for(principal, stream_scope(stream_id))
+    return url if token is None else f"{url}?token={token[0]}"
+
+
+def encoder(url: str | None = None, stream: StreamHandle | None = None) -> Encoder:
+    """Native frames; ``url``: the ``events_url`` the ``start`` event gives; ``stream``:
+    the stream whose retrieved sources ``done`` lists again."""
 
     def encode(seq: int, event: Event) -> list[Frame]:
-        sources = stream.completion.sources if type(event) is Done else ()
-        frame = native.encode_event(seq, event, sources=sources)
+        kind = type(event)
+        frame = native.encode_event(
+            seq,
+            event,
+            events_url=url if kind is Started else None,
+            sources=stream.completion.sources if kind is Done and stream is not None else (),
+        )
         return [] if frame is None else [frame]
 
     return encode
+
+
+async def visible_stream(request: Request, stream_id: str) -> StreamHandle:
+    """The stream ``stream_id`` if the request's principal may see it; 404 otherwise."""
+    stream = await app_state(request).hub.get(stream_id)
+    if not visible_to(principal_of(request), stream.principal):
+        raise NotFound(f"no stream {stream_id!r} (unknown, or ended too long ago)")
+    return stream
+
+
+def _stream_token(request: Request) -> str:
+    return stream_scope(request.path_params["stream_id"])
 
 
 def _wants_stream(request: Request) -> bool:
@@ -39,9 +75,10 @@ def _wants_stream(request: Request) -> bool:
 async def create_stream(request: Request) -> Response:
     state = app_state(request)
     chat = native.parse_request(await request.body())
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
+    follow_url = events_url(state, principal_of(request), generation.id)
     if _wants_stream(request):
-        frames = follow_frames(generation, _encoder(generation), grace=state.settings.grace_period)
+        frames = follow_frames(generation, encoder(follow_url, generation), grace=state.settings.grace_period)
         return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
     url = f"/v1/streams/{generation.id}"
     return JSON(
@@ -51,7 +88,7 @@ async def create_stream(request: Request) -> Response:
             "model": generation.model,
             "state": generation.state,
             "url": url,
-            "events_url": url + "/events",
+            "events_url": follow_url,
         },
         status_code=202,
         headers={"Location": url},
@@ -68,22 +105,22 @@ def _last_event_id(request: Request) -> int:
         raise BadRequest(f"Last-Event-ID must be an event number, got {raw!r}") from None
 
 
-@endpoint(native.error_body)
+@endpoint(native.error_body, token_scope=_stream_token)
 async def stream_events(request: Request) -> Response:
     state = app_state(request)
-    stream = await state.hub.get(request.path_params["stream_id"])
+    stream = await visible_stream(request, request.path_params["stream_id"])
     after = _last_event_id(request)
     if after < stream.first_seq - 1:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
     if stream.finished and after >= stream.next_seq - 1:
         return Response(status_code=204)  # tells EventSource there is nothing more
-    frames = follow_frames(stream, _encoder(stream), grace=state.settings.grace_period, after=after)
+    frames = follow_frames(stream, encoder(stream=stream), grace=state.settings.grace_period, after=after)
     return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
 
 
-@endpoint(native.error_body)
+@endpoint(native.error_body, token_scope=_stream_token)
 async def get_stream(request: Request) -> Response:
-    stream = await app_state(request).hub.get(request.path_params["stream_id"])
+    stream = await visible_stream(request, request.path_params["stream_id"])
     return JSON(
         native.stream_state(
             stream.id,
@@ -99,7 +136,7 @@ async def get_stream(request: Request) -> Response:
 
 @endpoint(native.error_body)
 async def cancel_stream(request: Request) -> Response:
-    stream = await app_state(request).hub.get(request.path_params["stream_id"])
+    stream = await visible_stream(request, request.path_params["stream_id"])
     cancelled = await stream.cancel(CancelReason.USER_STOP)
     if cancelled:
         await stream.wait()
@@ -115,7 +152,7 @@ async def health(request: Request) -> Response:
     return JSON(
         {
             "status": "ok",
-            "auth_required": bool(state.api_keys),
+            "auth_required": await state.access.keys.required(),
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),
             "active_streams": state.hub.active,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import ollama
 from lmstream.errors import ModelNotFound
+from lmstream.http.admission import start_stream, usable_models
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, answer
@@ -43,7 +44,7 @@ async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollam
     chat = chat.with_(model=_routable(state, asked))
     if not chat.messages and chat.raw_prompt is None:
         return JSON(ollama.load_response(asked, kind))
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
     return await answer(
         request,
         generation,
@@ -74,7 +75,7 @@ def _started(state: AppState) -> datetime:
 @endpoint(ollama.error_body)
 async def tags(request: Request) -> Response:
     state = app_state(request)
-    return JSON(ollama.model_list(state.router.models(), _started(state)))
+    return JSON(ollama.model_list(usable_models(request), _started(state)))
 
 
 @endpoint(ollama.error_body)

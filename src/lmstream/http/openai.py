@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from lmstream.dialects import openai
 from lmstream.errors import ModelNotFound
+from lmstream.http.admission import start_stream, usable_models
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
 from lmstream.http.streaming import JSON, answer
@@ -21,7 +22,7 @@ __all__ = ["routes"]
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     chat, stream, include_usage = openai.parse_request(await request.body())
-    generation = await state.hub.start(chat)
+    generation = await start_stream(request, chat)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     return await answer(
         request,
@@ -35,13 +36,13 @@ async def chat_completions(request: Request) -> Response:
 
 @endpoint(openai.error_body)
 async def list_models(request: Request) -> Response:
-    return JSON(openai.models_list(app_state(request).router.models()))
+    return JSON(openai.models_list(usable_models(request)))
 
 
 @endpoint(openai.error_body)
 async def get_model(request: Request) -> Response:
     wanted = request.path_params["model_id"]
-    for entry in openai.models_list(app_state(request).router.models())["data"]:
+    for entry in openai.models_list(usable_models(request))["data"]:
         if entry["id"] == wanted:
             return JSON(entry)
     raise ModelNotFound(f"model {wanted!r} not found", param="model")

@@ -8,11 +8,13 @@ from typing import TypeVar
 import httpx
 from starlette.requests import HTTPConnection
 
+from lmstream.access import Access
 from lmstream.backends.base import Backend
 from lmstream.http.extension import Extension
 from lmstream.hub import StreamHub
 from lmstream.router import Router
 from lmstream.settings import Settings
+from lmstream.store import Store
 
 __all__ = ["AppState", "app_state"]
 
@@ -26,8 +28,9 @@ class AppState:
     hub: StreamHub
     http: httpx.AsyncClient
     backends: dict[str, Backend]
-    api_keys: list[bytes]
+    access: Access
     started_at: float
+    store: Store | None = None  # None: store = "none"
     extensions: list[Extension] = field(default_factory=list)
 
     def extension(self, kind: type[E]) -> E | None:

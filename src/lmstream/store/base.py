@@ -77,6 +77,9 @@ class Conversation:
     model: str | None = None
     profile: str | None = None
     message_count: int = 0
+    # The API key owner it belongs to (None: made while the server had no keys; such
+    # conversations are visible to admin keys only once keys are on).
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +179,10 @@ class Store(Protocol):
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     async def list_conversations(
-        self, *, limit: int, cursor: str | None = None, query: str | None = None
+        self, *, limit: int, cursor: str | None = None, query: str | None = None, owner: str | None = None
     ) -> ConversationPage:
-        """Newest ``updated_at`` first; ``query`` matches a title substring, any case."""
+        """Newest ``updated_at`` first; ``query`` matches a title substring, any case;
+        ``owner``: only that owner's conversations (None: everyone's)."""
         ...
 
     async def update_conversation(

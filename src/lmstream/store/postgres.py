@@ -1,4 +1,4 @@
-"""The shared store: conversations in PostgreSQL (``database_url = "postgresql://…"``).
+"""The shared store: conversations and API keys in PostgreSQL (``database_url = "postgresql://…"``).
 
 Several lmstream instances — processes on one machine or on many — use one database;
 the statements and migrations are in ``store/postgres_sql.py``. The driver is
@@ -49,6 +49,7 @@ from lmstream.store.base import (
     sources_from_json,
     sources_json,
 )
+from lmstream.store.keys import KeyLimits, StoredKey
 
 __all__ = ["UNAVAILABLE", "PostgresStore", "describe", "migrate"]
 
@@ -103,6 +104,7 @@ def _conversation(row: asyncpg.Record) -> Conversation:
         model=row["model"],
         profile=row["profile"],
         message_count=row["message_count"],
+        owner=row["owner"],
     )
 
 
@@ -111,6 +113,40 @@ def _message(row: asyncpg.Record) -> StoredMessage:
     fields["created_at"] = _text(fields["created_at"])
     fields["sources"] = sources_from_json(fields["sources"])
     return StoredMessage(**fields)
+
+
+def _key(row: asyncpg.Record) -> StoredKey:
+    def text(value: datetime | None) -> str | None:
+        return None if value is None else _text(value)
+
+    return StoredKey(
+        id=row["id"],
+        prefix=row["prefix"],
+        hash=row["hash"],
+        name=row["name"],
+        owner=row["owner"],
+        admin=row["admin"],
+        models=None if row["models"] is None else tuple(row["models"]),
+        limits=KeyLimits(row["requests_per_minute"], row["concurrent_streams"], row["tokens_per_minute"]),
+        created_at=_text(row["created_at"]),
+        expires_at=text(row["expires_at"]),
+        last_used_at=text(row["last_used_at"]),
+        revoked_at=text(row["revoked_at"]),
+    )
+
+
+def _key_row(k: StoredKey) -> tuple[Any, ...]:
+    """``CREATE_KEY``'s parameters, in ``KEY_COLUMNS`` order."""
+
+    def time(text: str | None) -> datetime | None:
+        return None if text is None else _time(text)
+
+    models = None if k.models is None else list(_args(*k.models))
+    return (
+        *_args(k.id, k.prefix, k.hash, k.name, k.owner), k.admin, models, k.limits.requests_per_minute,
+        k.limits.concurrent_streams, k.limits.tokens_per_minute, _time(k.created_at), time(k.expires_at),
+        time(k.last_used_at), time(k.revoked_at),
+    )  # fmt: skip
 
 
 def _args(*values: Any) -> tuple[Any, ...]:
@@ -165,12 +201,14 @@ async def migrate(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> l
 
 
 class PostgresStore:
-    """``Store`` over a PostgreSQL database, shared by every instance that names it."""
+    """``Store`` and ``KeyStore`` over a PostgreSQL database, shared by every instance
+    that names it."""
 
-    _LIST: ClassVar[dict[tuple[bool, bool], str]] = {
-        (after, query): sql.numbered(sql.list_conversations_sql(after=after, query=query))
+    _LIST: ClassVar[dict[tuple[bool, bool, bool], str]] = {
+        (after, query, owner): sql.numbered(sql.list_conversations_sql(after=after, query=query, owner=owner))
         for after in (False, True)
         for query in (False, True)
+        for owner in (False, True)
     }
     _CREATE = sql.numbered(sql.CREATE_CONVERSATION)
     _GET = sql.numbered(sql.GET_CONVERSATION)
@@ -187,6 +225,13 @@ class PostgresStore:
     _INTERRUPT_ALL = sql.numbered(sql.INTERRUPT_ALL)
     _INTERRUPT_INSTANCE = sql.numbered(sql.INTERRUPT_INSTANCE)
     _INTERRUPT_UNLESS_ALIVE = sql.numbered(sql.INTERRUPT_UNLESS_ALIVE)
+    _CREATE_KEY = sql.numbered(sql.CREATE_KEY)
+    _FIND_KEY = sql.numbered(sql.FIND_KEY)
+    _GET_KEY = sql.numbered(sql.GET_KEY)
+    _LIST_KEYS = sql.numbered(sql.LIST_KEYS)
+    _LIST_OWNER_KEYS = sql.numbered(sql.LIST_OWNER_KEYS)
+    _REVOKE_KEY = sql.numbered(sql.REVOKE_KEY)
+    _TOUCH_KEY = sql.numbered(sql.TOUCH_KEY)
 
     def __init__(
         self,
@@ -287,7 +332,8 @@ class PostgresStore:
         c = conversation
         async with self._connection() as conn:
             await conn.execute(
-                self._CREATE, *_args(c.id, c.title, c.profile, c.model, _time(c.created_at), _time(c.updated_at))
+                self._CREATE,
+                *_args(c.id, c.title, c.profile, c.model, _time(c.created_at), _time(c.updated_at), c.owner),
             )
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -296,9 +342,9 @@ class PostgresStore:
         return None if row is None else _conversation(row)
 
     async def list_conversations(
-        self, *, limit: int, cursor: str | None = None, query: str | None = None
+        self, *, limit: int, cursor: str | None = None, query: str | None = None, owner: str | None = None
     ) -> ConversationPage:
-        params: list[Any] = []
+        params: list[Any] = [] if owner is None else [owner]
         if cursor is not None:
             updated_at, after_id = decode_cursor(cursor)
             try:
@@ -307,7 +353,7 @@ class PostgresStore:
                 raise BadRequest("`cursor` is not a cursor this server gave out", param="cursor") from None
         if query:
             params.append(query)
-        statement = self._LIST[(cursor is not None, bool(query))]
+        statement = self._LIST[(cursor is not None, bool(query), owner is not None)]
         async with self._connection() as conn:
             rows = await conn.fetch(statement, *_args(*params, limit + 1))
         data = [_conversation(row) for row in rows[:limit]]
@@ -393,3 +439,41 @@ class PostgresStore:
             else:
                 status = await conn.execute(self._INTERRUPT_ALL, stamp)
         return _count(status)
+
+    # API keys (KeyStore) ----------------------------------------------------------------
+
+    async def create_key(self, key: StoredKey) -> None:
+        async with self._connection() as conn:
+            await conn.execute(self._CREATE_KEY, *_key_row(key))
+
+    async def find_key(self, key_hash: str) -> StoredKey | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(self._FIND_KEY, *_args(key_hash))
+        return None if row is None else _key(row)
+
+    async def get_key(self, key_id: str) -> StoredKey | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(self._GET_KEY, *_args(key_id))
+        return None if row is None else _key(row)
+
+    async def list_keys(self, *, owner: str | None = None) -> list[StoredKey]:
+        async with self._connection() as conn:
+            if owner is None:
+                rows = await conn.fetch(self._LIST_KEYS)
+            else:
+                rows = await conn.fetch(self._LIST_OWNER_KEYS, *_args(owner))
+        return [_key(row) for row in rows]
+
+    async def revoke_key(self, key_id: str, at: str) -> StoredKey | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(self._REVOKE_KEY, _time(at), *_args(key_id))
+        return None if row is None else _key(row)
+
+    async def touch_key(self, key_id: str, at: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(self._TOUCH_KEY, _time(at), *_args(key_id))
+
+    async def has_keys(self) -> bool:
+        async with self._connection() as conn:
+            found: bool = await conn.fetchval(sql.HAS_KEYS)
+        return found

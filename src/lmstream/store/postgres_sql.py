@@ -19,6 +19,10 @@ for times, ``double precision`` for rates — plus one thing several writers nee
 * ``messages.sources`` (m004) is the JSON of an answer's numbered sources; an update
   that carries none leaves them (``COALESCE``).
 
+m003 adds what API keys need (``store/keys.py``): ``conversations.owner`` and the
+``api_keys`` table, SQLite's columns with ``boolean`` for ``admin`` and ``text[]`` for
+``models`` (NULL: every model).
+
 Add a migration, never edit one: a database records the names it has applied.
 """
 
@@ -30,18 +34,27 @@ __all__ = [
     "ADD_MESSAGE",
     "BUMP_SEQ",
     "CREATE_CONVERSATION",
+    "CREATE_KEY",
     "DELETE_CONVERSATION",
+    "FIND_KEY",
     "GET_CONVERSATION",
+    "GET_KEY",
+    "HAS_KEYS",
     "INTERRUPT_ALL",
     "INTERRUPT_INSTANCE",
     "INTERRUPT_UNLESS_ALIVE",
+    "KEY_COLUMNS",
+    "LIST_KEYS",
     "LIST_MESSAGES",
+    "LIST_OWNER_KEYS",
     "LOCK_CONVERSATION_MESSAGES",
     "LOCK_MESSAGES",
     "MESSAGE_COLUMNS",
     "MIGRATIONS",
     "MIGRATION_LOCK",
+    "REVOKE_KEY",
     "TOUCH_CONVERSATIONS",
+    "TOUCH_KEY",
     "UPDATE_CONVERSATION",
     "UPDATE_MESSAGE",
     "UPDATE_MESSAGES",
@@ -93,6 +106,32 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Who a conversation belongs to (an API key's owner; NULL: made with no keys on),
+        # and the stored API keys (store/keys.py): SQLite's m003_owners_and_keys.
+        "m003_owners_and_keys",
+        """
+        ALTER TABLE conversations ADD COLUMN owner text;
+        CREATE INDEX conversations_by_owner ON conversations (owner, updated_at DESC, id DESC);
+        CREATE TABLE api_keys (
+            id text PRIMARY KEY,
+            prefix text NOT NULL,
+            hash text NOT NULL UNIQUE,
+            name text NOT NULL,
+            owner text NOT NULL,
+            admin boolean NOT NULL DEFAULT false,
+            models text[],
+            requests_per_minute integer,
+            concurrent_streams integer,
+            tokens_per_minute integer,
+            created_at timestamptz NOT NULL,
+            expires_at timestamptz,
+            last_used_at timestamptz,
+            revoked_at timestamptz
+        );
+        CREATE INDEX api_keys_by_owner ON api_keys (owner);
+        """,
+    ),
+    (
         # SQLite's m004: the numbered sources of an answer grounded in documents, JSON text.
         "m004_message_sources",
         """
@@ -112,13 +151,13 @@ MESSAGE_COLUMNS = (
 
 _CONVERSATION = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile,
-           (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+           (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count, c.owner
     FROM conversations c
 """
 
 CREATE_CONVERSATION = (
-    "INSERT INTO conversations (id, title, profile, model, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO conversations (id, title, profile, model, created_at, updated_at, owner) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
 GET_CONVERSATION = _CONVERSATION + " WHERE c.id = %s"
 
@@ -182,9 +221,30 @@ INTERRUPT_INSTANCE = _INTERRUPT.format("AND instance_id = %s")
 INTERRUPT_UNLESS_ALIVE = _INTERRUPT.format("AND (instance_id IS NULL OR NOT instance_id = ANY (%s))")
 
 
-def list_conversations_sql(*, after: bool, query: bool) -> str:
-    """Newest first; ``after``: past a cursor ``(updated_at, id)``; ``query``: title substring."""
+# API keys (store/keys.py): one statement each.
+KEY_COLUMNS = (
+    "id, prefix, hash, name, owner, admin, models, requests_per_minute, concurrent_streams, "
+    "tokens_per_minute, created_at, expires_at, last_used_at, revoked_at"
+)
+CREATE_KEY = f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+FIND_KEY = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = %s"
+GET_KEY = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s"
+LIST_KEYS = f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC"
+LIST_OWNER_KEYS = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE owner = %s ORDER BY created_at DESC, id DESC"
+# revoked_at, id: the row as it is now, revoked before or just now (COALESCE keeps the first time)
+REVOKE_KEY = (
+    f"UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %s) WHERE id = %s RETURNING {KEY_COLUMNS}"
+)
+TOUCH_KEY = "UPDATE api_keys SET last_used_at = %s WHERE id = %s"
+HAS_KEYS = "SELECT EXISTS (SELECT 1 FROM api_keys)"
+
+
+def list_conversations_sql(*, after: bool, query: bool, owner: bool = False) -> str:
+    """Newest first; ``after``: past a cursor ``(updated_at, id)``; ``query``: title
+    substring; ``owner``: only that owner's (its parameter comes first)."""
     where = []
+    if owner:
+        where.append("c.owner = %s")
     if after:
         where.append("(c.updated_at, c.id) < (%s, %s)")
     if query:

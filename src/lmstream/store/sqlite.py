@@ -9,7 +9,8 @@ it, and no locking is needed.
   process being killed (SIGKILL); readers in other processes never block the writer.
 * The schema evolves through numbered migrations (``m001_initial``, ``m002_…``) in the
   manner of simonw/llm: each runs once, in order, inside a transaction, and is
-  recorded in the ``schema_migrations`` table. Add a migration, never edit one.
+  recorded in the ``schema_migrations`` table. Add a migration, never edit one
+  (``RENAMED_MIGRATIONS`` records a renumbering).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lmstream.store import sqlite_keys
 from lmstream.store.base import (
     Conversation,
     ConversationPage,
@@ -35,8 +37,9 @@ from lmstream.store.base import (
     sources_from_json,
     sources_json,
 )
+from lmstream.store.keys import StoredKey
 
-__all__ = ["MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
+__all__ = ["MIGRATIONS", "RENAMED_MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
 
 T = TypeVar("T")
 
@@ -85,6 +88,32 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Who a conversation belongs to (an API key's owner; NULL: made with no keys on),
+        # and the stored API keys (store/keys.py).
+        "m003_owners_and_keys",
+        """
+        ALTER TABLE conversations ADD COLUMN owner TEXT;
+        CREATE INDEX conversations_by_owner ON conversations (owner, updated_at DESC, id DESC);
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            prefix TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            admin INTEGER NOT NULL DEFAULT 0,
+            models TEXT,
+            requests_per_minute INTEGER,
+            concurrent_streams INTEGER,
+            tokens_per_minute INTEGER,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX api_keys_by_owner ON api_keys (owner);
+        """,
+    ),
+    (
         # The numbered sources an answer grounded in documents was given (lmstream.rag),
         # as JSON. (m003 is the keys branch's m003_owners_and_keys.)
         "m004_message_sources",
@@ -94,8 +123,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
+# Migrations that were renumbered after some database had applied them under their old
+# name: old name -> the name in MIGRATIONS (same script). The keys branch (issue 14)
+# shipped its migration as m002 while m002_streaming_owner landed first; a database it
+# made holds m001 + m002_owners_and_keys, so it gets m002_streaming_owner and nothing twice.
+RENAMED_MIGRATIONS: dict[str, str] = {"m002_owners_and_keys": "m003_owners_and_keys"}
+
 _CONVERSATION = """
-    SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile,
+    SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile, c.owner,
            (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
     FROM conversations c
 """
@@ -114,6 +149,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         model=row["model"],
         profile=row["profile"],
         message_count=row["message_count"],
+        owner=row["owner"],
     )
 
 
@@ -159,6 +195,9 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] | None
     own list, with names of its own, recorded in the same ``schema_migrations`` table.
     """
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    with transaction(db):
+        for old, new in RENAMED_MIGRATIONS.items():
+            db.execute("UPDATE schema_migrations SET name = ? WHERE name = ?", (new, old))
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
     applied: list[str] = []
     for name, sql in MIGRATIONS if migrations is None else migrations:
@@ -173,7 +212,7 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] | None
 
 
 class SQLiteStore:
-    """``Store`` over one SQLite file, run on one dedicated thread."""
+    """``Store`` and ``KeyStore`` over one SQLite file, run on one dedicated thread."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -219,9 +258,9 @@ class SQLiteStore:
     def _create(self, c: Conversation) -> None:
         with transaction(self._conn()) as db:
             db.execute(
-                "INSERT INTO conversations (id, title, profile, model, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (c.id, c.title, c.profile, c.model, c.created_at, c.updated_at),
+                "INSERT INTO conversations (id, title, profile, model, created_at, updated_at, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (c.id, c.title, c.profile, c.model, c.created_at, c.updated_at, c.owner),
             )
 
     async def create_conversation(self, conversation: Conversation) -> None:
@@ -234,9 +273,12 @@ class SQLiteStore:
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._call(self._get, conversation_id)
 
-    def _list(self, limit: int, cursor: str | None, query: str | None) -> ConversationPage:
+    def _list(self, limit: int, cursor: str | None, query: str | None, owner: str | None) -> ConversationPage:
         where: list[str] = []
         params: list[Any] = []
+        if owner is not None:
+            where.append("c.owner = ?")
+            params.append(owner)
         if cursor is not None:
             updated_at, after_id = decode_cursor(cursor)
             where.append("(c.updated_at, c.id) < (?, ?)")
@@ -252,9 +294,9 @@ class SQLiteStore:
         return ConversationPage(data, encode_cursor(data[-1].updated_at, data[-1].id) if more else None)
 
     async def list_conversations(
-        self, *, limit: int, cursor: str | None = None, query: str | None = None
+        self, *, limit: int, cursor: str | None = None, query: str | None = None, owner: str | None = None
     ) -> ConversationPage:
-        return await self._call(self._list, limit, cursor, query)
+        return await self._call(self._list, limit, cursor, query, owner)
 
     def _update(
         self, conversation_id: str, title: str | None, model: str | None, only_untitled: bool
@@ -373,3 +415,26 @@ class SQLiteStore:
         if instance_id is not None and alive is not None:
             raise ValueError("interrupt_streaming: give instance_id or alive, not both")
         return await self._call(self._interrupt, instance_id, None if alive is None else list(alive))
+
+    # API keys (KeyStore) ----------------------------------------------------------------
+
+    async def create_key(self, key: StoredKey) -> None:
+        await self._call(lambda: sqlite_keys.create_key(self._conn(), key))
+
+    async def find_key(self, key_hash: str) -> StoredKey | None:
+        return await self._call(lambda: sqlite_keys.find_key(self._conn(), key_hash))
+
+    async def get_key(self, key_id: str) -> StoredKey | None:
+        return await self._call(lambda: sqlite_keys.get_key(self._conn(), key_id))
+
+    async def list_keys(self, *, owner: str | None = None) -> list[StoredKey]:
+        return await self._call(lambda: sqlite_keys.list_keys(self._conn(), owner))
+
+    async def revoke_key(self, key_id: str, at: str) -> StoredKey | None:
+        return await self._call(lambda: sqlite_keys.revoke_key(self._conn(), key_id, at))
+
+    async def touch_key(self, key_id: str, at: str) -> None:
+        await self._call(lambda: sqlite_keys.touch_key(self._conn(), key_id, at))
+
+    async def has_keys(self) -> bool:
+        return await self._call(lambda: sqlite_keys.has_keys(self._conn()))
