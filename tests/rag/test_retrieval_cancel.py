@@ -32,17 +32,39 @@ from lmstream.router import Router
 from lmstream.settings import Settings
 from tests.support import scripted
 
-ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+# An endless query that says (through a SQL function) once it is really running.
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE running(x)) SELECT count(*) FROM c"
 
 
 class EndlessSQLiteIndex(SQLiteIndex):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.searching = threading.Event()
+        self.searches = 0  # lexical searches that started on the reader thread
+
+    def _running(self, x: int) -> int:
+        self.searching.set()
+        return 1
 
     def _lexical_search(self, collection_id: str, query: str, k: int) -> list[Hit]:
-        self.searching.set()
-        self._r().execute(ENDLESS).fetchone()
+        self.searches += 1
+        db = self._r()
+        db.create_function("running", 1, self._running)
+        db.execute(ENDLESS).fetchone()
+        return super()._lexical_search(collection_id, query, k)
+
+
+class PausingSQLiteIndex(EndlessSQLiteIndex):
+    """Waits, between statements, until told to go on, then runs the endless query."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.paused = threading.Event()
+        self.go_on = threading.Event()
+
+    def _lexical_search(self, collection_id: str, query: str, k: int) -> list[Hit]:
+        self.paused.set()
+        self.go_on.wait(30)
         return super()._lexical_search(collection_id, query, k)
 
 
@@ -103,7 +125,6 @@ async def test_a_read_cancelled_before_it_starts_never_runs(tmp_path: Path) -> N
         collection = await index.create_collection("docs")
         running = asyncio.create_task(index.lexical_search(collection.id, "heap", 5))
         assert await asyncio.to_thread(index.searching.wait, 30)
-        index.searching.clear()
         queued = asyncio.create_task(index.lexical_search(collection.id, "heap", 5))
         await asyncio.sleep(0)  # let it be submitted behind the running one
         queued.cancel()
@@ -115,8 +136,28 @@ async def test_a_read_cancelled_before_it_starts_never_runs(tmp_path: Path) -> N
             await running
         assert index.interrupts == 1
         assert await asyncio.wait_for(index.get_collection("docs"), 10) is not None
-        assert not index.searching.is_set()  # the queued search never ran
+        assert index.searches == 1  # the queued search never ran
     finally:
+        await index.aclose()
+
+
+async def test_a_cancel_between_two_statements_stops_the_next_one(tmp_path: Path) -> None:
+    """A cancel that lands while the read runs no statement (interrupt() alone would be
+    lost) still stops the read's next statement: the reader's progress handler."""
+    index = PausingSQLiteIndex(tmp_path / "lmstream.db")
+    await index.open()
+    try:
+        collection = await index.create_collection("docs")
+        search = asyncio.create_task(index.lexical_search(collection.id, "heap", 5))
+        assert await asyncio.to_thread(index.paused.wait, 30)  # between statements
+        search.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await search
+        index.go_on.set()  # the read goes on to its endless statement...
+        assert await asyncio.wait_for(index.get_collection("docs"), 10) is not None  # ...which was stopped
+        assert index.searches == 1
+    finally:
+        index.go_on.set()
         await index.aclose()
 
 

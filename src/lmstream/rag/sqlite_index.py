@@ -21,8 +21,10 @@ not queue behind a long ingestion (WAL: readers see the last committed state).
 A read whose caller is cancelled (a retrieval step of a cancelled generation) stops at
 once: not yet started, it never runs; running, the reader connection is interrupted
 (``sqlite3.Connection.interrupt``, safe from another thread), so the query ends with
-"interrupted" on the reader thread instead of running to the end. A lock makes sure
-the interrupt only ever reaches the cancelled caller's own query.
+"interrupted" on the reader thread instead of running to the end; and the reader's
+progress handler stops any statement of a read whose caller is gone (an interrupt
+that lands between two statements is otherwise lost). A lock makes sure a cancel only
+ever reaches the cancelled caller's own read.
 
 Ranking: ``bm25(rag_chunks_fts, 4, 2, 1, 0)`` — a match in the title weighs more than one
 in the heading path, which weighs more than one in the text. A query becomes an OR of
@@ -164,6 +166,19 @@ def collection_match(collection_id: str, query: str) -> str:
 
 
 
+# SQLite calls the reader's progress handler every this many VM instructions.
+PROGRESS_OPS = 2000
+
+
+class _Read:
+    """One read on the reader thread; ``cancelled`` once its caller is gone."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+
 def _collection(row: sqlite3.Row) -> CollectionInfo:
     return CollectionInfo(**{key: row[key] for key in row.keys()})
 
@@ -185,7 +200,7 @@ class SQLiteIndex:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-rag-read")
         self._write_db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
-        self._reading: object | None = None  # the token of the read running on the reader
+        self._reading: _Read | None = None  # the read running on the reader thread
         self._reading_lock = threading.Lock()
         self.interrupts = 0  # reads stopped mid-query (cancelled callers)
 
@@ -196,14 +211,13 @@ class SQLiteIndex:
         return await loop.run_in_executor(self._writer, functools.partial(fn, *args))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        token = object()
-        cancelled = False
+        read = _Read()
 
-        def read() -> T:
+        def run() -> T:
             with self._reading_lock:
-                if cancelled:
+                if read.cancelled:
                     raise asyncio.CancelledError
-                self._reading = token
+                self._reading = read
             try:
                 return fn(*args)
             finally:
@@ -212,14 +226,21 @@ class SQLiteIndex:
 
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._reader, read)
+            return await loop.run_in_executor(self._reader, run)
         except asyncio.CancelledError:
             with self._reading_lock:
-                cancelled = True
-                if self._reading is token and self._read_db is not None:
-                    self._read_db.interrupt()
+                read.cancelled = True
+                if self._reading is read and self._read_db is not None:
+                    self._read_db.interrupt()  # now, if a statement is running
                     self.interrupts += 1
             raise
+
+    def _abandoned(self) -> int:
+        """The reader's progress handler: non-zero stops the statement ("interrupted").
+        It catches a cancel that came between two statements of one read, or just
+        before the first one started, which ``interrupt()`` alone would miss."""
+        read = self._reading
+        return 1 if read is not None and read.cancelled else 0
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -249,7 +270,9 @@ class SQLiteIndex:
         self._write_db = db
 
     def _open_reader(self) -> None:
-        self._read_db = self._connect()
+        db = self._connect()
+        db.set_progress_handler(self._abandoned, PROGRESS_OPS)
+        self._read_db = db
 
     async def open(self) -> None:
         await self._write(self._open_writer)
