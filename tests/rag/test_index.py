@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import numpy as np
 import pytest
 
@@ -42,7 +43,7 @@ async def test_sqlite_cascades_leave_no_rows(sqlite_index: SQLiteIndex, tmp_path
     col = await sqlite_index.create_collection("docs")
     vectors = np.eye(1, 4, dtype=np.float32)
     await sqlite_index.put_document(col.id, NewDocument("T", "v", "h", "text/plain", 1, [ChunkText(0, "", "x")], vectors, "m"))
-    assert await sqlite_index.delete_collection("docs")
+    assert await sqlite_index.delete_collection(col.id)
     db = sqlite3.connect(tmp_path / "lmstream.db")
     for table in ("rag_documents", "rag_chunks", "rag_vectors"):
         assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
@@ -68,14 +69,30 @@ async def test_shares_the_conversation_database_and_its_migrations_table(tmp_pat
 
 async def test_collections(index: DocumentIndex) -> None:
     created = await index.create_collection("docs", "Python docs")
-    assert created.id.startswith("col_") and created.description == "Python docs"
+    assert created.id.startswith("col_") and created.description == "Python docs" and created.owner is None
     with pytest.raises(Conflict, match="'docs' already exists"):
         await index.create_collection("docs")
-    await index.create_collection("alpha")
+    alpha = await index.create_collection("alpha")
     assert [c.name for c in await index.list_collections()] == ["alpha", "docs"]
-    assert await index.delete_collection("alpha") is True
-    assert await index.delete_collection("alpha") is False
+    assert await index.delete_collection(alpha.id) is True
+    assert await index.delete_collection(alpha.id) is False
     assert await index.get_collection("alpha") is None
+
+
+async def test_collection_names_are_unique_per_owner(index: DocumentIndex) -> None:
+    unowned = await index.create_collection("docs")
+    alice = await index.create_collection("docs", "hers", owner="alice")
+    bob = await index.create_collection("docs", "his", owner="bob")
+    with pytest.raises(Conflict):
+        await index.create_collection("docs", owner="alice")
+    assert await index.get_collection("docs", "alice") == alice
+    assert await index.get_collection("docs") == unowned  # None: made with no keys on
+    assert await index.get_collection("docs", "carol") is None
+    assert await index.collection_by_id(bob.id) == bob
+    assert [c.owner for c in await index.collections_named("docs")] == [None, "alice", "bob"]
+    assert {c.owner for c in await index.list_collections()} == {None, "alice", "bob"}
+    assert await index.delete_collection(alice.id)
+    assert [c.owner for c in await index.collections_named("docs")] == [None, "bob"]
 
 
 async def test_put_is_created_unchanged_updated_or_duplicate(index: DocumentIndex, tmp_path: Path) -> None:
@@ -118,7 +135,7 @@ async def test_deletes_cascade_to_chunks_fts_and_vectors(index: DocumentIndex, t
     assert await index.delete_document(col.id, stored.id) is True
     assert len((await index.load_vectors(col.id, "m"))[0]) == 0
     await index.put_document(col.id, d)
-    assert await index.delete_collection("docs")
+    assert await index.delete_collection(col.id)
     other = await index.create_collection("docs")  # the same name, nothing left of the old one
     assert await index.lexical_search(other.id, "three one", 5) == []
     assert len((await index.load_vectors(col.id, "m"))[0]) == 0
@@ -159,3 +176,45 @@ async def test_pages_of_documents(index: DocumentIndex) -> None:
     rest = await index.list_documents(col.id, limit=3, cursor=first.next_cursor)
     assert first.next_cursor and rest.next_cursor is None
     assert [d.source for d in first.data + rest.data] == [f"{i}.txt" for i in reversed(range(5))]
+
+
+@pytest.mark.services
+async def test_collections_made_before_owners_keep_their_documents(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rag_m002 (owners) on a database at rag_m001: SQLite rebuilds the collections
+    table, and not one document, chunk or full-text entry goes with the old one."""
+    from lmstream.rag import postgres_index, sqlite_index
+
+    url = request.getfixturevalue("postgres_url")
+    path = tmp_path / "lmstream.db"
+    insert = "INSERT INTO rag_collections (id, name, created_at, updated_at) VALUES ('col_old', 'docs', 'x', 'x')"
+    for module, make in (
+        (sqlite_index, lambda: sqlite_index.SQLiteIndex(path)),
+        (postgres_index, lambda: postgres_index.PostgresIndex(url)),
+    ):
+        monkeypatch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:1])
+        old: DocumentIndex = make()
+        await old.open()
+        if module is sqlite_index:
+            with sqlite3.connect(path) as db:
+                db.execute(insert)
+        else:
+            conn = await asyncpg.connect(url)
+            await conn.execute(insert)
+            await conn.close()
+        doc = NewDocument("Kettle", "k.txt", "h", "text/plain", 9, [ChunkText(0, "", "descale the kettle")])
+        await old.put_document("col_old", doc)
+        await old.aclose()
+        monkeypatch.undo()
+        new: DocumentIndex = make()
+        await new.open()
+        try:
+            got = await new.get_collection("docs")
+            assert got is not None and (got.id, got.owner, got.document_count, got.chunk_count) == ("col_old", None, 1, 1)
+            assert [h.chunk.title for h in await new.lexical_search("col_old", "kettle", 5)] == ["Kettle"]
+            assert await new.create_collection("docs", owner="alice")  # names are per owner now
+        finally:
+            await new.aclose()
+        if module is sqlite_index:
+            fts_ok(path)

@@ -78,6 +78,7 @@ class CollectionInfo:
     document_count: int = 0
     chunk_count: int = 0
     version: int = 0  # bumped by every change to its chunks (the key of vector caches)
+    owner: str | None = None  # the owner of the key that made it (None: made with no keys on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +151,25 @@ class DocumentIndex(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def create_collection(self, name: str, description: str = "") -> CollectionInfo:
-        """A new collection; ``errors.Conflict`` if the name is taken."""
+    async def create_collection(self, name: str, description: str = "", owner: str | None = None) -> CollectionInfo:
+        """A new collection of ``owner``; ``errors.Conflict`` if that owner has one of that name."""
         ...
 
-    async def get_collection(self, name: str) -> CollectionInfo | None: ...
+    async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
+        """``owner``'s collection called ``name`` (None: one made with no keys on)."""
+        ...
 
-    async def list_collections(self) -> list[CollectionInfo]: ...
+    async def collection_by_id(self, collection_id: str) -> CollectionInfo | None: ...
 
-    async def delete_collection(self, name: str) -> bool:
+    async def collections_named(self, name: str) -> list[CollectionInfo]:
+        """Every owner's collection called ``name``, oldest first."""
+        ...
+
+    async def list_collections(self) -> list[CollectionInfo]:
+        """Every owner's collections (who may see which is the caller's business)."""
+        ...
+
+    async def delete_collection(self, collection_id: str) -> bool:
         """Delete a collection with all its documents, chunks and vectors."""
         ...
 

@@ -98,11 +98,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # SQLite's rag_m002: a collection's owner; names unique per owner.
+        "rag_m002_collection_owners",
+        """
+        ALTER TABLE rag_collections ADD COLUMN owner text;
+        ALTER TABLE rag_collections DROP CONSTRAINT rag_collections_name_key;
+        CREATE UNIQUE INDEX rag_collections_by_owner ON rag_collections (COALESCE(owner, ''), name);
+        """,
+    ),
 ]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _COLLECTION = """
-    SELECT c.id, c.name, c.description, c.created_at, c.updated_at, c.version,
+    SELECT c.id, c.name, c.description, c.created_at, c.updated_at, c.version, c.owner,
            (SELECT COUNT(*) FROM rag_documents d WHERE d.collection_id = c.id) AS document_count,
            (SELECT COALESCE(SUM(d.chunk_count), 0) FROM rag_documents d WHERE d.collection_id = c.id)
                AS chunk_count
@@ -190,26 +199,37 @@ class PostgresIndex:
 
     # Collections -----------------------------------------------------------------------
 
-    async def create_collection(self, name: str, description: str = "") -> CollectionInfo:
+    async def create_collection(self, name: str, description: str = "", owner: str | None = None) -> CollectionInfo:
         stamp, collection_id = now(), new_id("col")
         try:
             await self._p().execute(
-                "INSERT INTO rag_collections (id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-                collection_id, name, description, stamp, stamp,
+                "INSERT INTO rag_collections (id, owner, name, description, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                collection_id, owner, name, description, stamp, stamp,
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(f"a collection named {name!r} already exists", param="name") from None
-        return CollectionInfo(collection_id, name, description, stamp, stamp)
+        return CollectionInfo(collection_id, name, description, stamp, stamp, owner=owner)
 
-    async def get_collection(self, name: str) -> CollectionInfo | None:
-        row = await self._p().fetchrow(_COLLECTION + " WHERE c.name = $1", name)
+    async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
+        row = await self._p().fetchrow(
+            _COLLECTION + " WHERE c.name = $1 AND c.owner IS NOT DISTINCT FROM $2", name, owner
+        )
         return None if row is None else _collection(row)
 
-    async def list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in await self._p().fetch(_COLLECTION + " ORDER BY c.name")]
+    async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
+        row = await self._p().fetchrow(_COLLECTION + " WHERE c.id = $1", collection_id)
+        return None if row is None else _collection(row)
 
-    async def delete_collection(self, name: str) -> bool:
-        status = await self._p().execute("DELETE FROM rag_collections WHERE name = $1", name)
+    async def collections_named(self, name: str) -> list[CollectionInfo]:
+        rows = await self._p().fetch(_COLLECTION + " WHERE c.name = $1 ORDER BY c.created_at", name)
+        return [_collection(row) for row in rows]
+
+    async def list_collections(self) -> list[CollectionInfo]:
+        return [_collection(row) for row in await self._p().fetch(_COLLECTION + " ORDER BY c.name, c.created_at")]
+
+    async def delete_collection(self, collection_id: str) -> bool:
+        status = await self._p().execute("DELETE FROM rag_collections WHERE id = $1", collection_id)
         return status != "DELETE 0"
 
     # Documents -------------------------------------------------------------------------

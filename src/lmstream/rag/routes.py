@@ -13,11 +13,16 @@
     DELETE /v1/collections/{name}/documents/{id}            → 204
     GET    /v1/collections/{name}/search?q=&k=5&mode=       → {"data": [hit], "mode"}
 
-    collection = {"id", "name", "description", "document_count", "chunk_count",
+    collection = {"id", "name", "description", "owner", "document_count", "chunk_count",
                   "created_at", "updated_at"}
     document   = {"id", "title", "source", "media_type", "size", "chunk_count",
                   "content_hash", "created_at", "updated_at"}
     hit        = {"document_id", "title", "source", "chunk", "heading", "score", "text"}
+
+A collection belongs to the owner of the key that made it (``owner``; null with no keys
+on): any other key gets 404 for it, and for its documents and search, as if it did not
+exist; names are unique per owner. An admin key sees (and lists) every owner's; where
+several owners use one name, ``{name}`` may be the collection's id (``col_…``).
 
 ``mode`` is ``lexical``, ``dense`` or ``hybrid`` (default: hybrid when an embedding
 model is configured, else lexical). Errors have the native shape ``{"error":
@@ -40,13 +45,14 @@ from starlette.routing import BaseRoute, Route
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, NotFound
+from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
 from lmstream.http.streaming import JSON
 from lmstream.rag.base import CollectionInfo, DocumentInfo, Hit
 from lmstream.rag.errors import DocumentTooLarge
 from lmstream.rag.ingest import IngestResult
 from lmstream.rag.retrieval import SearchMode
-from lmstream.rag.service import Documents
+from lmstream.rag.service import COLLECTION_ID_PREFIX, Documents
 
 __all__ = ["DocumentRoutes", "collection_json", "document_json", "hit_json"]
 
@@ -75,6 +81,7 @@ def collection_json(c: CollectionInfo) -> dict[str, Any]:
         "id": c.id,
         "name": c.name,
         "description": c.description,
+        "owner": c.owner,
         "document_count": c.document_count,
         "chunk_count": c.chunk_count,
         "created_at": c.created_at,
@@ -166,33 +173,39 @@ class DocumentRoutes:
             raise NotFound("documents are not enabled on this server (rag.enabled = false)")
         return documents
 
+    async def _collection(self, request: Request) -> CollectionInfo:
+        """The ``{name}`` of the path, if the request's key may see it (404 otherwise)."""
+        return await self._documents().collection(request.path_params["name"], principal_of(request))
+
     async def create_collection(self, request: Request) -> Response:
         body = parse_body(NewCollection, await request.body())
-        if not _NAME.match(body.name):
+        if not _NAME.match(body.name) or body.name.startswith(COLLECTION_ID_PREFIX):
             raise BadRequest(
-                "`name`: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", param="name"
+                "`name`: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                f"(and not with {COLLECTION_ID_PREFIX!r}, which collection ids start with)",
+                param="name",
             )
-        collection = await self._documents().index.create_collection(body.name, body.description)
+        owner = principal_of(request).owner
+        collection = await self._documents().index.create_collection(body.name, body.description, owner)
         return JSON(collection_json(collection), status_code=201)
 
     async def list_collections(self, request: Request) -> Response:
-        collections = await self._documents().index.list_collections()
+        collections = await self._documents().collections(principal_of(request))
         return JSON({"data": [collection_json(c) for c in collections]})
 
     async def get_collection(self, request: Request) -> Response:
-        return JSON(collection_json(await self._documents().collection(request.path_params["name"])))
+        return JSON(collection_json(await self._collection(request)))
 
     async def delete_collection(self, request: Request) -> Response:
         docs = self._documents()
-        name = request.path_params["name"]
-        collection = await docs.collection(name)
-        await docs.index.delete_collection(name)
+        collection = await self._collection(request)
+        await docs.index.delete_collection(collection.id)
         docs.vectors.forget(collection.id)
         return Response(status_code=204)
 
     async def add_document(self, request: Request) -> Response:
         docs = self._documents()
-        collection = await docs.collection(request.path_params["name"])
+        collection = await self._collection(request)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
             result = await _upload(request, docs, collection)
@@ -204,7 +217,7 @@ class DocumentRoutes:
 
     async def list_documents(self, request: Request) -> Response:
         docs = self._documents()
-        collection = await docs.collection(request.path_params["name"])
+        collection = await self._collection(request)
         page = await docs.index.list_documents(
             collection.id,
             limit=_int_param(request, "limit", 20, MAX_LIMIT),
@@ -214,7 +227,7 @@ class DocumentRoutes:
 
     async def delete_document(self, request: Request) -> Response:
         docs = self._documents()
-        collection = await docs.collection(request.path_params["name"])
+        collection = await self._collection(request)
         document_id = request.path_params["document_id"]
         if not await docs.index.delete_document(collection.id, document_id):
             raise NotFound(f"no document {document_id!r} in collection {collection.name!r}")
@@ -229,5 +242,6 @@ class DocumentRoutes:
         mode = request.query_params.get("mode") or docs.default_mode
         if mode not in get_args(SearchMode):
             raise BadRequest(f"`mode` must be lexical, dense or hybrid, got {mode!r}", param="mode")
-        hits = await docs.search(request.path_params["name"], query, k, cast(SearchMode, mode))
+        collection = await self._collection(request)
+        hits = await docs.retriever(cast(SearchMode, mode)).retrieve(collection, query, k)
         return JSON({"data": [hit_json(h) for h in hits], "mode": mode})

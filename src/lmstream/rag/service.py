@@ -16,10 +16,12 @@ import asyncio
 
 import httpx
 
+from lmstream.access import Principal, visible_to
 from lmstream.errors import BadRequest, ModelNotFound, NotFound
 from lmstream.rag.base import CollectionInfo, DocumentIndex, Embedder, Hit, Retriever
 from lmstream.rag.chunker import ChunkOptions
 from lmstream.rag.embedders import build_embedder, embedder_config_for
+from lmstream.rag.errors import Conflict
 from lmstream.rag.ingest import Ingestor
 from lmstream.rag.retrieval import (
     DenseRetriever,
@@ -30,7 +32,9 @@ from lmstream.rag.retrieval import (
 )
 from lmstream.settings import EmbeddingModelConfig, Settings
 
-__all__ = ["SEARCH_MODES", "Documents", "EmbeddingModels"]
+__all__ = ["COLLECTION_ID_PREFIX", "SEARCH_MODES", "Documents", "EmbeddingModels"]
+
+COLLECTION_ID_PREFIX = "col_"  # ids name a collection anywhere a name does; no name starts so
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("lexical", "dense", "hybrid")
 
@@ -121,14 +125,52 @@ class Documents:
             )
         return self.dense if mode == "dense" else HybridRetriever([self.lexical, self.dense])
 
-    async def collection(self, name: str) -> CollectionInfo:
-        collection = await self.index.get_collection(name)
-        if collection is None:
-            raise NotFound(f"no collection {name!r}", param="collection")
-        return collection
+    async def collection(self, name: str, principal: Principal | None = None) -> CollectionInfo:
+        """The collection ``name`` (or id) as ``principal`` sees it; None: lmstream itself.
 
-    async def search(self, name: str, query: str, k: int | None = None, mode: SearchMode | None = None) -> list[Hit]:
-        collection = await self.collection(name)
+        A key sees its owner's collections only: another owner's answers 404, as if it
+        did not exist. A principal that sees everything (an admin key; anyone, with no
+        keys on) gets its own collection of that name first, else the only one; when
+        several other owners have one, it names one by id (409 until it does)."""
+        missing = NotFound(f"no collection {name!r}", param="collection")
+        if name.startswith(COLLECTION_ID_PREFIX):
+            found = await self.index.collection_by_id(name)
+            if found is None or (principal is not None and not visible_to(principal, found.owner)):
+                raise missing
+            return found
+        if principal is not None and not principal.sees_everything:
+            found = await self.index.get_collection(name, principal.owner)
+            if found is None:
+                raise missing
+            return found
+        named = await self.index.collections_named(name)
+        own = principal.owner if principal is not None else None
+        for candidate in named:
+            if candidate.owner == own:
+                return candidate
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise missing
+        owners = ", ".join(sorted(c.owner or "(no owner)" for c in named))
+        raise Conflict(
+            f"{len(named)} collections are named {name!r} (owners: {owners}): name one by its id",
+            param="collection",
+        )
+
+    async def collections(self, principal: Principal) -> list[CollectionInfo]:
+        """The collections ``principal`` may see."""
+        return [c for c in await self.index.list_collections() if visible_to(principal, c.owner)]
+
+    async def search(
+        self,
+        name: str,
+        query: str,
+        k: int | None = None,
+        mode: SearchMode | None = None,
+        principal: Principal | None = None,
+    ) -> list[Hit]:
+        collection = await self.collection(name, principal)
         return await self.retriever(mode).retrieve(collection, query, k or self.default_k)
 
     async def aclose(self) -> None:

@@ -2,7 +2,7 @@
 
 Tables (migrations ``rag_m001_…`` in the store's ``schema_migrations``)::
 
-    rag_collections (id, name UNIQUE, description, version, ...)
+    rag_collections (id, owner, name, description, version, ...; UNIQUE (owner, name))
     rag_documents   (id, collection_id → collections ON DELETE CASCADE, title, source,
                      content_hash, media_type, size, chunk_count, ...; UNIQUE (collection, source))
     rag_chunks      (id INTEGER, document_id → documents ON DELETE CASCADE, collection_id,
@@ -122,6 +122,29 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # A collection belongs to the owner of the key that made it (NULL: made with no
+        # keys on); names are unique per owner. SQLite cannot drop the old UNIQUE (name),
+        # so the table is rebuilt (foreign keys are off while migrations run: documents
+        # keep pointing at the same ids).
+        "rag_m002_collection_owners",
+        """
+        CREATE TABLE rag_collections_new (
+            id TEXT PRIMARY KEY,
+            owner TEXT,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            version INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        INSERT INTO rag_collections_new (id, owner, name, description, version, created_at, updated_at)
+            SELECT id, NULL, name, description, version, created_at, updated_at FROM rag_collections;
+        DROP TABLE rag_collections;
+        ALTER TABLE rag_collections_new RENAME TO rag_collections;
+        CREATE UNIQUE INDEX rag_collections_by_owner ON rag_collections (COALESCE(owner, ''), name);
+        """,
+    ),
 ]
 
 # Words too common to rank by; a query of nothing else keeps them.
@@ -134,7 +157,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _MAX_TERMS = 32
 
 _COLLECTION = """
-    SELECT c.id, c.name, c.description, c.created_at, c.updated_at, c.version,
+    SELECT c.id, c.name, c.description, c.created_at, c.updated_at, c.version, c.owner,
            (SELECT COUNT(*) FROM rag_documents d WHERE d.collection_id = c.id) AS document_count,
            (SELECT COALESCE(SUM(d.chunk_count), 0) FROM rag_documents d WHERE d.collection_id = c.id)
                AS chunk_count
@@ -242,12 +265,12 @@ class SQLiteIndex:
         read = self._reading
         return 1 if read is not None and read.cancelled else 0
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, foreign_keys: bool = True) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         db.execute("PRAGMA busy_timeout = 10000")
         return db
 
@@ -265,8 +288,18 @@ class SQLiteIndex:
 
     def _open_writer(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
-        migrate(db, MIGRATIONS)
+        # Migrations run with foreign keys off (a table rebuild must not cascade), the
+        # way SQLite's ALTER TABLE documentation does it; then they are on for good.
+        db = self._connect(foreign_keys=False)
+        try:
+            migrate(db, MIGRATIONS)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"document index migrations broke {len(broken)} foreign key(s)")
+            db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            db.close()
+            raise
         self._write_db = db
 
     def _open_reader(self) -> None:
@@ -292,42 +325,56 @@ class SQLiteIndex:
 
     # Collections -----------------------------------------------------------------------
 
-    def _create_collection(self, name: str, description: str) -> CollectionInfo:
+    def _create_collection(self, name: str, description: str, owner: str | None) -> CollectionInfo:
         stamp = now()
         collection_id = new_id("col")
         try:
             with transaction(self._w()) as db:
                 db.execute(
-                    "INSERT INTO rag_collections (id, name, description, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (collection_id, name, description, stamp, stamp),
+                    "INSERT INTO rag_collections (id, owner, name, description, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (collection_id, owner, name, description, stamp, stamp),
                 )
         except sqlite3.IntegrityError:
             raise Conflict(f"a collection named {name!r} already exists", param="name") from None
-        return CollectionInfo(collection_id, name, description, stamp, stamp)
+        return CollectionInfo(collection_id, name, description, stamp, stamp, owner=owner)
 
-    async def create_collection(self, name: str, description: str = "") -> CollectionInfo:
-        return await self._write(self._create_collection, name, description)
+    async def create_collection(self, name: str, description: str = "", owner: str | None = None) -> CollectionInfo:
+        return await self._write(self._create_collection, name, description, owner)
 
-    def _get_collection(self, name: str) -> CollectionInfo | None:
-        row = self._r().execute(_COLLECTION + " WHERE c.name = ?", (name,)).fetchone()
+    def _get_collection(self, name: str, owner: str | None) -> CollectionInfo | None:
+        row = self._r().execute(_COLLECTION + " WHERE c.name = ? AND c.owner IS ?", (name, owner)).fetchone()
         return None if row is None else _collection(row)
 
-    async def get_collection(self, name: str) -> CollectionInfo | None:
-        return await self._read(self._get_collection, name)
+    async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
+        return await self._read(self._get_collection, name, owner)
+
+    def _collection_by_id(self, collection_id: str) -> CollectionInfo | None:
+        row = self._r().execute(_COLLECTION + " WHERE c.id = ?", (collection_id,)).fetchone()
+        return None if row is None else _collection(row)
+
+    async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
+        return await self._read(self._collection_by_id, collection_id)
+
+    def _collections_named(self, name: str) -> list[CollectionInfo]:
+        rows = self._r().execute(_COLLECTION + " WHERE c.name = ? ORDER BY c.created_at", (name,))
+        return [_collection(row) for row in rows]
+
+    async def collections_named(self, name: str) -> list[CollectionInfo]:
+        return await self._read(self._collections_named, name)
 
     def _list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in self._r().execute(_COLLECTION + " ORDER BY c.name")]
+        return [_collection(row) for row in self._r().execute(_COLLECTION + " ORDER BY c.name, c.created_at")]
 
     async def list_collections(self) -> list[CollectionInfo]:
         return await self._read(self._list_collections)
 
-    def _delete_collection(self, name: str) -> bool:
+    def _delete_collection(self, collection_id: str) -> bool:
         with transaction(self._w()) as db:
-            return db.execute("DELETE FROM rag_collections WHERE name = ?", (name,)).rowcount > 0
+            return db.execute("DELETE FROM rag_collections WHERE id = ?", (collection_id,)).rowcount > 0
 
-    async def delete_collection(self, name: str) -> bool:
-        return await self._write(self._delete_collection, name)
+    async def delete_collection(self, collection_id: str) -> bool:
+        return await self._write(self._delete_collection, collection_id)
 
     # Documents -------------------------------------------------------------------------
 

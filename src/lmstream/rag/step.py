@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from lmstream.access import Principal
 from lmstream.backends.base import Backend
 from lmstream.errors import NotFound
 from lmstream.events import Progress, Sources
@@ -153,7 +154,8 @@ class RetrievalPlanner:
         policy = self.policy(request)
         if policy.collection is None or not request.context.interactive:
             return plan
-        collection = await self.documents.collection(policy.collection)  # 404 before the stream
+        # 404 before the stream, also for another key's collection
+        collection = await self.documents.collection(policy.collection, request.attachment(Principal))
         query = last_user_text(request)
         if request.model == FASTPATH_MODEL or query is None or route(query, policy) != "retrieve":
             return plan
