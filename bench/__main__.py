@@ -1,6 +1,6 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, store_drivers, store_flushes (default: all,
+Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, retrieval (default: all,
 in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
 figures); server logs and configs go to ``bench/results/logs/``.
@@ -25,6 +25,7 @@ SCENARIOS = {
     "auth": "bench.scenarios.auth",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
+    "retrieval": "bench.scenarios.retrieval",
 }
 
 
