@@ -1,7 +1,7 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, retrieval (default: all,
-in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
+Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, tracing,
+retrieval (default: all, in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
 figures); server logs and configs go to ``bench/results/logs/``.
 """
@@ -25,6 +25,7 @@ SCENARIOS = {
     "auth": "bench.scenarios.auth",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
+    "tracing": "bench.scenarios.tracing",
     "retrieval": "bench.scenarios.retrieval",
 }
 
@@ -34,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], help="which to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke test of the harness")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the targets per phase")
+    parser.add_argument("--targets", default="", help="comma-separated targets to measure (overhead: direct is always in)")
+    parser.add_argument("--phases", default="", help="comma-separated phases (overhead: single,c100,burst100,sat1,sat100)")
     args = parser.parse_args(argv)
     raise_nofile()
-    options = Options(quick=args.quick, rounds=max(1, args.rounds))
+    split = lambda text: tuple(t.strip() for t in text.split(",") if t.strip())  # noqa: E731
+    options = Options(quick=args.quick, rounds=max(1, args.rounds), targets=split(args.targets), phases=split(args.phases))
     for name in args.scenarios or list(SCENARIOS):
         module = importlib.import_module(SCENARIOS[name])
         started = time.monotonic()

@@ -53,9 +53,17 @@ def start_fake_upstream(*, tps: float, tokens: int, ttft: float = 0.0, name: str
     return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=20, cwd=ROOT)
 
 
-def start_lmstream(models: list[dict[str, Any]], *, name: str = "lmstream", launcher: str = "lmstream", **settings: Any) -> Server:
+def start_lmstream(
+    models: list[dict[str, Any]],
+    *,
+    name: str = "lmstream",
+    launcher: str = "lmstream",
+    env: dict[str, str] | None = None,
+    **settings: Any,
+) -> Server:
     """lmstream serving ``models`` (``[[models]]`` tables) with top-level ``settings``;
-    ``launcher`` is the module run with ``-m`` (``bench.lean_upstream`` for the prototype)."""
+    ``launcher`` is the module run with ``-m`` (``bench.upstream_clients`` to put another
+    HTTP client under the upstream backends, named in ``env``)."""
     port = free_port()
     LOGS.mkdir(parents=True, exist_ok=True)
     lines = [f"{k} = {_toml(v)}" for k, v in {"log_level": "warning", **settings}.items()]
@@ -65,7 +73,7 @@ def start_lmstream(models: list[dict[str, Any]], *, name: str = "lmstream", laun
     config = LOGS / f"{name}.toml"
     config.write_text("\n".join(lines) + "\n")
     argv = [sys.executable, "-m", launcher, "serve", "--config", str(config), "--port", str(port)]
-    return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=120, cwd=ROOT, env={"LMSTREAM_CONFIG": ""})
+    return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=120, cwd=ROOT, env={"LMSTREAM_CONFIG": "", **(env or {})})
 
 
 def start_litellm(upstreams: dict[str, Server]) -> Server:

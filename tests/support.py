@@ -45,7 +45,7 @@ async def app_client(settings: Settings, **app_kwargs: Any) -> AsyncIterator[htt
     app = create_app(settings, **app_kwargs)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://lmstream.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://lmstream.localhost") as client:
             yield client
 
 

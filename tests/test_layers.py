@@ -16,15 +16,16 @@ ROOT = Path(lmstream.__file__).parent
 
 # (layer, prefixes): lower numbers are lower layers.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (9, ("lmstream.cli", "lmstream.__main__")),
-    (8, ("lmstream.http.app",)),
+    (9, ("lmstream.cli", "lmstream.__main__", "lmstream.server")),
+    (8, ("lmstream.http.app", "lmstream.http.openapi")),
     (6, ("lmstream.http.extension", "lmstream.http.state", "lmstream.http.endpoint", "lmstream.http.auth",
-         "lmstream.http.streaming", "lmstream.http.admission")),
+         "lmstream.http.streaming", "lmstream.http.admission", "lmstream.http.media",
+         "lmstream.http.shapes", "lmstream.http.responses")),
     (7, ("lmstream.http", "lmstream.metrics", "lmstream.conversations", "lmstream.rag")),
     (5, ("lmstream.dialects", "lmstream.access")),
     (4, ("lmstream.store",)),
     (3, ("lmstream.hub",)),
-    (2, ("lmstream.backends", "lmstream.router", "lmstream.fastpath", "lmstream.profiles")),
+    (2, ("lmstream.backends", "lmstream.httpclient", "lmstream.router", "lmstream.fastpath", "lmstream.profiles")),
     (1, ("lmstream.request", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
     (0, ("lmstream.errors", "lmstream.events", "lmstream.text", "lmstream.settings", "lmstream")),
 ]

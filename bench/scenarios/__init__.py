@@ -11,3 +11,5 @@ __all__ = ["Options"]
 class Options:
     quick: bool = False  # smaller counts, for a smoke run of the harness
     rounds: int = 2  # alternations of the measured targets (noise shows as spread)
+    targets: tuple[str, ...] = ()  # only these targets, where a scenario has several (empty: all)
+    phases: tuple[str, ...] = ()  # only these phases, where a scenario has several (empty: all)

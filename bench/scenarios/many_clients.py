@@ -9,6 +9,11 @@ then gets ``TOKENS`` words at ``TPS`` tokens/s. The load generator fails any str
 silent for more than 2.5 heartbeat intervals, so the heartbeats are what keeps the idle
 streams open.
 
+Targets: ``lmstream`` (``lmstream serve``: uvicorn, httptools, uvloop) and
+``lmstream-granian`` (the same app and settings under granian, ``bench/granian_serve.py``),
+the ASGI server it was measured against (only with ``--targets``: by default the
+scenario measures what ships).
+
 Figures: streams that failed or lost a token (the text must arrive whole, in order),
 server memory per open stream (peak RSS during the run minus the RSS of the warmed-up
 server before it, divided by the streams), inter-token gap p99 (the pace is 1/TPS),
@@ -36,6 +41,7 @@ TOKENS = 20
 IDLE_S = 4.0  # after the last stream opened
 HEARTBEAT_S = 2.0
 OPEN_RATE = 1000.0  # new connections per second
+TARGETS = {"lmstream": "lmstream", "lmstream-granian": "bench.granian_serve"}  # name -> launcher
 
 
 def _text(tokens: int) -> str:
@@ -44,11 +50,13 @@ def _text(tokens: int) -> str:
 
 def run(options: Options) -> dict[str, Any]:
     levels = [200, 1000] if options.quick else [1000, 5000, 10_000]
+    levels = [level for level in levels if not options.phases or str(level) in options.phases]  # --phases 1000,5000
     tokens = 10 if options.quick else TOKENS
     text = _text(tokens)
     results: dict[str, Any] = {"levels": {}, "config": {"tps": TPS, "tokens": tokens, "idle_s_after_ramp": IDLE_S, "heartbeat_s": HEARTBEAT_S, "open_rate": OPEN_RATE}}
     rows: list[list[Any]] = []
-    for level in levels:
+    targets = [t for t in TARGETS if t in options.targets] or ["lmstream"]  # granian only when asked
+    for level, target in ((level, target) for level in levels for target in targets):
         ramp = level / OPEN_RATE
         idle = ramp + IDLE_S
         lm = start_lmstream(
@@ -56,7 +64,8 @@ def run(options: Options) -> dict[str, Any]:
                 {"name": "scripted", "backend": "scripted", "options": {"text": text, "tokens_per_second": TPS, "prompt_delay": idle}},
                 {"name": "warm", "backend": "scripted", "options": {"text": text}},
             ],
-            name=f"lmstream-many-{level}",
+            name=f"{target}-many-{level}",
+            launcher=TARGETS[target],
             heartbeat_interval=HEARTBEAT_S,
         )
         with running([lm]):
@@ -94,12 +103,13 @@ def run(options: Options) -> dict[str, Any]:
         s["server_cpu_s_per_1k_tokens"] = round(1000 * cpu / max(1, s["tokens"]), 4)
         s["added_gap_p99_ms"] = round(s["gap_ms"]["p99"] - 1000 / TPS, 3) if s["gap_ms"]["p99"] is not None else None
         s["workers"] = workers
-        results["levels"][str(level)] = s
-        print(f"[many] {level}: failed={s['failed']} lost={s['lost_tokens']} kb/stream={s['kb_per_stream']} gap p99={s['gap_ms']['p99']}ms errors={s['errors']}", flush=True)
-        rows.append([level, s["failed"], s["lost_tokens"], s["kb_per_stream"], s["server_rss_before_mb"], s["server_rss_peak_mb"], s["gap_ms"]["p99"],
+        s["target"] = target
+        results["levels"][str(level) if target == "lmstream" else f"{level} {target}"] = s
+        print(f"[many] {target} {level}: failed={s['failed']} lost={s['lost_tokens']} kb/stream={s['kb_per_stream']} gap p99={s['gap_ms']['p99']}ms errors={s['errors']}", flush=True)
+        rows.append([target, level, s["failed"], s["lost_tokens"], s["kb_per_stream"], s["server_rss_before_mb"], s["server_rss_peak_mb"], s["gap_ms"]["p99"],
                      s["added_gap_p99_ms"], s["first_token_after_idle_ms_p99"], s["pings_min"], s["max_idle_s"], s["server_cpu_s_per_1k_tokens"],
                      s["loadgen_cpu_s"], s["server_cpu_s"]])  # fmt: skip
-    header = ["streams", "failed", "lost tokens", "KB/stream", "RSS before MB", "peak RSS MB", "gap p99 ms", "added gap p99", "1st token p99 ms",
+    header = ["target", "streams", "failed", "lost tokens", "KB/stream", "RSS before MB", "peak RSS MB", "gap p99 ms", "added gap p99", "1st token p99 ms",
               "min pings", "max silence s", "server CPU s/1k tok", "loadgen CPU s", "server CPU s"]  # fmt: skip
     results["table"] = print_table(TITLE, header, rows)
     return results

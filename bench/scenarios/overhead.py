@@ -10,12 +10,15 @@ Both proxies relay the same fake OpenAI upstream (``openai`` backend for lmstrea
 * ``sat1`` / ``sat100``  the upstream writes tokens flat out: relayed tokens/s at
   saturation, with one stream and with 100.
 
-Two more lmstream targets locate its overhead. ``lmstream-core`` is lmstream serving its
+More lmstream targets locate its overhead. ``lmstream-core`` is lmstream serving its
 ``scripted`` backend at the same pace (no upstream at all) in the paced phases: what
 lmstream's own request path (HTTP, dialect, hub, streaming) adds, apart from its upstream
-HTTP client. ``lmstream-lean`` is lmstream relaying the same upstream through
-``bench/lean_upstream.py``, a prototype upstream client on a raw asyncio protocol instead
-of httpx (not part of lmstream; what replacing that client would give).
+HTTP client. ``lmstream-httpx``, ``lmstream-aiohttp`` and ``lmstream-httpcore`` are
+lmstream with another HTTP client under the same upstream backend
+(``bench/upstream_clients.py``), the maintained options its own client
+(``lmstream.httpclient``, the ``lmstream`` rows) was chosen against; ``lmstream-lean`` is
+the raw-asyncio prototype that client grew from (``bench/lean_upstream.py``: no pool,
+timeouts, retries or TLS). ``--targets`` picks some of them.
 
 "Added" figures are the proxy's percentile minus the direct percentile from the same
 run. CPU is the server process tree's user+system time over the phase (/proc), per
@@ -40,7 +43,8 @@ __all__ = ["NAME", "run"]
 NAME = "overhead"
 TITLE = "Relay overhead (fake upstream direct / lmstream / LiteLLM)"
 PACED_TPS = 20.0
-TARGETS = ("direct", "lmstream", "lmstream-core", "lmstream-lean", "litellm")
+TARGETS = ("direct", "lmstream", "lmstream-core", "lmstream-httpx", "lmstream-aiohttp", "lmstream-httpcore", "lmstream-lean", "litellm")
+CLIENTS = ("httpx", "aiohttp", "httpcore")  # the lmstream-<client> targets
 
 
 @dataclass(frozen=True)
@@ -70,33 +74,37 @@ def _phases(quick: bool) -> list[Phase]:
 
 
 def run(options: Options) -> dict[str, Any]:
+    wanted = [t for t in TARGETS if not options.targets or t in options.targets or t == "direct"]
     paced = start_fake_upstream(tps=PACED_TPS, tokens=2000, name="fake-paced")
     fast = start_fake_upstream(tps=0, tokens=2000, name="fake-fast")
     servers: list[Server] = [paced, fast]
     with running(servers):
         upstreams = {"paced": paced, "fast": fast}
-        core = {"name": "core", "backend": "scripted", "options": {"text": expected_text(2000), "tokens_per_second": PACED_TPS}}
-        lm = start_lmstream(
-            [*({"name": m, "backend": "openai", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()), core],
-            name="lmstream-overhead",
-        )
-        servers.append(lm)
-        lean = start_lmstream(
-            [{"name": m, "backend": "openai-lean", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()],
-            name="lmstream-lean",
-            launcher="bench.lean_upstream",
-        )
-        servers.append(lean)
-        lite = start_litellm(upstreams)
-        servers.append(lite)
-        targets = {
-            "direct": {m: Target("direct", _port(up), up) for m, up in upstreams.items()},
-            "lmstream": {m: Target("lmstream", _port(lm), lm) for m in upstreams},
-            "lmstream-core": {"paced": Target("lmstream-core", _port(lm), lm, model="core")},
-            "lmstream-lean": {m: Target("lmstream-lean", _port(lean), lean) for m in upstreams},
-            "litellm": {m: Target("litellm", _port(lite), lite, {"Authorization": f"Bearer {LITELLM_KEY}"}) for m in upstreams},
-        }
-        phases = _phases(options.quick)
+        relayed = [{"name": m, "backend": "openai", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()]
+        targets: dict[str, dict[str, Target]] = {"direct": {m: Target("direct", _port(up), up) for m, up in upstreams.items()}}
+        if "lmstream" in wanted or "lmstream-core" in wanted:
+            core = {"name": "core", "backend": "scripted", "options": {"text": expected_text(2000), "tokens_per_second": PACED_TPS}}
+            lm = start_lmstream([*relayed, core], name="lmstream-overhead")
+            servers.append(lm)
+            targets["lmstream"] = {m: Target("lmstream", _port(lm), lm) for m in upstreams}
+            targets["lmstream-core"] = {"paced": Target("lmstream-core", _port(lm), lm, model="core")}
+        for client in CLIENTS:
+            if f"lmstream-{client}" in wanted:
+                server = start_lmstream(relayed, name=f"lmstream-{client}", launcher="bench.upstream_clients", env={"LMSTREAM_BENCH_CLIENT": client})
+                servers.append(server)
+                targets[f"lmstream-{client}"] = {m: Target(f"lmstream-{client}", _port(server), server) for m in upstreams}
+        if "lmstream-lean" in wanted:
+            lean = start_lmstream(
+                [{**model, "backend": "openai-lean"} for model in relayed], name="lmstream-lean", launcher="bench.lean_upstream"
+            )
+            servers.append(lean)
+            targets["lmstream-lean"] = {m: Target("lmstream-lean", _port(lean), lean) for m in upstreams}
+        if "litellm" in wanted:
+            lite = start_litellm(upstreams)
+            servers.append(lite)
+            targets["litellm"] = {m: Target("litellm", _port(lite), lite, {"Authorization": f"Bearer {LITELLM_KEY}"}) for m in upstreams}
+        targets = {name: targets[name] for name in wanted if name in targets}
+        phases = [p for p in _phases(options.quick) if not options.phases or p.name in options.phases]
         measured: dict[tuple[str, str], Measured] = {}
         # warm-up: a few streams through each target (imports, pools, caches)
         for by_model in targets.values():
@@ -127,7 +135,8 @@ def run(options: Options) -> dict[str, Any]:
                     s = summarize(result, expect_tokens=phase.tokens if relayed else None)
                     print(f"[overhead] r{round_no} {phase.name:8} {name:13} streams={s['streams']} failed={s['failed']} "
                           f"ttft p50={s['ttft_ms']['p50']}ms p99={s['ttft_ms']['p99']}ms tok/s={s['tokens_per_s']}", flush=True)  # fmt: skip
-        return _report(phases, measured, versions={"litellm": lite.extra.get("version", "?")})
+        versions = {"litellm": str(targets["litellm"]["paced"].server.extra.get("version", "?"))} if "litellm" in targets else {}
+        return _report(phases, measured, versions=versions)
 
 
 def _port(server: Server) -> int:
@@ -170,7 +179,37 @@ def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], vers
     out["table"] = print_table(TITLE, header, rows)
     out["ratios"] = _ratios(out["phases"])
     print_table("Relay overhead: lmstream vs LiteLLM", ["figure", "lmstream", "LiteLLM", "ratio"], out["ratios"])
+    out["clients"] = _clients(out["phases"])
+    header = ["target", "c100 added p50", "c100 added p99", "c100 tok/CPU s", "x LiteLLM", "sat100 tok/CPU s", "x LiteLLM",
+              "sat1 tok/s", "sat1 tok/CPU s", "x LiteLLM"]  # fmt: skip
+    out["clients_table"] = print_table("Upstream HTTP clients side by side (same backend code, one run)", header, out["clients"])
     return out
+
+
+def _clients(phases: dict[str, Any]) -> list[list[Any]]:
+    """One row per relaying lmstream target: the issue's targets for the upstream client."""
+    rows: list[list[Any]] = []
+
+    def figure(phase: str, target: str, *keys: str) -> Any:
+        value: Any = phases.get(phase, {}).get(target)
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    def times(phase: str, target: str) -> float | None:
+        mine, theirs = figure(phase, target, "tokens_per_cpu_s"), figure(phase, "litellm", "tokens_per_cpu_s")
+        return round(mine / theirs, 1) if mine and theirs else None
+
+    for target in TARGETS:
+        if target in ("direct", "lmstream-core", "litellm") or (figure("c100", target) is None and figure("sat1", target) is None):
+            continue
+        rows.append([
+            target, figure("c100", target, "added_ttft_ms", "p50"), figure("c100", target, "added_ttft_ms", "p99"),
+            figure("c100", target, "tokens_per_cpu_s"), times("c100", target),
+            figure("sat100", target, "tokens_per_cpu_s"), times("sat100", target),
+            figure("sat1", target, "tokens_per_s"), figure("sat1", target, "tokens_per_cpu_s"), times("sat1", target),
+        ])  # fmt: skip
+    return rows
 
 
 def _sub(a: float | None, b: float | None) -> float | None:
@@ -187,13 +226,13 @@ def _ratios(phases: dict[str, Any]) -> list[list[Any]]:
         rows.append([label, lm, lite, ratio])
 
     for name in ("c100", "burst100", "single"):
-        if name in phases:
+        if name in phases and {"lmstream", "litellm"} <= phases[name].keys():
             p = phases[name]
             add(f"{name}: added TTFT p50 ms", p["lmstream"]["added_ttft_ms"]["p50"], p["litellm"]["added_ttft_ms"]["p50"], False)
             add(f"{name}: added TTFT p99 ms", p["lmstream"]["added_ttft_ms"]["p99"], p["litellm"]["added_ttft_ms"]["p99"], False)
             add(f"{name}: added gap p99 ms", p["lmstream"]["added_gap_p99_ms"], p["litellm"]["added_gap_p99_ms"], False)
     for name in ("sat1", "sat100", "c100"):
-        if name in phases:
+        if name in phases and {"lmstream", "litellm"} <= phases[name].keys():
             p = phases[name]
             add(f"{name}: tokens/s", p["lmstream"]["tokens_per_s"], p["litellm"]["tokens_per_s"], True)
             add(f"{name}: tokens per CPU s", p["lmstream"]["tokens_per_cpu_s"], p["litellm"]["tokens_per_cpu_s"], True)

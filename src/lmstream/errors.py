@@ -3,8 +3,12 @@
     LmstreamError                 500 internal_error
      ├── BadRequest               400 invalid_request
      │    └── ContextLengthExceeded 400 context_length_exceeded
+     │    ├── PayloadTooLarge      413 payload_too_large
+     │    ├── UnsupportedMediaType 415 unsupported_media_type
+     │    └── HeadersTooLarge      431 headers_too_large
      ├── Unauthorized             401 unauthorized
      ├── Forbidden                403 forbidden
+     ├── RequestTimeout           408 request_timeout
      ├── NotFound                 404 not_found
      │    └── ModelNotFound       404 model_not_found
      ├── RateLimited              429 rate_limited (with Retry-After)
@@ -24,13 +28,17 @@ __all__ = [
     "BadRequest",
     "ContextLengthExceeded",
     "Forbidden",
+    "HeadersTooLarge",
     "LmstreamError",
     "ModelNotFound",
     "NotFound",
     "Overloaded",
+    "PayloadTooLarge",
     "RateLimited",
+    "RequestTimeout",
     "StoreUnavailable",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
     "error_from_code",
@@ -56,6 +64,21 @@ class ContextLengthExceeded(BadRequest):
     code = "context_length_exceeded"
 
 
+class PayloadTooLarge(BadRequest):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(BadRequest):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(BadRequest):
+    status_code = 431
+    code = "headers_too_large"
+
+
 class Unauthorized(LmstreamError):
     status_code = 401
     code = "unauthorized"
@@ -64,6 +87,11 @@ class Unauthorized(LmstreamError):
 class Forbidden(LmstreamError):
     status_code = 403
     code = "forbidden"
+
+
+class RequestTimeout(LmstreamError):
+    status_code = 408
+    code = "request_timeout"
 
 
 class NotFound(LmstreamError):
@@ -123,8 +151,12 @@ ERROR_CODES: dict[str, int] = {
         LmstreamError,
         BadRequest,
         ContextLengthExceeded,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        HeadersTooLarge,
         Unauthorized,
         Forbidden,
+        RequestTimeout,
         NotFound,
         ModelNotFound,
         RateLimited,

@@ -7,7 +7,7 @@ has its own ``CollectorRegistry`` (no module globals), so tests can build many a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +17,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -56,6 +57,7 @@ class Metrics:
         active.set_function(lambda: state.hub.active)
         queued = Gauge("lmstream_queue_length", "Requests waiting for a model", registry=self.registry)
         queued.set_function(lambda: sum(b.stats().queue for b in state.backends.values()))
+        self.registry.register(_HealthCollector(state))
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         model = generation.model
@@ -73,6 +75,28 @@ class Metrics:
                     self.tps.labels(model).observe(event.timings.tokens_per_second)
         elif isinstance(event, Error):
             self.finished.labels(model, "error").inc()
+
+
+class _HealthCollector:
+    """Each health reporter's state (``lmstream_component_ok``) and figures
+    (``lmstream_<component>_<figure>``, e.g. ``lmstream_store_failed_writes``)."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        ok = GaugeMetricFamily(
+            "lmstream_component_ok", "1 when a part of the server is ok, 0 when degraded or failed",
+            labels=["component"],
+        )
+        figures: list[Metric] = []
+        for reporter in self.state.health:
+            health = reporter.health()
+            ok.add_metric([reporter.name], 1 if health.status == "ok" else 0)
+            for name, value in health.figures.items():
+                figures.append(GaugeMetricFamily(f"lmstream_{reporter.name}_{name}", f"{reporter.name}: {name}", value))
+        yield ok
+        yield from figures
 
 
 class MetricsExtension:

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from lmstream.events import ToolCall
 
-__all__ = ["ChatRequest", "Dialect", "Message", "Purpose", "RequestContext", "Role"]
+__all__ = ["ChatRequest", "Dialect", "Image", "Message", "Purpose", "RequestContext", "Role"]
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 Purpose: TypeAlias = Literal["chat", "title", "background"]
@@ -32,15 +32,35 @@ class Dialect(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """An image a message carries: its media type and its bytes in base64 (no ``data:``
+    prefix), as every API that takes images inline sends them."""
+
+    media_type: str  # image/png, image/jpeg, image/gif or image/webp
+    data: str
+
+    @property
+    def size(self) -> int:
+        """Its decoded size in bytes."""
+        return len(self.data) * 3 // 4 - self.data[-2:].count("=")
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.media_type};base64,{self.data}"
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One turn. An assistant turn may carry ``tool_calls``; a ``tool`` turn answers the
-    call ``tool_call_id`` (``name`` is the tool's)."""
+    call ``tool_call_id`` (``name`` is the tool's). A user turn may carry ``images``
+    (only models whose ``ModelInfo.supports_images`` is true take them)."""
 
     role: Role
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,9 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
+    # Whether the model takes images (None: the backend kind's default — upstreams pass
+    # them on and let the upstream decide, the embedded text model does not take them).
+    supports_images: bool | None = None
 
 
 class LimitsConfig(BaseModel):
@@ -258,6 +261,31 @@ class Settings(BaseSettings):
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
 
+    # Limits on what a client may send (issue 14; lmstream.http.guard, lmstream.http.bounds).
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
+    max_messages: int = Field(1000, ge=1, description="Most messages in one request.")
+    max_stop_sequences: int = Field(16, ge=0, description="Most stop sequences in one request.")
+    max_stop_chars: int = Field(200, ge=1, description="Longest stop sequence (characters).")
+    max_images: int = Field(8, ge=0, description="Most images in one request.")
+    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest image (decoded bytes).")
+    # Connections (lmstream.server): applied by `lmstream serve`.
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="Largest request head (431 beyond).")
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a connection may take to send its headers.")
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a request body may pause between chunks.")
+    keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    max_connections: int | None = Field(
+        None, ge=16, description="Open connections at most (default: the file limit less a reserve)."
+    )
+    # Browsers: origins allowed to call the API from their pages (CORS); host names
+    # accepted, besides loopback names and IP addresses, when no API key is set.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # What the operator sees: one JSON line per request; OpenTelemetry spans over OTLP/HTTP.
+    access_log: bool = True
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; tracing is off when unset.")
+    # A damaged conversation database: keep serving with the store read-only, or refuse to start.
+    store_on_damage: Literal["read_only", "refuse"] = "read_only"
+
     # Documents, retrieval and embeddings (lmstream.rag).
     rag: RagConfig = Field(default_factory=RagConfig)
     embedding_models: list[EmbeddingModelConfig] = Field(default_factory=list)
@@ -273,6 +301,15 @@ class Settings(BaseSettings):
             return None
         if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
             raise ValueError("database_url must be a postgresql:// URL")
+        return value
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # LMSTREAM_CORS_ORIGINS="https://a.example,https://b.example"
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("api_keys", "admin_keys", mode="before")

@@ -24,6 +24,7 @@ from lmstream.store import Store
 from lmstream.store.keys import KeyStore
 from lmstream.store.postgres import PostgresStore
 from tests.services import PostgresServer
+from tests.support import free_port
 
 
 class Clock:
@@ -187,3 +188,21 @@ async def test_a_keyless_server_ignores_the_key_an_sdk_insists_on_sending(store:
     ring = KeyRing([], [], store)
     await ring.start()
     assert await ring.authenticate("unused") is ANONYMOUS
+
+
+async def test_a_store_that_cannot_say_whether_it_holds_keys_never_means_no_keys() -> None:
+    # nothing listens on that port: has_keys fails at start and on every later check
+    store = PostgresStore(f"postgresql://lmstream@127.0.0.1:{free_port()}/lmstream", connect_timeout=2)
+    clock = Clock()
+    try:
+        ring = KeyRing([], ["admin-key-0123456789"], store, cache_ttl=5, clock=clock)
+        await ring.start()  # the server still starts (configured keys work)...
+        assert (await ring.authenticate("admin-key-0123456789")).admin
+        ring = KeyRing([], [], store, cache_ttl=5, clock=clock)
+        await ring.start()
+        for _ in range(2):  # ...but without one, "maybe keys" is a 503, never anonymous
+            with pytest.raises(StoreUnavailable, match="cannot tell whether this server requires an API key"):
+                await ring.authenticate(None)
+            clock.at += 10  # checked again after cache_ttl: still unknown
+    finally:
+        await store.aclose()

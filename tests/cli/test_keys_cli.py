@@ -69,3 +69,19 @@ def test_blank_names_and_bad_durations_are_refused(tmp_path: Path) -> None:
     assert run_keys(tmp_path, "create", " ").returncode != 0
     bad = run_keys(tmp_path, "create", "x", "--expires", "soon")
     assert bad.returncode != 0 and "duration" in bad.stderr
+
+
+def test_keys_on_a_damaged_database_are_listed_and_not_changed_and_the_cli_says_why(tmp_path: Path) -> None:
+    from tests.store.test_damaged_keys import damage_index
+
+    data = tmp_path / "data"
+    made = run_keys(data, "create", "erin")
+    assert made.returncode == 0, made.stderr
+    damage_index(data / "lmstream.db")
+    listed = run_keys(data, "list", "--json")
+    assert listed.returncode == 0 and [k["name"] for k in json.loads(listed.stdout)["data"]] == ["erin"]
+    refused = run_keys(data, "create", "frank")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "error: the store is damaged and read-only: API keys cannot be created" in refused.stderr
+    too_long = run_keys(data, "create", "gina", "--expires", "99999999d")
+    assert too_long.returncode != 0 and "century" in too_long.stderr and "Traceback" not in too_long.stderr

@@ -32,7 +32,7 @@ def test_system_and_content_as_strings_or_blocks() -> None:
     request, stream = anthropic.parse_request(body(
         system=[{"type": "text", "text": "be "}, {"type": "text", "text": "brief"}],
         messages=[
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {}}, {"type": "text", "text": "b"}]},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}}, {"type": "text", "text": "b"}]},
             {"role": "assistant", "content": "c"},
             {"role": "user", "content": "d"},
         ],
@@ -43,6 +43,7 @@ def test_system_and_content_as_strings_or_blocks() -> None:
     assert [(m.role, m.content) for m in request.messages] == [
         ("system", "be brief"), ("user", "ab"), ("assistant", "c"), ("user", "d"),
     ]
+    assert [i.media_type for i in request.messages[1].images] == ["image/png"]
     assert request.stop == ("\n\n", "END") and request.max_tokens == 16
     assert (request.temperature, request.top_p, request.top_k) == (0.5, 0.9, 5)
     assert request.context.user == "u1"

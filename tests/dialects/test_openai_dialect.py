@@ -30,10 +30,11 @@ def test_content_parts_and_developer_role() -> None:
     request, _, _ = openai.parse_request(
         body(messages=[
             {"role": "developer", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "b"}]},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}}, {"type": "text", "text": "b"}]},
         ])
     )
     assert [(m.role, m.content) for m in request.messages] == [("system", "be brief"), ("user", "ab")]
+    assert [(i.media_type, i.data) for i in request.messages[1].images] == [("image/png", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")]
 
 
 @pytest.mark.parametrize(

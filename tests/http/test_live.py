@@ -183,7 +183,8 @@ def test_refuses_non_loopback_bind_without_keys(tmp_path: object) -> None:
 def test_malformed_http_never_hangs(server_factory: Factory) -> None:
     server = server_factory([scripted("s")])
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{\"a\":")
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 5\r\n\r\n{\"a\":")
         reply = sock.recv(4096).decode()
     assert reply.startswith("HTTP/1.1 400")
 

@@ -116,6 +116,24 @@ async def test_bad_uploads_name_the_file(tmp_path: Path) -> None:
         assert (await client.get("/v1/collections/docs")).json()["document_count"] == 0
 
 
+async def test_an_upload_may_be_larger_than_other_bodies_and_must_be_a_form_or_json(tmp_path: Path) -> None:
+    data = html("library/stdtypes.html").read_bytes()
+    assert len(data) > 300_000  # more than max_body_bytes below, less than max_document_bytes
+    config = settings(tmp_path, max_document_bytes=2_000_000).model_copy(update={"max_body_bytes": 100_000})
+    async with app_client(config) as client:
+        await client.post("/v1/collections", json={"name": "docs"})
+        added = await client.post("/v1/collections/docs/documents", files={"file": ("stdtypes.html", data)})
+        assert added.status_code == 201, added.text
+        as_json = await client.post("/v1/collections/docs/documents", json={"title": "t", "text": data.decode()})
+        assert as_json.status_code == 201, as_json.text  # the same limit for its JSON form
+        elsewhere = await client.post("/v1/collections", json={"name": "x", "description": "d" * 200_000})
+        assert elsewhere.status_code == 413 and "max_body_bytes" in elsewhere.json()["error"]["message"]
+        over = await client.post("/v1/collections/docs/documents", files={"file": ("big.html", data * 8)})
+        assert over.status_code == 413 and "max_document_bytes" in over.json()["error"]["message"]
+        plain = await client.post("/v1/collections/docs/documents", content=b"hello", headers={"content-type": "text/plain"})
+        assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"
+
+
 @pytest.mark.parametrize(
     ("params", "param"),
     [({}, "q"), ({"q": " "}, "q"), ({"q": "x", "k": "0"}, "k"), ({"q": "x", "k": "51"}, "k"), ({"q": "x", "mode": "magic"}, "mode")],

@@ -15,7 +15,7 @@ from tests.support import app_client, scripted
 
 def _client(dist: Path) -> httpx.AsyncClient:
     app = Starlette(routes=web_routes(dist))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmstream.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lmstream.localhost")
 
 
 @pytest.fixture

@@ -56,6 +56,8 @@ export interface Answer {
   error: { message: string; code: string } | null;
   /** The `sources` event's items (an answer from documents), else empty. */
   sources: Source[];
+  /** A `warning` event: e.g. the server could not keep this answer (`not_stored`). */
+  warning: string | null;
 }
 
 export const TERMINAL: ReadonlySet<AnswerStatus> = new Set([
@@ -85,6 +87,7 @@ export function newAnswer(now: number, model: string | null = null): Answer {
     finishReason: null,
     error: null,
     sources: [],
+    warning: null,
   };
 }
 
@@ -128,6 +131,9 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
         answer.status = "queued";
         answer.queuePosition = num(d.position);
       }
+      break;
+    case "warning":
+      answer.warning = str(d.message) ?? "warning";
       break;
     case "progress": {
       const pct = num(d.percentage);

@@ -27,7 +27,7 @@ export class NetworkError extends Error {
 export interface Health {
   status: string;
   auth_required: boolean;
-  models?: { name: string; tokens_generated?: number }[];
+  models?: { name: string; supports_images?: boolean; tokens_generated?: number }[];
 }
 
 export interface Profile {
@@ -95,6 +95,8 @@ export interface StreamState {
 
 export interface StreamRequest {
   prompt: string;
+  /** Images as data: URLs, for a model that accepts them. */
+  images?: string[];
   /** Earlier turns, sent only when the server keeps no conversations. */
   messages?: { role: "user" | "assistant"; content: string }[];
   model?: string;

@@ -16,6 +16,9 @@ import { Sidebar } from "./sidebar";
 import { LiveGeneration } from "./stream";
 import { Thread } from "./thread";
 
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const MAX_IMAGE_BYTES = 5 * 1024 * 1024; // the server's default max_image_bytes
+
 type Turn = { role: "user" | "assistant"; content: string };
 
 export class App {
@@ -31,6 +34,10 @@ export class App {
   /** The transcript, for servers without a conversation store. */
   private turns: Turn[] = [];
   private authRequired = false;
+  /** Models that accept images (`/health`'s `supports_images`), and the images to send. */
+  private imageModels = new Set<string>();
+  private onlyModel: string | null = null;
+  private images: string[] = [];
 
   private readonly el = {
     app: byId("app"),
@@ -42,6 +49,9 @@ export class App {
     streamToggle: byId<HTMLInputElement>("stream-toggle"),
     model: byId<HTMLSelectElement>("model"),
     modelPicker: byId("model-picker"),
+    attach: byId<HTMLButtonElement>("attach"),
+    imageInput: byId<HTMLInputElement>("image-input"),
+    attachments: byId("attachments"),
     profile: byId<HTMLSelectElement>("profile"),
     profilePicker: byId("profile-picker"),
     collection: byId<HTMLSelectElement>("collection"),
@@ -114,7 +124,11 @@ export class App {
   }
 
   private async loadModels(): Promise<void> {
-    const models = await this.api.models();
+    const [models, health] = await Promise.all([this.api.models(), this.api.health()]);
+    const listed = health.models ?? [];
+    this.imageModels = new Set(listed.filter((m) => m.supports_images).map((m) => m.name));
+    this.onlyModel = listed.length === 1 ? (listed[0]?.name ?? null) : null;
+    this.updateAttach();
     const select = this.el.model;
     select.replaceChildren();
     if (models.length !== 1) select.append(new Option("Default", ""));
@@ -289,6 +303,9 @@ export class App {
     if (!text || (this.live && !this.live.done)) return;
     const request: StreamRequest = { prompt: text };
     if (this.el.model.value) request.model = this.el.model.value;
+    if (this.images.length && this.acceptsImages()) request.images = [...this.images];
+    const shown = request.images ? `${text}\n\n(${request.images.length} image${request.images.length > 1 ? "s" : ""} attached)` : text;
+    this.clearImages();
     if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
     if (!this.el.collectionPicker.hidden && this.el.collection.value) request.collection = this.el.collection.value;
     if (this.conversationId) request.conversation_id = this.conversationId;
@@ -296,7 +313,7 @@ export class App {
 
     this.el.input.value = "";
     this.autosize();
-    this.thread.addUser(text);
+    this.thread.addUser(shown);
     const live = LiveGeneration.start(this.api, request);
     this.track(live);
     this.live = live;
@@ -350,6 +367,81 @@ export class App {
     this.el.send.disabled = this.el.input.value.trim() === "";
   }
 
+  // ── images ──────────────────────────────────────────────────────────────
+
+  private acceptsImages(): boolean {
+    const chosen = this.el.model.value || this.onlyModel;
+    return chosen !== null && this.imageModels.has(chosen);
+  }
+
+  /** The attach button shows only when the chosen model accepts images. */
+  private updateAttach(): void {
+    const accepts = this.acceptsImages();
+    this.el.attach.hidden = !accepts;
+    if (!accepts) this.clearImages();
+  }
+
+  private addImage(file: File): void {
+    if (!IMAGE_TYPES.includes(file.type)) {
+      this.announce("Only PNG, JPEG, GIF and WebP images can be attached");
+      return;
+    }
+    if (file.size > MAX_IMAGE_BYTES) {
+      this.announce("That image is larger than 5 MB");
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      if (typeof reader.result !== "string") return;
+      this.images.push(reader.result);
+      this.renderImages();
+    };
+    reader.readAsDataURL(file);
+  }
+
+  private renderImages(): void {
+    const box = this.el.attachments;
+    box.replaceChildren();
+    this.images.forEach((url, index) => {
+      const item = document.createElement("div");
+      item.className = "attachment";
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = `Attached image ${index + 1}`;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", `Remove image ${index + 1}`);
+      remove.addEventListener("click", () => {
+        this.images.splice(index, 1);
+        this.renderImages();
+      });
+      item.append(img, remove);
+      box.append(item);
+    });
+    box.hidden = this.images.length === 0;
+  }
+
+  private clearImages(): void {
+    this.images = [];
+    this.renderImages();
+  }
+
+  private wireImages(): void {
+    this.el.attach.addEventListener("click", () => this.el.imageInput.click());
+    this.el.imageInput.addEventListener("change", () => {
+      for (const file of Array.from(this.el.imageInput.files ?? [])) this.addImage(file);
+      this.el.imageInput.value = "";
+    });
+    this.el.input.addEventListener("paste", (event) => {
+      if (!this.acceptsImages()) return;
+      const files = Array.from(event.clipboardData?.files ?? []).filter((f) => f.type.startsWith("image/"));
+      if (!files.length) return;
+      event.preventDefault();
+      for (const file of files) this.addImage(file);
+    });
+  }
+
   // ── wiring ──────────────────────────────────────────────────────────────
 
   private wireComposer(): void {
@@ -379,7 +471,9 @@ export class App {
     });
     this.el.model.addEventListener("change", () => {
       prefs.model = this.el.model.value;
+      this.updateAttach();
     });
+    this.wireImages();
     this.el.profile.addEventListener("change", () => {
       prefs.profile = this.el.profile.value;
     });

@@ -149,6 +149,11 @@ export class AssistantView {
       this.notice.append(h("span", {}, "The answer was cut off before it finished."));
       return;
     }
+    if (a.warning) {
+      this.notice.classList.add("msg__notice--warn");
+      this.notice.append(icon("alert"), h("span", {}, a.warning));
+      return;
+    }
     if (!live || live.done || live.connection === "live") return;
     this.notice.classList.add("msg__notice--warn");
     const seconds = live.retryAt ? Math.max(0, Math.ceil((live.retryAt - Date.now()) / 1000)) : 0;

@@ -18,6 +18,10 @@ Keys come from two places and work the same way:
 * the store (``lmstream keys create``, ``POST /v1/admin/keys``): name, owner, role,
   expiry, models and limits are the row's.
 
+A store that cannot say whether it ever held a key (a damaged database, an unreachable
+server) never counts as "no keys": ``required`` raises ``StoreUnavailable`` (503)
+until it answers, and a configured key still works meanwhile.
+
 A revoked or expired key is refused at once on the instance that revoked it, and
 within ``cache_ttl`` seconds (5) elsewhere (the CLI writing the database directly,
 another instance). ``last_used_at`` is written at most once a minute per key, and only
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -43,6 +48,8 @@ from lmstream.store.keys import KeyLimits, KeyStore, StoredKey
 
 __all__ = [
     "KEY_PREFIX",
+    "MAX_EXPIRES_IN",
+    "MAX_LIMIT",
     "KeyRing",
     "config_key_name",
     "expiry_in",
@@ -54,7 +61,11 @@ __all__ = [
     "visible_prefix",
 ]
 
+log = logging.getLogger("lmstream.access")
+
 KEY_PREFIX = "lms_"
+MAX_EXPIRES_IN = 100 * 366 * 86400  # seconds: a century; later is "never" (and past datetime's year 9999)
+MAX_LIMIT = 1_000_000_000  # a key's own limit; any larger is "unlimited" (and past SQLite's integers)
 _CACHE_SIZE = 10_000
 _TOUCH_EVERY = 60.0
 
@@ -108,6 +119,7 @@ class KeyRing:
         self._cache: OrderedDict[str, tuple[float, StoredKey | None]] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._stored_keys = False
+        self._unknown: StoreUnavailable | None = None  # has_keys failed: keys may exist
         self._checked_at = -float("inf")
 
     @property
@@ -116,19 +128,35 @@ class KeyRing:
 
     async def start(self) -> None:
         await self._check_store()
+        if self._unknown is not None:
+            log.error(
+                "cannot tell whether API keys were ever stored (%s): requests without a configured "
+                "key are refused (503) until the store answers",
+                self._unknown.message,
+            )
 
     async def _check_store(self) -> None:
         if self._store is not None and not self._stored_keys:
-            self._stored_keys = await self._store.has_keys()
             self._checked_at = self._clock()
+            try:
+                self._stored_keys = await self._store.has_keys()
+            except StoreUnavailable as exc:
+                self._unknown = exc
+            else:
+                self._unknown = None
 
     async def required(self) -> bool:
         """Keys are required when any is configured or was ever stored (revoking the
-        last stored key does not open the server up again)."""
+        last stored key does not open the server up again). ``StoreUnavailable`` while
+        the store cannot say whether it ever held a key: never "no keys" by default."""
         if self._config or self._stored_keys:
             return True
         if self._clock() - self._checked_at > self._ttl:
             await self._check_store()  # a key created by the CLI while we run
+        if self._unknown is not None:
+            raise StoreUnavailable(
+                f"cannot tell whether this server requires an API key: {self._unknown.message}"
+            )
         return self._stored_keys
 
     def stored(self, key: StoredKey) -> None:

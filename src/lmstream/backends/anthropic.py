@@ -16,23 +16,20 @@ token).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
-
-import httpx
 
 from lmstream.backends.base import BackendContext
 from lmstream.backends.upstream import (
+    SSEWire,
     UpstreamBackend,
     UpstreamUnavailable,
-    drain,
+    WireDecoder,
     parse_json,
-    sse_events,
+    text_of,
 )
 from lmstream.errors import Overloaded, UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, Message
 from lmstream.settings import ModelConfig
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicBackend", "MessageEventDecoder", "request_body"]
@@ -42,10 +39,23 @@ DEFAULT_MAX_TOKENS = 4096
 _STOP: dict[str, FinishReason] = {"max_tokens": "length", "stop_sequence": "stop_sequence"}
 
 
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or content blocks when the message carries images (base64 sources)."""
+    if not message.images:
+        return message.content
+    blocks: list[dict[str, Any]] = [
+        {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}}
+        for i in message.images
+    ]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
 def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     messages = [
-        {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+        {"role": "assistant" if m.role == "assistant" else "user", "content": _content(m)}
         for m in request.messages
         if m.role != "system"
     ]
@@ -77,10 +87,10 @@ class MessageEventDecoder:
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
 
-    def feed(self, name: str, data: str) -> list[Event]:
+    def feed(self, name: str, data: str | bytes) -> list[Event]:
         payload = parse_json(data, "anthropic")
         if not isinstance(payload, dict):
-            raise UpstreamError(f"the anthropic upstream sent an unexpected event: {data[:200]}")
+            raise UpstreamError(f"the anthropic upstream sent an unexpected event: {text_of(data)}")
         kind = payload.get("type") or name
         if kind == "message_start":
             self._usage((payload.get("message") or {}).get("usage"))
@@ -97,7 +107,7 @@ class MessageEventDecoder:
             return self.end()
         elif kind == "error":
             error = payload.get("error") or {}
-            message = f"the anthropic upstream failed: {error.get('message') or error.get('type') or data[:200]}"
+            message = f"the anthropic upstream failed: {error.get('message') or error.get('type') or text_of(data)}"
             if error.get("type") == "overloaded_error":
                 raise Overloaded(message)
             raise UpstreamError(message)
@@ -132,15 +142,6 @@ class AnthropicBackend(UpstreamBackend):
             headers["x-api-key"] = self.config.api_key
         return request_body(request, self.config.model, self.default_max_tokens), headers
 
-    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        decoder = MessageEventDecoder()
-        async with aclosing(sse_events(response)) as events:
-            async for name, data in events:
-                for event in decoder.feed(name, data):
-                    if isinstance(event, Done):
-                        await drain(events)  # so the pooled connection is reused
-                        yield event
-                        return
-                    yield event
-        for event in decoder.end():
-            yield event
+    def decoder(self) -> WireDecoder:
+        events = MessageEventDecoder()
+        return SSEWire(events.feed, events.end)

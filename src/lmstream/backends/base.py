@@ -21,6 +21,7 @@ from lmstream.request import ChatRequest
 if TYPE_CHECKING:
     import httpx
 
+    from lmstream.backends.transport import UpstreamClient
     from lmstream.settings import ModelConfig, Settings
 
 __all__ = ["Backend", "BackendContext", "BackendFactory", "BackendStats", "EventStream", "ModelInfo"]
@@ -46,6 +47,8 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     owned_by: str = "lmstream"
     details: dict[str, Any] = field(default_factory=dict)
+    # Takes images in user messages (a vision model); others get a 400 for them.
+    supports_images: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class BackendContext:
     """What the app shares with every backend it builds."""
 
     settings: Settings
-    http: httpx.AsyncClient
+    http: UpstreamClient | httpx.AsyncClient  # the upstreams' HTTP client (backends/transport.py)
 
 
 @runtime_checkable

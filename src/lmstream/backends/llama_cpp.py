@@ -19,7 +19,9 @@ single-thread executor). The event loop only queues, forwards and decides::
 * One generation at a time per model; the others wait in a FIFO of at most
   ``settings.queue_size`` tickets (``open()`` raises ``Overloaded`` beyond that). A
   waiter hears ``Queued(position)`` when it joins and whenever its position changes; a
-  cancelled waiter just leaves the line.
+  cancelled waiter just leaves the line. Background requests (titles) wait in a lane
+  of their own behind every person and never count towards a person's limit
+  (``admission.py``).
 * The worker checks ``job.cancel`` before every sampled token and between prompt
   batches of ``settings.n_batch`` tokens, so a disconnect stops generation within one
   token and a long prompt within one batch. The stream's ``finally`` sets the flag and
@@ -52,7 +54,6 @@ import math
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from typing import Any, TypeAlias
 
 import llama_cpp
 
+from lmstream.backends.admission import WaitLine
 from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
 from lmstream.errors import BadRequest, ContextLengthExceeded, LmstreamError, Overloaded
 from lmstream.events import Done, Event, FinishReason, Progress, Queued, TextDelta, Usage
@@ -225,7 +227,7 @@ class LlamaCppBackend:
         self._bos_text = ""
         self._eos_text = ""
         self._holder: _Job | None = None
-        self._waiting: deque[_Job] = deque()
+        self._waiting: WaitLine[_Job] = WaitLine()
         self._closed = False
         self._seconds_per_generation = 5.0  # moving average, for Retry-After
 
@@ -348,12 +350,15 @@ class LlamaCppBackend:
                 f"must fit); shorten the prompt by {len(tokens) + 1 - self.n_ctx} tokens",
                 param="messages",
             )
-        if self._holder is not None and len(self._waiting) >= self.queue_size:
-            retry = math.ceil(self._seconds_per_generation * (len(self._waiting) + 1))
-            raise Overloaded(
-                f"model {self.info.name!r} is busy: {len(self._waiting)} requests already wait",
-                retry_after=max(1, retry),
-            )
+        interactive = request.context.interactive
+        if self._holder is not None:
+            waiting = self._waiting.users if interactive else self._waiting.background
+            if waiting >= self.queue_size:
+                retry = math.ceil(self._seconds_per_generation * (waiting + 1))
+                raise Overloaded(
+                    f"model {self.info.name!r} is busy: {waiting} requests already wait",
+                    retry_after=max(1, retry),
+                )
         room = self.n_ctx - len(tokens)
         temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
         job = _Job(
@@ -370,7 +375,7 @@ class LlamaCppBackend:
             self._holder = job
             job.granted = True
         else:
-            self._waiting.append(job)
+            self._waiting.append(job, interactive=interactive)
         return _Stream(self, job)
 
     # The FIFO (event loop side) -----------------------------------------------------

@@ -15,28 +15,33 @@ Ollama sends its response headers only with the first token; see ``status_wait``
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 
-import httpx
-
 from lmstream.backends.upstream import (
+    NdjsonWire,
     UpstreamBackend,
     UpstreamUnavailable,
-    drain,
-    ndjson_lines,
+    WireDecoder,
     parse_json,
+    text_of,
 )
 from lmstream.errors import UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, Message
 
 __all__ = ["ChatLineDecoder", "OllamaBackend", "request_body"]
 
 
+def _message(message: Message) -> dict[str, Any]:
+    """Ollama's message: the images as bare base64 strings beside the text."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        out["images"] = [image.data for image in message.images]
+    return out
+
+
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages = [_message(m) for m in request.messages]
     if request.raw_prompt is not None:
         messages = [{"role": "user", "content": request.raw_prompt}]
     options = {
@@ -57,10 +62,10 @@ def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
 class ChatLineDecoder:
     """One NDJSON line in, events out; the ``done`` object gives ``Usage`` then ``Done``."""
 
-    def feed(self, line: str) -> list[Event]:
+    def feed(self, line: str | bytes) -> list[Event]:
         data = parse_json(line, "ollama")
         if not isinstance(data, dict):
-            raise UpstreamError(f"the ollama upstream sent an unexpected line: {line[:200]}")
+            raise UpstreamError(f"the ollama upstream sent an unexpected line: {text_of(line)}")
         if data.get("error"):
             raise UpstreamError(f"the ollama upstream failed: {data['error']}")
         events: list[Event] = []
@@ -91,15 +96,6 @@ class OllamaBackend(UpstreamBackend):
             headers["authorization"] = f"Bearer {self.config.api_key}"
         return request_body(request, self.config.model), headers
 
-    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        decoder = ChatLineDecoder()
-        async with aclosing(ndjson_lines(response)) as lines:
-            async for line in lines:
-                for event in decoder.feed(line):
-                    if isinstance(event, Done):
-                        await drain(lines)  # so the pooled connection is reused
-                        yield event
-                        return
-                    yield event
-        for event in decoder.end():
-            yield event
+    def decoder(self) -> WireDecoder:
+        lines = ChatLineDecoder()
+        return NdjsonWire(lines.feed, lines.end)

@@ -15,25 +15,22 @@ does not). Timeouts, retries, error mapping: ``backends/upstream.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from lmstream.backends.base import BackendContext
 from lmstream.backends.upstream import (
+    SSEWire,
     UpstreamBackend,
     UpstreamUnavailable,
-    drain,
+    WireDecoder,
     error_message,
     parse_json,
-    sse_events,
+    text_of,
 )
 from lmstream.errors import UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest
+from lmstream.request import ChatRequest, Message
 from lmstream.settings import ModelConfig
 
 __all__ = ["ChunkDecoder", "OpenAIBackend", "request_body"]
@@ -41,8 +38,18 @@ __all__ = ["ChunkDecoder", "OpenAIBackend", "request_body"]
 _FINISH: dict[str, FinishReason] = {"length": "length"}
 
 
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or content parts when the message carries images (as data URLs)."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": i.data_url}} for i in message.images]
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return parts
+
+
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages = [{"role": m.role, "content": _content(m)} for m in request.messages]
     if request.raw_prompt is not None:
         messages = [{"role": "user", "content": request.raw_prompt}]
     body: dict[str, Any] = {
@@ -74,14 +81,15 @@ class ChunkDecoder:
         self.stop_sequence: str | None = None
         self.usage: Usage | None = None
 
-    def feed(self, data: str) -> list[Event]:
-        if data.strip() == "[DONE]":
+    def feed(self, data: str | bytes) -> list[Event]:
+        if data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
             return self.end(done_marker=True)
         chunk = parse_json(data, self.kind)
         if not isinstance(chunk, dict):
-            raise UpstreamError(f"the openai upstream sent an unexpected payload: {data[:200]}")
+            raise UpstreamError(f"the openai upstream sent an unexpected payload: {text_of(data)}")
         if chunk.get("error"):
-            raise UpstreamError(f"the openai upstream failed: {error_message(data.encode(), 'error')}")
+            raw = data if isinstance(data, bytes) else data.encode()
+            raise UpstreamError(f"the openai upstream failed: {error_message(raw, 'error')}")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
@@ -123,15 +131,6 @@ class OpenAIBackend(UpstreamBackend):
             headers["authorization"] = f"Bearer {self.config.api_key}"
         return request_body(request, self.config.model), headers
 
-    async def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        decoder = ChunkDecoder()
-        async with aclosing(sse_events(response)) as events:
-            async for _, data in events:
-                for event in decoder.feed(data):
-                    if isinstance(event, Done):
-                        await drain(events)  # so the pooled connection is reused
-                        yield event
-                        return
-                    yield event
-        for event in decoder.end():
-            yield event
+    def decoder(self) -> WireDecoder:
+        chunks = ChunkDecoder()
+        return SSEWire(lambda _, data: chunks.feed(data), chunks.end)

@@ -61,6 +61,7 @@ class ScriptedBackend:
             context_window=self.context_window,
             aliases=tuple(config.aliases),
             details={"family": "scripted"},
+            supports_images=bool(config.supports_images),
         )
         self.tokens_generated = 0
         self.active = 0

@@ -2,7 +2,7 @@
 
 Each upstream kind subclasses :class:`UpstreamBackend` and says only what is specific
 to its wire format: the request (``build``) and how the response becomes internal
-events (``decode``, a thin loop over a pure payload fold). Everything else is here,
+events (``decoder``: framing over a pure payload fold). Everything else is here,
 once::
 
     open(request)
@@ -12,9 +12,11 @@ once::
       │             other 4xx ─► UpstreamError(upstream's message; 400/404/413/422 keep
       │                          their status, 401/403 are our credentials: 502)
       └─ returns the event stream (the hub drains it in the generation task)
-           decode(response) under first_token_timeout, then token_timeout per event
+           response.receive() under first_token_timeout, then token_timeout per read;
+           the kind's WireDecoder: bytes -> framing -> payload fold -> events
            StopMatcher: a stop string the upstream leaked never reaches the client
            usage from the upstream, else estimated
+           at the end: the rest of the body drained (≤ 50 ms) so the connection is reused
            finally: response.aclose()  ◄── hub cancels (client gone): upstream sees it
 
 Deliberate choices:
@@ -26,13 +28,17 @@ Deliberate choices:
   the dialect's error event).
 * Retries happen only while nothing has been received: a stream that breaks after a
   token is an error, never a replay (no token is sent twice).
-* Timeouts are ``asyncio`` deadlines around each step, not httpx read timeouts, so the
-  first-token budget covers the wait for headers and prompt processing.
+* Timeouts are ``asyncio`` deadlines around each step, not the HTTP client's read
+  timeouts, so the first-token budget covers the wait for headers and prompt processing.
+* The HTTP client is a seam (``backends/transport.py``: post, receive bytes, release):
+  lmstream's own (``lmstream.httpclient``) in the app, an ``httpx.AsyncClient`` where a
+  caller hands one (tests mock upstreams at httpx's transport).
 * Streams are requested with ``Accept-Encoding: identity``: a compressing upstream or
   proxy would buffer the tokens.
-* SSE is decoded by httpx-sse (``EventSource.aiter_sse`` over httpx's incremental UTF-8
-  text decoding); NDJSON by :class:`NdjsonDecoder`, which splits bytes before decoding
-  them. Both survive an event split at any byte.
+* Bodies are decoded as bytes (``backends/framing.py``: ``SSEDecoder``, ``NdjsonDecoder``)
+  and only whole frames reach the kinds' payload folds; both survive a split at any byte.
+  A kind says how with ``decoder()``: a :class:`WireDecoder` (``feed(bytes)``, ``end()``),
+  usually :class:`SSEWire` or :class:`NdjsonWire` over its pure fold.
 
 Per-model ``options`` (all optional): ``headers`` (extra request headers),
 ``connect_timeout``, ``first_token_timeout``, ``token_timeout`` (default: Settings),
@@ -43,18 +49,25 @@ Per-model ``options`` (all optional): ``headers`` (extra request headers),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from http import HTTPStatus
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
-from httpx_sse import EventSource, SSEError
 
 from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
+from lmstream.backends.framing import NdjsonDecoder, SSEDecoder
+from lmstream.backends.transport import (
+    TransportError,
+    UpstreamClient,
+    UpstreamResponse,
+    as_client,
+    ndjson_lines,
+    sse_events,
+)
 from lmstream.errors import LmstreamError, Overloaded, UpstreamError, UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.request import ChatRequest
@@ -63,22 +76,27 @@ from lmstream.text import StopMatcher
 
 __all__ = [
     "NdjsonDecoder",
+    "NdjsonWire",
+    "SSEWire",
     "UpstreamBackend",
     "UpstreamConfig",
     "UpstreamUnavailable",
-    "drain",
+    "WireDecoder",
     "error_message",
     "is_retryable",
     "ndjson_lines",
     "parse_json",
     "sse_events",
     "status_error",
+    "text_of",
 ]
 
 log = logging.getLogger("lmstream.upstream")
 
 DEFAULT_STATUS_WAIT = 2.0
+DRAIN_SECONDS = 0.05
 _MAX_BACKOFF = 2.0
+_MAX_ERROR_BODY = 64 * 1024
 # 4xx statuses that describe our client's request, so they are passed on as they are;
 # any other upstream status (401/403: our credentials, 5xx) is a 502 to our client.
 _CLIENT_STATUSES = frozenset({400, 404, 413, 422})
@@ -86,9 +104,6 @@ _CLIENT_STATUSES = frozenset({400, 404, 413, 422})
 
 class UpstreamUnavailable(UpstreamError):
     """The upstream could not be reached, failed with a 5xx, or broke its stream: retryable."""
-
-
-DRAIN_SECONDS = 0.05
 
 
 def is_retryable(exc: LmstreamError) -> bool:
@@ -117,9 +132,16 @@ def error_message(body: bytes, fallback: str) -> str:
     return fallback
 
 
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
 def status_error(kind: str, status: int, body: bytes, retry_after: str | None = None) -> LmstreamError:
     """One upstream HTTP error status → our exception (see the module docstring)."""
-    message = error_message(body, httpx.codes.get_reason_phrase(status) or "error")
+    message = error_message(body, _reason(status))
     text = f"the {kind} upstream answered {status}: {message}"
     if status in (429, 503):
         seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
@@ -132,65 +154,69 @@ def status_error(kind: str, status: int, body: bytes, retry_after: str | None = 
     return error
 
 
+def text_of(data: str | bytes, limit: int = 200) -> str:
+    """The start of a payload, for an error message."""
+    return (data if isinstance(data, str) else data[: limit * 4].decode("utf-8", "replace"))[:limit]
+
+
 def parse_json(text: str | bytes, kind: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"the {kind} upstream sent malformed JSON ({exc}): {str(text)[:200]}") from None
+        raise UpstreamError(f"the {kind} upstream sent malformed JSON ({exc}): {text_of(text)}") from None
 
 
-class NdjsonDecoder:
-    """Bytes in, whole lines out. Lines are split as bytes and only then decoded, so a
-    character cut between two reads is never garbled."""
+class WireDecoder(Protocol):
+    """A response body's bytes in, internal events out (a kind's framing and payload fold).
 
-    def __init__(self, max_line: int = 1 << 20) -> None:
-        self._buffer = bytearray()
-        self._max_line = max_line
+    Events go into the caller's ``out`` list, so the events decoded before an in-band
+    error (raised as ``LmstreamError``) are still delivered, in order, before it.
+    """
 
-    def feed(self, data: bytes) -> list[str]:
-        self._buffer += data
-        if b"\n" not in data:
-            if len(self._buffer) > self._max_line:
-                raise UpstreamError(f"the upstream sent a line longer than {self._max_line} bytes")
-            return []
-        *complete, rest = self._buffer.split(b"\n")
-        self._buffer = bytearray(rest)
-        return [line.decode("utf-8", "replace") for line in (c.strip() for c in complete) if line]
+    def feed(self, data: bytes, out: list[Event]) -> None: ...
 
-    def flush(self) -> list[str]:
-        rest, self._buffer = bytes(self._buffer).strip(), bytearray()
-        return [rest.decode("utf-8", "replace")] if rest else []
+    def end(self, out: list[Event]) -> None:
+        """The body ended without the kind's end marker: the closing events, or raise."""
+        ...
 
 
-async def ndjson_lines(response: httpx.Response) -> AsyncGenerator[str, None]:
-    decoder = NdjsonDecoder()
-    async for chunk in response.aiter_bytes():
-        for line in decoder.feed(chunk):
-            yield line
-    for line in decoder.flush():
-        yield line
+class SSEWire:
+    """SSE framing over a fold of ``(event name, data)``."""
+
+    __slots__ = ("_end", "_fold", "_sse")
+
+    def __init__(self, fold: Callable[[str, bytes], list[Event]], end: Callable[[], list[Event]]) -> None:
+        self._sse = SSEDecoder()
+        self._fold = fold
+        self._end = end
+
+    def feed(self, data: bytes, out: list[Event]) -> None:
+        for name, payload in self._sse.feed(data):
+            out += self._fold(name, payload)
+
+    def end(self, out: list[Event]) -> None:
+        out += self._end()
 
 
-async def drain(rest: AsyncIterator[object], seconds: float = DRAIN_SECONDS) -> None:
-    """Read what follows the upstream's end marker (usually just the end of the chunked
-    body, in the same packet) so httpx hands the connection back to its pool; a response
-    closed half-read costs a new TCP connection on the next request. Bounded: an
-    upstream that keeps the body open is cut off, as before."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(seconds):
-            async for _ in rest:
-                pass
+class NdjsonWire:
+    """NDJSON framing over a fold of one line."""
 
+    __slots__ = ("_end", "_fold", "_lines")
 
-async def sse_events(response: httpx.Response) -> AsyncGenerator[tuple[str, str], None]:
-    """(event name, data) of each SSE event with data; comments and empty events skipped."""
-    events = EventSource(response).aiter_sse()
-    try:
-        async for sse in events:
-            if sse.data:
-                yield sse.event, sse.data
-    finally:
-        await events.aclose()
+    def __init__(self, fold: Callable[[bytes], list[Event]], end: Callable[[], list[Event]]) -> None:
+        self._lines = NdjsonDecoder()
+        self._fold = fold
+        self._end = end
+
+    def feed(self, data: bytes, out: list[Event]) -> None:
+        for line in self._lines.feed_bytes(data):
+            out += self._fold(line)
+
+    def end(self, out: list[Event]) -> None:
+        for line in self._lines.flush():
+            out += self._fold(line.encode())
+        if not any(isinstance(event, Done) for event in out):
+            out += self._end()
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +278,7 @@ class _Budget:
 
 @dataclass(slots=True)
 class _Sent:
-    response: httpx.Response
+    response: UpstreamResponse
     sent_at: float  # loop time the request went out (the first-token clock)
 
 
@@ -267,6 +293,8 @@ async def _settle(pending: asyncio.Future[_Sent]) -> None:
 class _Stream:
     """One generation's ``EventStream``. ``aclose()`` also stops the upstream request
     when the stream is closed without ever being iterated."""
+
+    __slots__ = ("_events", "_pending")
 
     def __init__(self, events: AsyncGenerator[Event, None], pending: asyncio.Future[_Sent]) -> None:
         self._events = events
@@ -287,14 +315,14 @@ class _Stream:
 
 class UpstreamBackend:
     """An upstream server as a ``Backend``. Subclasses set ``kind``, ``path``, and
-    implement ``build`` (body and headers) and ``decode`` (response → events)."""
+    implement ``build`` (body and headers) and ``decoder`` (bytes → events)."""
 
     kind: ClassVar[str]
     path: ClassVar[str]
 
     def __init__(self, config: ModelConfig, context: BackendContext) -> None:
         self.config = UpstreamConfig.from_model(self.kind, config, context)
-        self.http = context.http
+        self.http: UpstreamClient = as_client(context.http)
         self.url = self.config.base_url + self.path
         self.info = ModelInfo(
             name=config.name,
@@ -303,6 +331,7 @@ class UpstreamBackend:
             aliases=tuple(config.aliases),
             owned_by=urlsplit(self.config.base_url).netloc,
             details={"family": self.kind, "upstream": self.config.base_url, "upstream_model": self.config.model},
+            supports_images=True if config.supports_images is None else config.supports_images,
         )
         self.active = 0
         self.tokens_generated = 0
@@ -313,8 +342,9 @@ class UpstreamBackend:
         """The JSON body and the headers (credentials included) of the upstream request."""
         raise NotImplementedError
 
-    def decode(self, response: httpx.Response) -> AsyncGenerator[Event, None]:
-        """TextDelta* Usage? Done from a 2xx response; raises LmstreamError on in-band errors."""
+    def decoder(self) -> WireDecoder:
+        """A fresh decoder for one 2xx response: TextDelta* Usage? Done; raises
+        LmstreamError on in-band errors."""
         raise NotImplementedError
 
     # The Backend protocol ------------------------------------------------------------
@@ -355,28 +385,26 @@ class UpstreamBackend:
         body, headers = self.build(request)
         content = orjson.dumps(body)
         headers = {"content-type": "application/json", "accept-encoding": "identity", **self.config.headers, **headers}
-        timeout = httpx.Timeout(None, connect=self.config.connect_timeout, pool=self.config.connect_timeout)
         loop = asyncio.get_running_loop()
         while True:
             sent_at = loop.time()
-            http_request = self.http.build_request("POST", self.url, content=content, headers=headers, timeout=timeout)
             error: LmstreamError
             try:
                 async with asyncio.timeout(self.config.first_token_timeout):
-                    response = await self.http.send(http_request, stream=True)
-                    if response.status_code < 400:
+                    response = await self.http.post(self.url, content, headers, connect_timeout=self.config.connect_timeout)
+                    if response.status < 400:
                         return _Sent(response, sent_at)
                     try:
-                        raw = await response.aread()
+                        raw = await response.read()
                     finally:
                         await response.aclose()
-                error = status_error(self.kind, response.status_code, raw, response.headers.get("retry-after"))
+                error = status_error(self.kind, response.status, raw[:_MAX_ERROR_BODY], response.header("retry-after"))
             except TimeoutError:
                 raise UpstreamTimeout(
                     f"the {self.kind} upstream at {self.url} did not answer within "
                     f"{self.config.first_token_timeout:g}s"
                 ) from None
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 error = UpstreamUnavailable(f"cannot reach the {self.kind} upstream at {self.url}: {exc or type(exc).__name__}")
             backoff = budget.take() if is_retryable(error) else None
             if backoff is None:
@@ -384,18 +412,13 @@ class UpstreamBackend:
             log.warning("%s; retrying in %.2fs", error.message, backoff)
             await asyncio.sleep(backoff)  # backoff policy, not a signal
 
-    async def _next(self, events: AsyncGenerator[Event, None], deadline: float, what: str) -> Event | None:
+    async def _receive(self, response: UpstreamResponse, deadline: float, what: str) -> bytes:
         try:
-            async with asyncio.timeout_at(deadline):
-                return await anext(events, None)
+            return await response.receive(deadline)  # the client keeps one timer, not one per read
         except TimeoutError:
             raise UpstreamTimeout(f"the {self.kind} upstream sent no {what} in time") from None
-        except httpx.RequestError as exc:
-            raise UpstreamUnavailable(
-                f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}"
-            ) from None
-        except SSEError as exc:
-            raise UpstreamError(f"the {self.kind} upstream did not send an event stream: {exc}") from None
+        except TransportError as exc:
+            raise UpstreamUnavailable(f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}") from None
 
     async def _generate(
         self, request: ChatRequest, pending: asyncio.Future[_Sent], budget: _Budget
@@ -408,45 +431,55 @@ class UpstreamBackend:
         try:
             sent = await pending
             while True:
-                events = self.decode(sent.response)
+                response, decoder = sent.response, self.decoder()
                 try:
                     while True:
                         if received:
                             deadline, what = loop.time() + self.config.token_timeout, "token"
                         else:
                             deadline, what = sent.sent_at + self.config.first_token_timeout, "first token"
-                        event = await self._next(events, deadline, what)
-                        if event is None:
-                            raise UpstreamUnavailable(f"the {self.kind} upstream ended its stream before it was done")
-                        if isinstance(event, TextDelta):
-                            received += 1
-                            self.tokens_generated += 1
-                            emit, hit = matcher.feed(event.text)
-                            if emit:
-                                yield TextDelta(emit)
-                            if hit is not None:
+                        data = await self._receive(response, deadline, what)
+                        events: list[Event] = []
+                        failure: LmstreamError | None = None
+                        try:
+                            decoder.feed(data, events) if data else decoder.end(events)
+                        except LmstreamError as exc:  # after the events before it
+                            failure = exc
+                        for event in events:
+                            if isinstance(event, TextDelta):
+                                received += 1
+                                self.tokens_generated += 1
+                                emit, hit = matcher.feed(event.text)
+                                if emit:
+                                    yield TextDelta(emit)
+                                if hit is not None:
+                                    yield usage or self._estimate(request, received)
+                                    yield Done("stop_sequence", stop_sequence=hit)
+                                    return
+                            elif isinstance(event, Usage):
+                                usage = event
+                            elif isinstance(event, Done):
+                                await response.drain(DRAIN_SECONDS)  # so the connection is reused
+                                tail = matcher.flush()
+                                if tail:
+                                    yield TextDelta(tail)
                                 yield usage or self._estimate(request, received)
-                                yield Done("stop_sequence", stop_sequence=hit)
+                                yield event
                                 return
-                        elif isinstance(event, Usage):
-                            usage = event
-                        elif isinstance(event, Done):
-                            tail = matcher.flush()
-                            if tail:
-                                yield TextDelta(tail)
-                            yield usage or self._estimate(request, received)
-                            yield event
-                            return
-                        else:
-                            yield event
+                            else:  # e.g. a tool call's deltas: content too, never replayed by a retry
+                                received += 1
+                                yield event
+                        if failure is not None:
+                            raise failure
+                        if not data:
+                            raise UpstreamUnavailable(f"the {self.kind} upstream ended its stream before it was done")
                 except LmstreamError as exc:
                     backoff = None if received or not is_retryable(exc) else budget.take()
                     if backoff is None:
                         raise
                     log.warning("%s; retrying in %.2fs", exc.message, backoff)
                 finally:
-                    await events.aclose()
-                    await sent.response.aclose()
+                    await response.aclose()
                 await asyncio.sleep(backoff)  # backoff policy, not a signal
                 sent = await self._send(request, budget)
         finally:
@@ -456,4 +489,3 @@ class UpstreamBackend:
     def _estimate(self, request: ChatRequest, completion_tokens: int) -> Usage:
         prompt = request.raw_prompt if request.raw_prompt is not None else "\n".join(m.content for m in request.messages)
         return Usage(self.count_tokens(prompt), completion_tokens)
-

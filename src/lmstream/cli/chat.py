@@ -143,6 +143,8 @@ def run_turn(client: Client, body: dict[str, Any], printer: Printer) -> TurnResu
                     turn.stopped = event.data.get("finish_reason") == "cancelled"
                 elif event.event == "error":
                     turn.error = event.data
+                elif event.event == "warning":  # e.g. the answer is not being kept
+                    note(str(event.data.get("message", "warning")))
     except KeyboardInterrupt:
         turn.stopped = True
         if turn.stream_id is not None:

@@ -22,8 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lmstream.access import key_json, make_key
-from lmstream.access.keys import expiry_in
+from lmstream.access.keys import MAX_EXPIRES_IN, MAX_LIMIT, expiry_in
 from lmstream.cli.chat import fail
+from lmstream.errors import StoreUnavailable
 from lmstream.settings import load_settings
 from lmstream.store import build_store
 from lmstream.store.base import now
@@ -52,7 +53,10 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text)
     if not match:
         raise typer.BadParameter(f"not a duration: {text!r} (try 30d, 12h, 15m)")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_EXPIRES_IN:
+        raise typer.BadParameter(f"{text!r} is more than a century: leave --expires out for a key that never expires")
+    return seconds
 
 
 def _with_store(config: Path | None, data_dir: Path | None, work: Callable[[KeyStore], Awaitable[T]]) -> T:
@@ -71,7 +75,10 @@ def _with_store(config: Path | None, data_dir: Path | None, work: Callable[[KeyS
         finally:
             await store.aclose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except StoreUnavailable as exc:  # unreachable, damaged (read-only, or refused)
+        raise fail(exc.message) from None
 
 
 def _print_json(value: Any) -> None:
@@ -85,9 +92,9 @@ def create(
     admin: Annotated[bool, typer.Option("--admin", help="Sees everyone's; may manage keys.")] = False,
     models: Annotated[str | None, typer.Option(help="Comma-separated models it may use [all].")] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime: 30d, 12h, 15m [never].")] = None,
-    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="Streams per minute [server default].")] = None,
-    concurrent: Annotated[int | None, typer.Option(min=1, help="Streams at once [server default].")] = None,
-    tpm: Annotated[int | None, typer.Option("--tpm", min=1, help="Tokens per minute [server default].")] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, max=MAX_LIMIT, help="Streams per minute [server default].")] = None,
+    concurrent: Annotated[int | None, typer.Option(min=1, max=MAX_LIMIT, help="Streams at once [server default].")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=1, max=MAX_LIMIT, help="Tokens per minute [server default].")] = None,
     json_: JsonOption = False,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,

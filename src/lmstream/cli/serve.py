@@ -1,4 +1,4 @@
-"""``lmstream serve``: run the server (uvicorn, uvloop, httptools)."""
+"""``lmstream serve``: run the server (uvicorn, uvloop, httptools; ``lmstream.server``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from lmstream.errors import StoreUnavailable
 from lmstream.settings import Settings, load_settings
 
 __all__ = ["register", "run_server", "tune_gc"]
@@ -41,19 +42,25 @@ def _stored_keys(settings: Settings) -> bool:
         return False
 
     async def check() -> bool:
-        await store.open()
         try:
-            return await store.has_keys()
-        finally:
-            await store.aclose()
+            await store.open()
+            try:
+                return await store.has_keys()
+            finally:
+                await store.aclose()
+        except StoreUnavailable as exc:  # damaged and refused, unreachable: never "no keys"
+            raise typer.BadParameter(
+                f"cannot tell whether the store holds API keys ({exc.message}); set keys in the "
+                "configuration, or mend the store",
+                param_hint="--host",
+            ) from None
 
     return asyncio.run(check())
 
 
 def run_server(settings: Settings) -> None:
-    import uvicorn
-
     from lmstream.http.app import create_app
+    from lmstream.server import serve
 
     try:
         keys = settings.all_api_keys()
@@ -70,18 +77,15 @@ def run_server(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    access = logging.getLogger("lmstream.access")  # its lines are JSON objects already
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(app, settings)  # uvicorn with the connection protections (lmstream.server)
 
 
 def register(app: typer.Typer) -> None:

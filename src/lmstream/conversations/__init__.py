@@ -65,7 +65,7 @@ class ConversationsExtension:
         store = app.store
         if store is not None:
             self.store = store
-            interrupted = await store.interrupt_streaming()
+            interrupted = 0 if store.health.read_only else await store.interrupt_streaming()
             if interrupted:
                 log.warning("%d answer(s) left streaming by a previous run marked interrupted", interrupted)
         fastpath = None

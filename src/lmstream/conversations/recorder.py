@@ -20,6 +20,13 @@ to the last flush, still "streaming"; the next start marks it "interrupted".
 ``WriteQueue.sync()`` is the read-your-writes barrier: a read that awaits it sees
 every write queued before it (a client that got a ``done`` event and then asks for
 the conversation sees the final message).
+
+An answer that is not being kept says so to its client: a ``warning`` event
+(``Custom("warning", {"code": "not_stored", "message"})``, which the native dialect
+sends as ``event: warning``) as the answer starts when the store is read-only or its
+last write failed, or as soon as one of the answer's own writes fails (a full disk).
+The answer itself streams on. A failure of the very last write, after ``done``, can
+only show in ``/health``, ``/metrics`` and the log.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lmstream.events import CancelReason, Done, Error, Event, Sources, Started, TextDelta
+from lmstream.events import CancelReason, Custom, Done, Error, Event, Sources, Started, TextDelta
 from lmstream.hub import RunningStream
 from lmstream.store.base import (
     Conversation,
@@ -41,7 +48,7 @@ from lmstream.store.base import (
     now,
 )
 
-__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "Recorder", "Turn", "WriteQueue", "final_status"]
+__all__ = ["FLUSH_INTERVAL", "FLUSH_TOKENS", "Recorder", "Turn", "WriteQueue", "final_status", "not_stored"]
 
 log = logging.getLogger("lmstream.conversations")
 
@@ -71,6 +78,11 @@ class _Flushes:
     at: float = field(default_factory=time.monotonic)
     unflushed: int = 0
     count: int = 0
+
+
+def not_stored(message: str) -> Custom:
+    """The event that tells a client its answer is not being kept."""
+    return Custom("warning", {"code": "not_stored", "message": message})
 
 
 def final_status(event: Done | Error) -> MessageStatus:
@@ -140,14 +152,20 @@ class Recorder:
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
         self._streaming: dict[str, _Flushes] = {}  # generation id -> bookkeeping
+        self._warned: set[str] = set()  # generations told their answer is not kept
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         match event:
             case Started():
                 turn = generation.request.attachment(Turn)
                 if turn is not None:
+                    health = self.store.health
+                    if not health.keeping:
+                        self._warn(generation, health.why_not_kept())
+                    if health.read_only:
+                        return  # nothing can be written: no bookkeeping, no writes
                     self._streaming[generation.id] = _Flushes(turn)
-                    self.writes.submit(lambda: self._begin(turn, generation))
+                    self.writes.submit(self._guarded(generation, lambda: self._begin(turn, generation)))
             case TextDelta():
                 flushes = self._streaming.get(generation.id)
                 if flushes is None:
@@ -168,11 +186,35 @@ class Recorder:
                 if done is None:
                     return
                 status = final_status(event)
+                self._warned.discard(generation.id)
                 self.writes.submit(lambda: self._finish(done.turn, generation, status))
                 if self.on_finished is not None:
                     self.on_finished(done.turn, generation, status)
             case _:
                 pass
+
+    def _guarded(self, generation: RunningStream, write: Write) -> Write:
+        """``write``, telling the client when it fails while the answer still streams."""
+
+        async def run() -> object:
+            try:
+                return await write()
+            except Exception as exc:
+                self._warn(generation, f"this answer is not being kept: {exc}")
+                raise
+
+        return run
+
+    def _warn(self, generation: RunningStream, message: str) -> None:
+        if generation.finished or generation.id in self._warned:
+            return
+        self._warned.add(generation.id)
+        # Not from inside on_event (the generation is recording an event): next loop turn.
+        asyncio.get_running_loop().call_soon(self._tell, generation, message)
+
+    def _tell(self, generation: RunningStream, message: str) -> None:
+        if not generation.finished:
+            generation.emit(not_stored(message))
 
     def _flush(self, flushes: _Flushes, generation: RunningStream, *, with_sources: bool = False) -> None:
         completion = generation.completion
@@ -183,7 +225,7 @@ class Recorder:
         sources = completion.sources if with_sources else None
         update = MessageUpdate(content=completion.text, status="streaming", sources=sources)
         assistant_id = flushes.turn.assistant_id
-        self.writes.submit(lambda: self.store.update_message(assistant_id, update))
+        self.writes.submit(self._guarded(generation, lambda: self.store.update_message(assistant_id, update)))
 
     async def _begin(self, turn: Turn, generation: RunningStream) -> None:
         if turn.create is not None:

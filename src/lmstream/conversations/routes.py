@@ -52,6 +52,7 @@ from lmstream.store.base import Conversation, StoredMessage, new_id, now
 __all__ = ["ConversationRoutes", "conversation_json", "message_json", "render_markdown"]
 
 MAX_LIMIT = 100
+MAX_QUERY = 200  # characters of `q` (SQLite refuses LIKE patterns past 50,000 with a 500)
 
 
 class NewConversation(BaseModel):
@@ -119,6 +120,13 @@ def render_markdown(c: Conversation, messages: list[StoredMessage]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _query(request: Request) -> str | None:
+    query = request.query_params.get("q") or None
+    if query is not None and len(query) > MAX_QUERY:
+        raise BadRequest(f"`q` may have at most {MAX_QUERY} characters, got {len(query)}", param="q")
+    return query
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "20")
     try:
@@ -159,7 +167,7 @@ class ConversationRoutes:
         page = await store.list_conversations(
             limit=_limit(request),
             cursor=request.query_params.get("cursor") or None,
-            query=request.query_params.get("q") or None,
+            query=_query(request),
             owner=owner_filter(principal_of(request)),
         )
         return JSON({"data": [conversation_json(c) for c in page.data], "next_cursor": page.next_cursor})

@@ -11,7 +11,8 @@ Blocks follow the internal content blocks in order (renumbered 0, 1, ... on the 
 text blocks carry ``text_delta``s, tool calls are ``tool_use`` blocks carrying
 ``input_json_delta``s. An answer with no content still has one (empty) text block.
 
-Deliberate choices: only text blocks are read from ``system`` and ``content``;
+Deliberate choices: only text blocks are read from ``system``, text and ``image``
+blocks (base64 sources only, ``dialects/images.py``) from ``content``;
 ``message_start`` carries the prompt's tokens as the backend counts them
 (``count_prompt_tokens``: the chat template or transcript included), and
 ``message_delta`` the final ``input_tokens`` and ``output_tokens``, which the SDK takes
@@ -28,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
 from lmstream.dialects.common import dumps, parse_body, sse
-from lmstream.errors import LmstreamError
+from lmstream.dialects.images import from_base64
+from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
     Custom,
@@ -48,7 +50,7 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Message, RequestContext
+from lmstream.request import ChatRequest, Dialect, Image, Message, RequestContext
 
 __all__ = [
     "MessageEncoder",
@@ -65,6 +67,7 @@ class Block(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
     text: str | None = None
+    source: dict[str, Any] | None = None
 
 
 class InputMessage(BaseModel):
@@ -99,12 +102,29 @@ def _text(content: str | list[Block] | None) -> str:
     return "".join(block.text or "" for block in content if block.type == "text")
 
 
+def _images(content: str | list[Block]) -> tuple[Image, ...]:
+    if isinstance(content, str):
+        return ()
+    images = []
+    for block in content:
+        if block.type == "image":
+            source = block.source or {}
+            if source.get("type") != "base64" or not isinstance(source.get("data"), str):
+                raise BadRequest(
+                    "image blocks must carry a base64 source; lmstream does not fetch image URLs",
+                    param="messages",
+                )
+            media_type = source.get("media_type")
+            images.append(from_base64(source["data"], media_type if isinstance(media_type, str) else None, param="messages"))
+    return tuple(images)
+
+
 def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
     messages: list[Message] = []
     system = _text(req.system)
     if system:
         messages.append(Message("system", system))
-    messages.extend(Message(m.role, _text(m.content)) for m in req.messages)
+    messages.extend(Message(m.role, _text(m.content), images=_images(m.content)) for m in req.messages)
     return tuple(messages)
 
 
@@ -264,6 +284,10 @@ def error_type(code: str) -> str:
     return {
         "invalid_request": "invalid_request_error",
         "context_length_exceeded": "invalid_request_error",
+        "payload_too_large": "request_too_large",
+        "unsupported_media_type": "invalid_request_error",
+        "headers_too_large": "invalid_request_error",
+        "request_timeout": "invalid_request_error",
         "unauthorized": "authentication_error",
         "forbidden": "permission_error",
         "not_found": "not_found_error",

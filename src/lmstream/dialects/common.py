@@ -1,4 +1,9 @@
-"""Helpers every dialect shares: JSON in and out, SSE frames, validation errors as ``BadRequest``."""
+"""Helpers every dialect shares: JSON in and out, SSE frames, validation errors as ``BadRequest``.
+
+Bodies are validated strictly (pydantic's strict mode on the parsed JSON): ``true`` is
+not taken as 1 nor ``"5"`` as 5, as the APIs lmstream speaks refuse them too; an integer
+is still a valid number.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ def parse_body(model: type[M], body: bytes) -> M:
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)  # `true` is no number, "5" no integer
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or None

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import ServerSentEvent
 
 from lmstream.dialects.common import dumps, parse_body, sse
+from lmstream.dialects.images import from_data_url
 from lmstream.errors import LmstreamError
 from lmstream.events import (
     Completion,
@@ -45,7 +46,7 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Message, RequestContext
+from lmstream.request import ChatRequest, Dialect, Image, Message, RequestContext
 
 __all__ = [
     "NativeRequest",
@@ -61,6 +62,7 @@ __all__ = [
 class NativeMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
+    images: list[str] = Field(default_factory=list)  # data: URLs
 
 
 class NativeRequest(BaseModel):
@@ -68,6 +70,7 @@ class NativeRequest(BaseModel):
 
     messages: list[NativeMessage] | None = None
     prompt: str | None = None
+    images: list[str] | None = None  # data: URLs, with `prompt`
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
@@ -88,14 +91,18 @@ class NativeRequest(BaseModel):
         return self
 
 
+def _images(urls: list[str] | None) -> tuple[Image, ...]:
+    return tuple(from_data_url(url) for url in urls or ())
+
+
 def parse_request(body: bytes) -> ChatRequest:
     req = parse_body(NativeRequest, body)
     messages: list[Message] = []
     if req.system:
         messages.append(Message("system", req.system))
-    messages.extend(Message(m.role, m.content) for m in req.messages or ())
+    messages.extend(Message(m.role, m.content, images=_images(m.images)) for m in req.messages or ())
     if req.prompt is not None:
-        messages.append(Message("user", req.prompt))
+        messages.append(Message("user", req.prompt, images=_images(req.images)))
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
     return ChatRequest(
         messages=tuple(messages),

@@ -12,8 +12,9 @@ object alone, with the whole answer in it. The last object has ``done: true``,
 
 Deliberate choices: ``options`` keeps ``temperature``, ``top_p``, ``top_k``,
 ``num_predict`` (≤ 0 = no limit), ``stop`` and ``seed``; other options (``num_ctx``,
-...), ``format``, ``keep_alive``, ``think``, ``tools`` and ``images`` are accepted and
-ignored. A request with no messages (or an empty prompt) answers at once with
+...), ``format``, ``keep_alive``, ``think`` and ``tools`` are accepted and ignored;
+``images`` (base64, on a chat message or beside a generate prompt) go to the model
+(``dialects/images.py``). A request with no messages (or an empty prompt) answers at once with
 ``done_reason: "load"``, as Ollama does when asked to load a model. ``prompt_eval_duration``
 is the time to the first token and ``load_duration`` is 0 (models are loaded at start).
 ``/api/generate`` with ``raw`` sends the prompt without a chat template; ``context`` is
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lmstream.backends.base import ModelInfo
 from lmstream.dialects.common import dumps, parse_body
+from lmstream.dialects.images import from_base64
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -53,7 +55,7 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Message, RequestContext
+from lmstream.request import ChatRequest, Dialect, Image, Message, RequestContext
 
 __all__ = [
     "OLLAMA_VERSION",
@@ -77,9 +79,10 @@ Endpoint = Literal["chat", "generate"]
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="allow")
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    # The same bounds as the other dialects (NaN fails every bound).
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
     num_predict: int | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
@@ -89,6 +92,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
+    images: list[str] | None = None
 
 
 class ChatBody(BaseModel):
@@ -104,6 +108,7 @@ class GenerateBody(BaseModel):
     model: str
     prompt: str = ""
     system: str | None = None
+    images: list[str] | None = None
     raw: bool = False
     stream: bool = True
     options: Options | None = None
@@ -133,10 +138,14 @@ def _sampling(options: Options | None) -> dict[str, Any]:
     }
 
 
+def _images(images: list[str] | None) -> tuple[Image, ...]:
+    return tuple(from_base64(data) for data in images or ())
+
+
 def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
     """(request, stream). The request has no messages when the client only wants a load."""
     req = parse_body(ChatBody, body)
-    messages = tuple(Message(m.role, m.content) for m in req.messages)
+    messages = tuple(Message(m.role, m.content, images=_images(m.images)) for m in req.messages)
     request = ChatRequest(messages=messages, model=req.model, context=_CONTEXT, **_sampling(req.options))
     return request, req.stream
 
@@ -147,7 +156,7 @@ def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
     if req.prompt:
         if req.system and not req.raw:
             messages.append(Message("system", req.system))
-        messages.append(Message("user", req.prompt))
+        messages.append(Message("user", req.prompt, images=_images(req.images)))
     request = ChatRequest(
         messages=tuple(messages),
         model=req.model,

@@ -1,7 +1,8 @@
 """OpenAI Chat Completions: ``/v1/chat/completions`` chunks, the completion object, errors.
 
 Deliberate choices: ``n`` > 1 is refused (one model, one answer); content given as
-a list of parts keeps only the text parts; ``finish_reason`` "stop" covers a natural
+a list of parts keeps the text parts and the ``image_url`` parts (data URLs only,
+``dialects/images.py``), other parts are dropped; ``finish_reason`` "stop" covers a natural
 end, a stop sequence and a cancellation; ``max_completion_tokens`` is accepted as the
 newer name of ``max_tokens``.
 """
@@ -16,6 +17,7 @@ from sse_starlette import ServerSentEvent
 
 from lmstream.backends.base import ModelInfo
 from lmstream.dialects.common import dumps, parse_body, sse
+from lmstream.dialects.images import from_data_url
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -36,7 +38,7 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Message, RequestContext
+from lmstream.request import ChatRequest, Dialect, Image, Message, RequestContext
 
 __all__ = [
     "ChunkEncoder",
@@ -52,6 +54,7 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
     text: str | None = None
+    image_url: dict[str, Any] | None = None
 
 
 class ChatMessage(BaseModel):
@@ -90,6 +93,19 @@ def _text(content: str | list[ContentPart] | None) -> str:
     return "".join(part.text or "" for part in content if part.type == "text")
 
 
+def _images(content: str | list[ContentPart] | None) -> tuple[Image, ...]:
+    if not isinstance(content, list):
+        return ()
+    images = []
+    for part in content:
+        if part.type == "image_url":
+            url = (part.image_url or {}).get("url")
+            if not isinstance(url, str):
+                raise BadRequest("an image_url part needs image_url.url", param="messages")
+            images.append(from_data_url(url, param="messages"))
+    return tuple(images)
+
+
 def parse_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     """(request, stream, include_usage)."""
     req = parse_body(ChatCompletionRequest, body)
@@ -99,7 +115,8 @@ def parse_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     if len(stop) > 4:
         raise BadRequest("at most 4 stop sequences are allowed", param="stop")
     messages = tuple(
-        Message("system" if m.role == "developer" else m.role, _text(m.content)) for m in req.messages
+        Message("system" if m.role == "developer" else m.role, _text(m.content), images=_images(m.content))
+        for m in req.messages
     )
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     request = ChatRequest(
@@ -244,6 +261,10 @@ def error_type(code: str) -> str:
         "context_length_exceeded": "invalid_request_error",
         "model_not_found": "invalid_request_error",
         "not_found": "invalid_request_error",
+        "payload_too_large": "invalid_request_error",
+        "unsupported_media_type": "invalid_request_error",
+        "headers_too_large": "invalid_request_error",
+        "request_timeout": "invalid_request_error",
         "unauthorized": "authentication_error",
         "forbidden": "permission_error",
         "rate_limited": "rate_limit_error",

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,15 +24,19 @@ from lmstream.access import build_access
 from lmstream.backends.base import Backend, BackendContext
 from lmstream.backends.registry import get_backend_factory
 from lmstream.conversations import ConversationsExtension
-from lmstream.dialects import anthropic as anthropic_dialect
-from lmstream.dialects import ollama as ollama_dialect
-from lmstream.dialects import openai as openai_dialect
 from lmstream.errors import LmstreamError, NotFound
 from lmstream.http import anthropic, keys, native, ollama, openai, start, web
+from lmstream.http.accesslog import AccessLogExtension
 from lmstream.http.admission import AccessHooks
-from lmstream.http.endpoint import ErrorBody, error_response
+from lmstream.http.bounds import BoundsExtension
+from lmstream.http.endpoint import error_response
 from lmstream.http.extension import Extension
+from lmstream.http.middleware import middleware
+from lmstream.http.openapi import OpenAPIExtension
+from lmstream.http.shapes import error_shape
 from lmstream.http.state import AppState
+from lmstream.http.tracing import TracingExtension, otlp_provider
+from lmstream.httpclient import HTTPClient
 from lmstream.hub import LocalCoordinator, StreamHub
 from lmstream.metrics import MetricsExtension
 from lmstream.rag.extension import DocumentsExtension
@@ -59,7 +62,16 @@ def _build_backends(settings: Settings, context: BackendContext) -> dict[str, Ba
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """What every app installs; settings turn their parts off (``store = "none"``, ...)."""
-    return [MetricsExtension(), ConversationsExtension(settings), DocumentsExtension(settings)]
+    tracing = [TracingExtension(otlp_provider(settings.otlp_endpoint))] if settings.otlp_endpoint else []
+    return [
+        *tracing,
+        BoundsExtension(settings),
+        AccessLogExtension(settings.access_log),
+        MetricsExtension(),
+        ConversationsExtension(settings),
+        DocumentsExtension(settings),
+        OpenAPIExtension(),
+    ]
 
 
 def create_app(settings: Settings, extensions: Sequence[Extension] | None = None) -> Starlette:
@@ -68,10 +80,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.token_timeout, connect=settings.connect_timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
+            http = HTTPClient()  # the upstreams' client (timeouts are per model, per request)
             stack.push_async_callback(http.aclose)
             backends = _build_backends(settings, BackendContext(settings=settings, http=http))
             for backend in backends.values():
@@ -98,6 +107,8 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
                 started_at=time.time(),
                 store=store,
             )
+            if store is not None:
+                state.health.append(store.health)  # /health, /metrics: is it keeping what it is given?
             app.state.lmstream = state
             for extension in installed:
                 await extension.start(state)
@@ -111,13 +122,13 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
 
     async def not_found(request: Request, exc: Exception) -> Response:
         error = NotFound(f"no route {request.method} {request.url.path}")
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         error = LmstreamError(f"method {request.method} not allowed on {request.url.path}")
         error.status_code = 405
         error.code = "method_not_allowed"
-        return error_response(error, _error_shape(request.url.path))
+        return error_response(error, error_shape(request.url.path))
 
     routes: list[BaseRoute] = [*start.routes, *native.routes, *keys.routes, *openai.routes, *anthropic.routes, *ollama.routes]
     for extension in installed:
@@ -126,14 +137,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=middleware(settings),
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
 
-
-def _error_shape(path: str) -> ErrorBody:
-    """Unknown routes answer in the shape the client of that path family parses."""
-    if path.startswith("/api/"):
-        return ollama_dialect.error_body
-    if path.startswith("/v1/messages"):
-        return anthropic_dialect.error_body
-    return openai_dialect.error_body

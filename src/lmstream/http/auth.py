@@ -20,10 +20,10 @@ from lmstream.access import Principal
 from lmstream.errors import Unauthorized
 from lmstream.http.state import app_state
 
-__all__ = ["TokenScope", "authenticate", "presented_key", "principal_of"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "TokenScope", "authenticate", "presented_key", "principal_of"]
 
 TokenScope = Callable[[Request], str]
-_SCOPE_KEY = "lmstream.principal"
+PRINCIPAL_SCOPE_KEY = "lmstream.principal"  # where the principal is kept (the access log reads it)
 
 
 def presented_key(request: Request) -> str | None:
@@ -53,13 +53,13 @@ async def authenticate(request: Request, token_scope: TokenScope | None = None) 
                 "an EventSource uses the token in the stream's `events_url`"
             )
         principal = await access.authenticate(key)
-    request.scope[_SCOPE_KEY] = principal
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal
     return principal
 
 
 def principal_of(conn: HTTPConnection) -> Principal:
     """The principal ``authenticate`` found for this request."""
-    principal = conn.scope.get(_SCOPE_KEY)
+    principal = conn.scope.get(PRINCIPAL_SCOPE_KEY)
     if not isinstance(principal, Principal):
         raise RuntimeError("principal_of() on a request that was not authenticated (a public route?)")
     return principal

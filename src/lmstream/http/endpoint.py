@@ -1,7 +1,8 @@
 """``endpoint``: the wrapper every route goes through.
 
 It authenticates the request (unless the route is public; ``token_scope``: the URL
-token this route accepts instead of a key, see ``http/auth.py``) and turns any
+token this route accepts instead of a key, see ``http/auth.py``), checks the body's
+media type (JSON unless the route says otherwise; ``http/media.py``), and turns any
 ``LmstreamError`` raised before the response starts into the dialect's error shape and
 HTTP status (429 and 503 with ``Retry-After``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from lmstream.errors import LmstreamError, Overloaded, RateLimited
 from lmstream.http.auth import TokenScope, authenticate
+from lmstream.http.media import JSON_TYPES, require_media_type
 from lmstream.http.streaming import JSON
 
 __all__ = ["ErrorBody", "Handler", "endpoint", "error_response"]
@@ -38,7 +40,11 @@ def error_response(exc: LmstreamError, body: ErrorBody) -> Response:
 
 
 def endpoint(
-    body: ErrorBody, *, public: bool = False, token_scope: TokenScope | None = None
+    body: ErrorBody,
+    *,
+    public: bool = False,
+    token_scope: TokenScope | None = None,
+    media_types: Collection[str] = JSON_TYPES,
 ) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -46,6 +52,7 @@ def endpoint(
             try:
                 if not public:
                     await authenticate(request, token_scope)
+                require_media_type(request, media_types)
                 return await handler(request)
             except LmstreamError as exc:
                 return error_response(exc, body)

@@ -23,7 +23,7 @@ Keys from the configuration are not listed (they live in the configuration).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lmstream.access import START_SCOPE, Principal, key_json, make_key
-from lmstream.access.keys import expiry_in
+from lmstream.access.keys import MAX_EXPIRES_IN, MAX_LIMIT, expiry_in
 from lmstream.dialects import native
 from lmstream.dialects.common import parse_body
 from lmstream.errors import BadRequest, Forbidden, NotFound
@@ -47,12 +47,17 @@ __all__ = ["routes"]
 MAX_TOKEN_TTL = 3600
 
 
+MAX_MODELS = 256
+
+ModelName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class NewLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_minute: int | None = Field(None, ge=1)
-    concurrent_streams: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
+    requests_per_minute: int | None = Field(None, ge=1, le=MAX_LIMIT)
+    concurrent_streams: int | None = Field(None, ge=1, le=MAX_LIMIT)
+    tokens_per_minute: int | None = Field(None, ge=1, le=MAX_LIMIT)
 
 
 class NewKey(BaseModel):
@@ -61,8 +66,8 @@ class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"\S")
     owner: str | None = Field(None, min_length=1, max_length=100, pattern=r"\S")
     admin: bool = False
-    models: list[str] | None = None
-    expires_in: int | None = Field(None, ge=60, description="Seconds until the key expires.")
+    models: list[ModelName] | None = Field(None, max_length=MAX_MODELS)
+    expires_in: int | None = Field(None, ge=60, le=MAX_EXPIRES_IN, description="Seconds until the key expires.")
     limits: NewLimits = Field(default_factory=NewLimits)
 
 

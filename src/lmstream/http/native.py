@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from lmstream.access import Principal, stream_scope, visible_to
 from lmstream.dialects import native
-from lmstream.errors import BadRequest, NotFound
+from lmstream.errors import BadRequest, NotFound, StoreUnavailable
 from lmstream.events import CancelReason, Done, Event, Started
 from lmstream.http.admission import start_stream
 from lmstream.http.auth import principal_of
@@ -26,7 +26,7 @@ from lmstream.http.state import AppState, app_state
 from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
 from lmstream.hub import ReplayGone, StreamHandle
 
-__all__ = ["Encoder", "events_url", "routes", "visible_stream"]
+__all__ = ["Encoder", "events_url", "resume_point", "routes", "visible_stream"]
 
 Encoder = Callable[[int, Event], list[Frame]]
 
@@ -95,21 +95,33 @@ async def create_stream(request: Request) -> Response:
     )
 
 
-def _last_event_id(request: Request) -> int:
+def _last_event_id(request: Request, latest: int) -> int:
+    """The event to resume after: -1 (from the start) up to ``latest``, the last one sent."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return -1
     try:
-        return int(raw)
+        after = int(raw)
     except ValueError:
-        raise BadRequest(f"Last-Event-ID must be an event number, got {raw!r}") from None
+        raise BadRequest(f"Last-Event-ID must be an event number, got {raw!r}", param="last_event_id") from None
+    return resume_point(after, latest)
+
+
+def resume_point(after: int, latest: int) -> int:
+    """``after`` if it is -1 (from the start) or an event sent so far (up to ``latest``)."""
+    if not -1 <= after <= latest:
+        raise BadRequest(
+            f"Last-Event-ID {after} is not an event of this stream (its events are 0 to {latest})",
+            param="last_event_id",
+        )
+    return after
 
 
 @endpoint(native.error_body, token_scope=_stream_token)
 async def stream_events(request: Request) -> Response:
     state = app_state(request)
     stream = await visible_stream(request, request.path_params["stream_id"])
-    after = _last_event_id(request)
+    after = _last_event_id(request, stream.next_seq - 1)
     if after < stream.first_seq - 1:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
     if stream.finished and after >= stream.next_seq - 1:
@@ -143,16 +155,29 @@ async def cancel_stream(request: Request) -> Response:
     return JSON({"id": stream.id, "cancelled": cancelled, "state": stream.state})
 
 
+async def _auth_required(state: AppState) -> bool:
+    try:
+        return await state.access.keys.required()
+    except StoreUnavailable:
+        return True  # the store cannot say whether it holds keys: they are required meanwhile
+
+
 @endpoint(native.error_body, public=True)
 async def health(request: Request) -> Response:
     state = app_state(request)
     models = []
     for name, backend in state.backends.items():
-        models.append({"name": name, "backend": backend.info.backend, **backend.stats().as_dict()})
+        info = backend.info
+        models.append(
+            {"name": name, "backend": info.backend, "supports_images": info.supports_images, **backend.stats().as_dict()}
+        )
+    components = {reporter.name: reporter.health() for reporter in state.health}
+    well = all(component.status == "ok" for component in components.values())
     return JSON(
         {
-            "status": "ok",
-            "auth_required": await state.access.keys.required(),
+            "status": "ok" if well else "degraded",
+            "components": {name: component.as_dict() for name, component in components.items()},
+            "auth_required": await _auth_required(state),
             "uptime_s": round(time.time() - state.started_at, 1),
             "model_loaded": all(m.get("loaded", True) for m in models),
             "active_streams": state.hub.active,

@@ -37,7 +37,7 @@ from lmstream.events import Event
 from lmstream.http.admission import start_stream
 from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
-from lmstream.http.native import Encoder, encoder, events_url, visible_stream
+from lmstream.http.native import Encoder, encoder, events_url, resume_point, visible_stream
 from lmstream.http.state import app_state
 from lmstream.http.streaming import Frame, follow_frames, stream_response
 from lmstream.hub import ReplayGone
@@ -99,6 +99,7 @@ async def start_with_get(request: Request) -> Response:
     if last:
         stream_id, after = _resume_point(last)
         stream = await visible_stream(request, stream_id)
+        after = resume_point(after, stream.next_seq - 1)
         if after < stream.first_seq - 1:
             raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
         if stream.finished and after >= stream.next_seq - 1:

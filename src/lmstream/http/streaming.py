@@ -2,7 +2,7 @@
 
 Cancellation flows through structure (see ARCHITECTURE.md)::
 
-    client closes ─► the response's disconnect listener ─► cancels the sending task
+    client closes ─► the response's receive() task ─► cancels the sending task
     ─► ``follow_frames`` leaves ``stream.attach`` ─► last consumer gone: the hub cancels
     the generation (now, or after the grace period) ─► backend stream ``aclose()``
     ─► worker thread stop flag / upstream response closed.
@@ -20,13 +20,15 @@ timing the connection out.
 
 Deliberate divergence from sse-starlette's ``EventSourceResponse`` (whose framing,
 ``ServerSentEvent``, every SSE dialect still uses): :class:`StreamResponse` runs each
-stream with one helper task instead of a task group of four (body sender, pinger, exit
-watcher, disconnect listener) and no per-send cancel scope. The request's own task sends
-the body; a single listener task waits for ``http.disconnect``, sends the heartbeat
-comments between its waits, and cancels the sender when the client leaves. Server
-shutdown ends the streams through one watcher per event loop (``AppStatus.should_exit``,
-set by sse-starlette's uvicorn hook), as sse-starlette does. With 10,000 open streams this
-halves the memory per stream and the CPU per token (numbers in BENCHMARKS.md).
+stream with one bare ``receive()`` task instead of a task group of four (body sender,
+pinger, exit watcher, disconnect listener) and no per-send cancel scope. The request's
+own task sends the body; the ``receive()`` task's done-callback cancels the sender when
+the client leaves. Heartbeats and server shutdown are one task per event loop for all
+streams (:class:`_OpenStreams`): it sends a heartbeat comment to each stream silent for
+its interval, and ends every stream when uvicorn is told to exit
+(``AppStatus.should_exit``, set by sse-starlette's uvicorn hook), as sse-starlette does.
+With 10,000 open streams this more than halves the memory per stream and the CPU per
+token of ``EventSourceResponse`` (numbers in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ from sse_starlette import ServerSentEvent
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from lmstream.errors import error_from_code
-from lmstream.events import Completion, Event
-from lmstream.hub import StreamHandle
+from lmstream.events import Completion, Error, Event
+from lmstream.hub import ReplayGone, StreamHandle
 
 __all__ = [
     "JSON",
@@ -76,56 +78,93 @@ async def follow_frames(
 ) -> AsyncIterator[bytes]:
     """The wire bytes of a stream's events; the frames of events that are already
     there when the sender wakes up go out as one chunk (one write, not one per frame)."""
+    last = after
     async with stream.attach(grace):
-        async for batch in stream.follow(after):
-            chunk = b"".join(
-                frame if isinstance(frame, bytes) else frame.encode()
-                for seq, event in batch
-                for frame in encode(seq, event)
+        try:
+            async for batch in stream.follow(after):
+                chunk = b"".join(
+                    frame if isinstance(frame, bytes) else frame.encode()
+                    for seq, event in batch
+                    for frame in encode(seq, event)
+                )
+                last = batch[-1][0]
+                if chunk:
+                    yield chunk
+        except ReplayGone as exc:
+            # This reader fell more than the replay buffer behind (a slow client on a
+            # fast stream): end its response properly, with an error that says why,
+            # rather than a cut connection and a traceback.
+            reason = Error(
+                f"this reader fell too far behind the stream ({exc.message}); "
+                f"fetch the whole answer with GET /v1/streams/{stream.id}",
+                ReplayGone.code,
             )
+            chunk = b"".join(f if isinstance(f, bytes) else f.encode() for f in encode(last, reason))
             if chunk:
                 yield chunk
 
 
-class _ShutdownWatch:
-    """One task per event loop: when uvicorn is told to exit, cancel every open stream."""
+class _OpenStreams:
+    """One task per event loop for all its open streams: the heartbeats of those that
+    would otherwise be silent for their interval (a heartbeat comes after 3/4 to 4/4 of it),
+    and the end of every stream when uvicorn is told to exit. Per stream this costs a set entry, where a timer per stream would cost a
+    handle and a timeout object each (BENCHMARKS.md: memory per open stream)."""
 
     def __init__(self) -> None:
-        self.senders: set[asyncio.Task[Any]] = set()  # each removes itself when it ends
+        self.streams: set[StreamResponse] = set()  # each removes itself when it ends
         self.task: asyncio.Task[None] | None = None
+        self.period = _SHUTDOWN_POLL
+
+    def add(self, stream: StreamResponse) -> None:
+        self.streams.add(stream)
+        if stream.heartbeat > 0:
+            self.period = min(self.period, stream.heartbeat / 4)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.run())
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            # The flag is set from uvicorn's signal handler (sse-starlette's hook), with no
-            # event to wait for: polled, like sse-starlette does.
-            while not AppStatus.should_exit:  # noqa: ASYNC110
-                await asyncio.sleep(0.5)
-            for task in list(self.senders):
-                task.cancel()
+            while self.streams:
+                # The exit flag is set from uvicorn's signal handler (sse-starlette's hook),
+                # with no event to wait for: polled, like sse-starlette does.
+                await asyncio.sleep(self.period)
+                if AppStatus.should_exit:
+                    for stream in list(self.streams):
+                        stream.stop()
+                    continue
+                # due now or before the next tick: no stream is ever silent past its interval
+                upto = loop.time() + self.period
+                for stream in [s for s in self.streams if s.silent_since(upto)]:
+                    await stream.ping()
         finally:
             self.task = None
 
 
-_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ShutdownWatch] = weakref.WeakKeyDictionary()
+_SHUTDOWN_POLL = 0.5
+_PING_WAIT = 1.0  # a client that does not read even a heartbeat holds the others back no longer
+_open: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OpenStreams] = weakref.WeakKeyDictionary()
 
 
-def _watch(task: asyncio.Task[Any]) -> _ShutdownWatch:
+def _open_streams() -> _OpenStreams:
     loop = asyncio.get_running_loop()
-    watch = _watches.get(loop)
-    if watch is None:
-        watch = _watches[loop] = _ShutdownWatch()
-    if watch.task is None:
-        watch.task = loop.create_task(watch.run())
-    watch.senders.add(task)
-    return watch
+    streams = _open.get(loop)
+    if streams is None:
+        streams = _open[loop] = _OpenStreams()
+    return streams
 
 
 _RAW_HEADERS: dict[tuple[str, ...], list[tuple[bytes, bytes]]] = {}
 
 
 class StreamResponse(Response):
-    """A streamed body, a heartbeat every ``heartbeat`` seconds (0 = none), and the
-    sender cancelled as soon as the client disconnects or the server shuts down."""
+    """A streamed body, a heartbeat before ``heartbeat`` silent seconds (0 = none), and the
+    sender cancelled as soon as the client disconnects or the server shuts down.
+
+    Per stream: the request's own task sends the body, one bare ``receive()`` task waits
+    for the disconnect (its done-callback cancels the sender), and the loop's
+    :class:`_OpenStreams` sends the heartbeats and ends the streams at shutdown.
+    """
 
     def __init__(
         self,
@@ -150,63 +189,84 @@ class StreamResponse(Response):
             self.raw_headers = list(cached)  # the same bytes for every stream, a list of its own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         if scope.get("method") == "HEAD":
-            await send(start)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         sender = asyncio.current_task()
         assert sender is not None
-        state = {"gone": False, "done": False}
-        lock = asyncio.Lock()
-
-        async def listen() -> None:
-            """Wait for the client to leave; send a heartbeat whenever a wait times out."""
-            while True:
-                try:
-                    if self.heartbeat > 0:
-                        async with asyncio.timeout(self.heartbeat):
-                            message = await receive()
-                    else:
-                        message = await receive()
-                except TimeoutError:
-                    async with lock:
-                        if not state["done"]:
-                            await send({"type": "http.response.body", "body": _PING, "more_body": True})
-                    continue
-                if message["type"] == "http.disconnect":
-                    state["gone"] = True
-                    sender.cancel()
-                    return
-
-        watch = _watch(sender)
-        listener = asyncio.get_running_loop().create_task(listen())
+        loop = asyncio.get_running_loop()
+        self._send, self._receive, self._sender = send, receive, sender
+        self._gone = self._done = self._busy = self._stopping = False
+        self._last = loop.time()
+        self._listen()
+        streams = _open_streams()
+        streams.add(self)
         try:
-            await send(start)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             async for chunk in self.chunks:
+                self._busy = True
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            async with lock:
-                state["done"] = True
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                self._busy = False
+                self._last = loop.time()
+            self._done = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not (state["gone"] or AppStatus.should_exit):
+            if not (self._gone or AppStatus.should_exit):
                 raise
             # our own doing (the client left, or the server stops): the request ends
             # normally, unless someone else cancelled the task too
             if sender.uncancel() > 0:
                 raise
-            if not (state["gone"] or state["done"]):  # shutting down: end the body properly
-                async with lock:
-                    state["done"] = True
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if not (self._gone or self._done):  # shutting down: end the body properly
+                self._done = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            state["done"] = True
-            listener.cancel()
-            watch.senders.discard(sender)
+            self._done = True
+            self._listener.cancel()
+            streams.streams.discard(self)
             aclose = getattr(self.chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+    # the disconnect: a bare receive() task, no coroutine of ours around it
+
+    def _listen(self) -> None:
+        self._listener: asyncio.Task[Message] = asyncio.ensure_future(self._receive())
+        self._listener.add_done_callback(self._received)
+
+    def _received(self, task: asyncio.Task[Message]) -> None:
+        if task.cancelled() or task.exception() is not None or self._done:
+            return
+        if task.result()["type"] == "http.disconnect":
+            self._gone = True
+            self._sender.cancel()
+        else:
+            self._listen()  # not ours to read: wait on
+
+    # what the loop's _OpenStreams calls
+
+    def silent_since(self, when: float) -> bool:
+        """Due for a heartbeat: silent for ``heartbeat`` seconds at ``when``, and not sending."""
+        return 0 < self.heartbeat <= when - self._last and not (self._busy or self._done)
+
+    async def ping(self) -> None:
+        self._busy = True
+        try:
+            async with asyncio.timeout(_PING_WAIT):
+                await self._send({"type": "http.response.body", "body": _PING, "more_body": True})
+        except Exception:  # a gone or stuck client: its own task sees to it
+            pass
+        finally:
+            self._busy = False
+            self._last = asyncio.get_running_loop().time()
+
+    def stop(self) -> None:
+        """The server shuts down: end this stream (with a complete body), once."""
+        if not (self._done or self._stopping):
+            self._stopping = True
+            self._sender.cancel()
 
 
 def stream_response(

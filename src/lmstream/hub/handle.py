@@ -93,6 +93,12 @@ class RunningStream(StreamHandle, Protocol):
     @property
     def request(self) -> ChatRequest: ...
 
+    def emit(self, event: Event) -> int:
+        """Add an event to the stream (an observer telling the client something, e.g. that
+        the answer is not being kept); call it outside ``on_event``, and only while the
+        stream has not finished."""
+        ...
+
 
 class GenerationObserver(Protocol):
     """Told of every event as it is recorded, synchronously: queue work, never block."""

@@ -35,7 +35,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+import orjson
 
+from lmstream.backends.transport import TransportError, UpstreamClient, as_client
 from lmstream.errors import BadRequest, UpstreamError
 from lmstream.rag.base import Embedder, EmbedKind, Vectors
 from lmstream.settings import EmbeddingModelConfig, ModelConfig
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-EmbedderFactory = Callable[[EmbeddingModelConfig, httpx.AsyncClient], Embedder]
+EmbedderFactory = Callable[[EmbeddingModelConfig, UpstreamClient | httpx.AsyncClient], Embedder]
 EMBEDDER_KINDS: dict[str, EmbedderFactory] = {}
 
 
@@ -62,7 +64,7 @@ def register_embedder(kind: str, factory: EmbedderFactory) -> None:
     EMBEDDER_KINDS[kind] = factory
 
 
-def build_embedder(config: EmbeddingModelConfig, http: httpx.AsyncClient) -> Embedder:
+def build_embedder(config: EmbeddingModelConfig, http: UpstreamClient | httpx.AsyncClient) -> Embedder:
     factory = EMBEDDER_KINDS.get(config.kind)
     if factory is None:
         raise ValueError(
@@ -117,7 +119,7 @@ class MiniLMEmbedder(_Threaded):
 
     max_tokens = 256
 
-    def __init__(self, config: EmbeddingModelConfig, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: EmbeddingModelConfig, http: UpstreamClient | httpx.AsyncClient | None = None) -> None:
         super().__init__(config.name)
         self.config = config
         self._session: Any = None
@@ -184,7 +186,7 @@ class MiniLMEmbedder(_Threaded):
 class LlamaCppEmbedder(_Threaded):
     """A GGUF through llama-cpp-python with ``embedding=True`` (its own context)."""
 
-    def __init__(self, config: EmbeddingModelConfig, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: EmbeddingModelConfig, http: UpstreamClient | httpx.AsyncClient | None = None) -> None:
         super().__init__(config.name)
         self.config = config
         self._llm: Any = None
@@ -225,11 +227,11 @@ class LlamaCppEmbedder(_Threaded):
 class UpstreamEmbedder:
     """An upstream's embeddings endpoint: OpenAI ``/v1/embeddings`` or Ollama ``/api/embed``."""
 
-    def __init__(self, config: EmbeddingModelConfig, http: httpx.AsyncClient) -> None:
+    def __init__(self, config: EmbeddingModelConfig, http: UpstreamClient | httpx.AsyncClient) -> None:
         if not config.url:
             raise ValueError(f"embedding model {config.name!r}: kind {config.kind!r} needs `url`")
         self.config = config
-        self.http = http
+        self.http = as_client(http)
         url = config.url.rstrip("/")
         if config.kind == "openai":
             self.endpoint = (url if urlsplit(url).path not in ("", "/") else url + "/v1") + "/embeddings"
@@ -244,19 +246,29 @@ class UpstreamEmbedder:
     async def embed(self, texts: Sequence[str], kind: EmbedKind = "document") -> Vectors:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
-        body = {"model": self.upstream_model, "input": _prefixed(self.config, texts, kind)}
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self.config.api_key:
+            headers["authorization"] = f"Bearer {self.config.api_key}"
+        body = orjson.dumps({"model": self.upstream_model, "input": _prefixed(self.config, texts, kind)})
+        options = self.config.options
         try:
-            response = await self.http.post(self.endpoint, json=body, headers=headers)
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(float(options.get("timeout", 120.0))):
+                response = await self.http.post(
+                    self.endpoint, body, headers, connect_timeout=float(options.get("connect_timeout", 10.0))
+                )
+                try:
+                    status, content = response.status, await response.read()
+                finally:
+                    await response.aclose()
+        except (TransportError, TimeoutError) as exc:
             raise UpstreamError(f"embedding upstream {self.endpoint}: {exc or type(exc).__name__}") from None
-        if response.status_code >= 400:
+        if status >= 400:
+            text = content[:300].decode("utf-8", "replace")
             raise UpstreamError(
-                f"embedding upstream {self.endpoint} answered {response.status_code}: {response.text[:300]}",
-                upstream_status=response.status_code,
+                f"embedding upstream {self.endpoint} answered {status}: {text}", upstream_status=status
             )
         try:
-            payload = response.json()
+            payload = orjson.loads(content)
             if self.config.kind == "openai":
                 rows = sorted(payload["data"], key=lambda item: item["index"])
                 vectors = [row["embedding"] for row in rows]
@@ -277,7 +289,7 @@ class HashingEmbedder:
 
     _word = re.compile(r"\w+")
 
-    def __init__(self, config: EmbeddingModelConfig, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: EmbeddingModelConfig, http: UpstreamClient | httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.dimensions = int(config.options.get("dimensions", 256))
         if self.dimensions < 2:

@@ -54,8 +54,10 @@ from lmstream.rag.ingest import IngestResult
 from lmstream.rag.retrieval import SearchMode
 from lmstream.rag.service import COLLECTION_ID_PREFIX, Documents
 
-__all__ = ["DocumentRoutes", "collection_json", "document_json", "hit_json"]
+__all__ = ["UPLOAD_TYPES", "DocumentRoutes", "collection_json", "document_json", "hit_json"]
 
+# A document comes as JSON or as a file in a multipart form (415 for anything else).
+UPLOAD_TYPES = ("application/json", "multipart/form-data")
 MAX_LIMIT = 100
 MAX_K = 50
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -156,13 +158,14 @@ class DocumentRoutes:
 
     def routes(self) -> list[BaseRoute]:
         wrap = endpoint(native.error_body)
+        upload = endpoint(native.error_body, media_types=UPLOAD_TYPES)
         return [
             Route("/v1/collections", wrap(self.list_collections), methods=["GET"]),
             Route("/v1/collections", wrap(self.create_collection), methods=["POST"]),
             Route("/v1/collections/{name}", wrap(self.get_collection), methods=["GET"]),
             Route("/v1/collections/{name}", wrap(self.delete_collection), methods=["DELETE"]),
             Route("/v1/collections/{name}/documents", wrap(self.list_documents), methods=["GET"]),
-            Route("/v1/collections/{name}/documents", wrap(self.add_document), methods=["POST"]),
+            Route("/v1/collections/{name}/documents", upload(self.add_document), methods=["POST"]),
             Route("/v1/collections/{name}/documents/{document_id}", wrap(self.delete_document), methods=["DELETE"]),
             Route("/v1/collections/{name}/search", wrap(self.search), methods=["GET"]),
         ]

@@ -17,6 +17,7 @@ import asyncio
 import httpx
 
 from lmstream.access import Principal, visible_to
+from lmstream.backends.transport import UpstreamClient
 from lmstream.errors import BadRequest, ModelNotFound, NotFound
 from lmstream.rag.base import CollectionInfo, DocumentIndex, Embedder, Hit, Retriever
 from lmstream.rag.chunker import ChunkOptions
@@ -42,7 +43,7 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("lexical", "dense", "hybrid")
 class EmbeddingModels:
     """Embedding models by name, built on first use."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: UpstreamClient | httpx.AsyncClient) -> None:
         self.http = http
         self._configs: dict[str, EmbeddingModelConfig] = {}
         for config in settings.embedding_models:
@@ -100,7 +101,7 @@ class Documents:
         self.dense = DenseRetriever(index, embedder, self.vectors) if embedder is not None else None
 
     @classmethod
-    async def from_settings(cls, settings: Settings, index: DocumentIndex, http: httpx.AsyncClient) -> Documents:
+    async def from_settings(cls, settings: Settings, index: DocumentIndex, http: UpstreamClient | httpx.AsyncClient) -> Documents:
         models = EmbeddingModels(settings, http)
         rag = settings.rag
         embedder = await models.get(rag.embedder) if rag.embedder else None

@@ -19,6 +19,7 @@ from lmstream.store.base import (
     new_id,
     now,
 )
+from lmstream.store.health import StoreHealth
 
 __all__ = [
     "Conversation",
@@ -26,6 +27,7 @@ __all__ = [
     "MessageStatus",
     "MessageUpdate",
     "Store",
+    "StoreHealth",
     "StoredMessage",
     "build_store",
     "new_id",
@@ -47,4 +49,4 @@ def build_store(settings: Settings) -> Store | None:
         return PostgresStore(settings.database_url.get_secret_value(), pool_size=settings.database_pool_size)
     from lmstream.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.data_dir / "lmstream.db")
+    return SQLiteStore(settings.data_dir / "lmstream.db", on_damage=settings.store_on_damage)

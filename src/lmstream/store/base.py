@@ -38,6 +38,7 @@ import orjson
 
 from lmstream.errors import BadRequest
 from lmstream.events import Source
+from lmstream.store.health import StoreHealth
 
 __all__ = [
     "Conversation",
@@ -166,7 +167,13 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 @runtime_checkable
 class Store(Protocol):
-    """Conversations and messages. Every method is async and safe to call concurrently."""
+    """Conversations and messages. Every method is async and safe to call concurrently.
+
+    ``health`` says whether writes are being kept (``store/health.py``); a failed write
+    is counted there and raised.
+    """
+
+    health: StoreHealth
 
     async def open(self) -> None:
         """Connect and apply pending migrations (creating the database if needed)."""

@@ -49,6 +49,7 @@ from lmstream.store.base import (
     sources_from_json,
     sources_json,
 )
+from lmstream.store.health import StoreHealth
 from lmstream.store.keys import KeyLimits, StoredKey
 
 __all__ = ["UNAVAILABLE", "PostgresStore", "describe", "migrate"]
@@ -253,6 +254,9 @@ class PostgresStore:
         self._migrated = False
         self._opening = asyncio.Lock()
         self._closed = False
+        # While the database is unreachable nothing is kept: /health, /metrics and the
+        # recorder's `warning` events read this (issue 14).
+        self.health = StoreHealth()
 
     # Connections and failures ---------------------------------------------------------
 
@@ -265,6 +269,7 @@ class PostgresStore:
         for secret in {self._password, unquote(self._password)} - {""}:
             reason = reason.replace(secret, "***")
         error = StoreUnavailable(f"the conversation store ({self.where}) is unavailable: {reason}")
+        self.health.write_failed(error)
         log.warning("%s", error.message)
         raise error from exc
 
@@ -308,6 +313,8 @@ class PostgresStore:
             yield conn
         except UNAVAILABLE as exc:
             self._raise_unavailable(exc)
+        else:
+            self.health.write_succeeded()  # reached: writes are being kept again
         finally:
             with contextlib.suppress(*UNAVAILABLE):
                 await pool.release(conn, timeout=self.acquire_timeout)

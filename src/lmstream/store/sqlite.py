@@ -7,6 +7,17 @@ it, and no locking is needed.
 
 * WAL journal with ``synchronous=NORMAL``: each committed transaction survives the
   process being killed (SIGKILL); readers in other processes never block the writer.
+* Nothing is lost without a word (``integrity.py``, ``health.py``): before the
+  database is used its files are inspected and ``PRAGMA quick_check`` runs on a
+  read-only connection. A damaged database is copied aside
+  (``lmstream.db.damaged-<time>``) and then, by ``store_on_damage``, either served
+  read-only (the default: the model keeps answering, what can still be read can be
+  exported, ``/health`` says ``degraded`` and every native answer carries a ``warning``
+  that it is not kept) or refused (the server does not start). A damaged write-ahead
+  log is copied aside before SQLite replays it. Every failed write (a full disk) is
+  counted in ``health`` and raised; the recorder tells the client.
+* The data directory is made ``0700`` and the database ``0600`` (SQLite gives its
+  ``-wal`` and ``-shm`` files the database's mode).
 * The schema evolves through numbered migrations (``m001_initial``, ``m002_…``) in the
   manner of simonw/llm: each runs once, in order, inside a transaction, and is
   recorded in the ``schema_migrations`` table. Add a migration, never edit one
@@ -37,11 +48,28 @@ from lmstream.store.base import (
     sources_from_json,
     sources_json,
 )
+from lmstream.store.health import StoreHealth
 from lmstream.store.keys import StoredKey
+from lmstream.store.opening import StoreDamaged, StoreUnavailable, open_database
+from lmstream.store.read_only import present_current_schema
 
-__all__ = ["MIGRATIONS", "RENAMED_MIGRATIONS", "SQLiteStore", "migrate", "transaction"]
+__all__ = [
+    "MIGRATIONS",
+    "RENAMED_MIGRATIONS",
+    "SQLiteStore",
+    "StoreDamaged",
+    "StoreUnavailable",
+    "migrate",
+    "transaction",
+]
 
 T = TypeVar("T")
+
+_READ_ONLY = "the conversation store is damaged and read-only"
+_KEYS_READ_ONLY = (
+    "the store is damaged and read-only: API keys cannot be created or revoked until the database "
+    "is repaired or restored (GET /health lists what was found); existing keys keep working"
+)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -214,14 +242,35 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] | None
 class SQLiteStore:
     """``Store`` and ``KeyStore`` over one SQLite file, run on one dedicated thread."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, on_damage: str = "read_only") -> None:
         self.path = Path(path)
+        self.on_damage = on_damage
+        self.health = StoreHealth()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-sqlite")
         self._db: sqlite3.Connection | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(f"the conversation store cannot read: {exc}") from exc
+
+    async def _write(self, fn: Callable[..., T], *args: Any, refused: str = _READ_ONLY) -> T:
+        """A write: refused (``refused`` says why) when read-only; its failure counted in
+        ``health`` and raised."""
+        if self.health.read_only:
+            raise StoreUnavailable(refused)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except sqlite3.IntegrityError:
+            raise  # the store works: the row conflicts with one it holds (a key's hash)
+        except sqlite3.Error as exc:
+            self.health.write_failed(exc)
+            raise StoreUnavailable(f"the conversation store could not write: {exc}") from exc
+        self.health.write_succeeded()
+        return result
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -231,14 +280,11 @@ class SQLiteStore:
     # Lifecycle ------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None)  # autocommit; see `transaction`
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 5000")
-        migrate(db)
+        db = open_database(self.path, self.health, on_damage=self.on_damage)
+        if self.health.read_only:
+            present_current_schema(db, migrate)  # an older damaged database reads like a current one
+        else:
+            migrate(db)
         self._db = db
 
     async def open(self) -> None:
@@ -264,7 +310,7 @@ class SQLiteStore:
             )
 
     async def create_conversation(self, conversation: Conversation) -> None:
-        await self._call(self._create, conversation)
+        await self._write(self._create, conversation)
 
     def _get(self, conversation_id: str) -> Conversation | None:
         row = self._conn().execute(_CONVERSATION + " WHERE c.id = ?", (conversation_id,)).fetchone()
@@ -325,14 +371,14 @@ class SQLiteStore:
         model: str | None = None,
         only_untitled: bool = False,
     ) -> Conversation | None:
-        return await self._call(self._update, conversation_id, title, model, only_untitled)
+        return await self._write(self._update, conversation_id, title, model, only_untitled)
 
     def _delete(self, conversation_id: str) -> bool:
         with transaction(self._conn()) as db:
             return db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount > 0
 
     async def delete_conversation(self, conversation_id: str) -> bool:
-        return await self._call(self._delete, conversation_id)
+        return await self._write(self._delete, conversation_id)
 
     # Messages -------------------------------------------------------------------------
 
@@ -359,7 +405,7 @@ class SQLiteStore:
                 )
 
     async def add_messages(self, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
-        await self._call(self._add, conversation_id, list(messages))
+        await self._write(self._add, conversation_id, list(messages))
 
     def _update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
         stamp = now()
@@ -381,11 +427,11 @@ class SQLiteStore:
                 )
 
     async def update_message(self, message_id: str, update: MessageUpdate) -> None:
-        await self._call(self._update_messages, [(message_id, update)])
+        await self._write(self._update_messages, [(message_id, update)])
 
     async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
         if updates:
-            await self._call(self._update_messages, list(updates))
+            await self._write(self._update_messages, list(updates))
 
     def _messages(self, conversation_id: str) -> list[StoredMessage]:
         rows = self._conn().execute(
@@ -414,12 +460,15 @@ class SQLiteStore:
     ) -> int:
         if instance_id is not None and alive is not None:
             raise ValueError("interrupt_streaming: give instance_id or alive, not both")
-        return await self._call(self._interrupt, instance_id, None if alive is None else list(alive))
+        return await self._write(self._interrupt, instance_id, None if alive is None else list(alive))
 
     # API keys (KeyStore) ----------------------------------------------------------------
+    # A damaged (read-only) database still authenticates its keys; creating or revoking
+    # one is refused with a message saying why, and a key's last use goes unrecorded.
 
     async def create_key(self, key: StoredKey) -> None:
-        await self._call(lambda: sqlite_keys.create_key(self._conn(), key))
+        await self._write(lambda: sqlite_keys.create_key(self._conn(), key), refused=_KEYS_READ_ONLY)
+        await self._call(sqlite_keys.mark_keys_stored, self.path)
 
     async def find_key(self, key_hash: str) -> StoredKey | None:
         return await self._call(lambda: sqlite_keys.find_key(self._conn(), key_hash))
@@ -431,10 +480,22 @@ class SQLiteStore:
         return await self._call(lambda: sqlite_keys.list_keys(self._conn(), owner))
 
     async def revoke_key(self, key_id: str, at: str) -> StoredKey | None:
-        return await self._call(lambda: sqlite_keys.revoke_key(self._conn(), key_id, at))
+        return await self._write(lambda: sqlite_keys.revoke_key(self._conn(), key_id, at), refused=_KEYS_READ_ONLY)
 
     async def touch_key(self, key_id: str, at: str) -> None:
-        await self._call(lambda: sqlite_keys.touch_key(self._conn(), key_id, at))
+        if not self.health.read_only:  # bookkeeping only: never a reason to refuse a key
+            await self._write(lambda: sqlite_keys.touch_key(self._conn(), key_id, at))
 
     async def has_keys(self) -> bool:
-        return await self._call(lambda: sqlite_keys.has_keys(self._conn()))
+        """What the database says; while it is damaged, also what its marker says
+        (``sqlite_keys.marker``): a damaged database that held keys still requires them."""
+        damaged = self.health.read_only
+        try:
+            found = await self._call(lambda: sqlite_keys.has_keys(self._conn()))
+        except StoreUnavailable:
+            if not damaged:
+                raise
+            found = False
+        if found:
+            await self._call(sqlite_keys.mark_keys_stored, self.path)
+        return found or (damaged and sqlite_keys.marker(self.path).exists())

@@ -3,17 +3,40 @@
 Plain functions over a connection; ``SQLiteStore`` runs them on its one worker thread.
 Each is a single statement, atomic in autocommit mode. ``models`` is a JSON list (NULL:
 every model).
+
+Beside the database, an empty owner-only file (``lmstream.db.keys-stored``, ``marker``)
+says that it has held keys. A damaged database may be unable to say so itself (a file
+cut in half cannot even show its schema), and "no keys" would then open a server that
+requires them; the marker keeps them required. It is written when a key is stored and
+whenever the database says it holds one (so a database from before the marker gets it
+at its next start), and read only while the database is damaged: a database deleted to
+start afresh starts keyless again.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+from pathlib import Path
 
 import orjson
 
 from lmstream.store.keys import KeyLimits, StoredKey
 
-__all__ = ["create_key", "find_key", "get_key", "has_keys", "list_keys", "revoke_key", "touch_key"]
+__all__ = [
+    "create_key",
+    "find_key",
+    "get_key",
+    "has_keys",
+    "list_keys",
+    "mark_keys_stored",
+    "marker",
+    "revoke_key",
+    "touch_key",
+]
+
+log = logging.getLogger("lmstream.store")
 
 _COLUMNS = (
     "id, prefix, hash, name, owner, admin, models, requests_per_minute, concurrent_streams, "
@@ -81,3 +104,18 @@ def touch_key(db: sqlite3.Connection, key_id: str, at: str) -> None:
 def has_keys(db: sqlite3.Connection) -> bool:
     (found,) = db.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()
     return bool(found)
+
+
+def marker(db_path: Path) -> Path:
+    """The file that says the database at ``db_path`` has held API keys."""
+    return db_path.with_name(db_path.name + ".keys-stored")
+
+
+def mark_keys_stored(db_path: Path) -> None:
+    path = marker(db_path)
+    if path.exists():
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:  # the key is stored all the same; only the fallback is missing
+        log.warning("could not write %s (%s): if the database is ever damaged, its keys may go unnoticed", path, exc)

@@ -1,0 +1,64 @@
+"""The ASGI middleware every app runs, outermost first.
+
+::
+
+    AccessLog   one JSON line per request                               (http/accesslog.py)
+    TraceRequests  a server span per request, when tracing is on           (http/tracing.py)
+    CORS        preflights for `cors_origins`, their response headers   (starlette)
+    RequestGuard  Host/Origin when keyless, body size and pace           (http/guard.py)
+    the routes
+
+Everything here works on the ASGI scope alone, so it stays the same whatever server
+runs the app (uvicorn, granian); the protections that need the connection itself
+(header size and time, idle connections, how many) are the server's (``lmstream.server``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from lmstream.http.accesslog import AccessLog
+from lmstream.http.guard import HostPolicy, RequestGuard
+from lmstream.http.tracing import TraceRequests
+from lmstream.settings import Settings
+
+__all__ = ["CORS_EXPOSED", "middleware"]
+
+CORS_EXPOSED = ("Location", "Retry-After", "Content-Disposition")
+
+
+def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
+    """A document upload may be as large as ``rag.max_document_bytes`` (and its form)."""
+    upload = settings.rag.max_document_bytes + 64 * 1024
+    if not settings.rag.enabled or upload <= settings.max_body_bytes:
+        return []
+    return [(re.compile(r"/v1/collections/[^/]+/documents"), upload)]
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    policy = HostPolicy(
+        bound_host=settings.host, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
+    )
+    return [
+        Middleware(AccessLog, enabled=settings.access_log),
+        Middleware(TraceRequests),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=[origin.rstrip("/") for origin in settings.cors_origins],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["*"],  # keys travel in headers (Authorization, x-api-key), never cookies
+            expose_headers=list(CORS_EXPOSED),
+            allow_private_network=bool(settings.cors_origins),
+            max_age=600,
+        ),
+        Middleware(
+            RequestGuard,
+            policy=policy,
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout=settings.body_timeout,
+            path_limits=_upload_limits(settings),
+        ),
+    ]
