@@ -7,14 +7,23 @@ through the extension, never a module global. At startup it opens the document i
 SQLite in ``data_dir/lmstream.db`` — builds the ``Documents`` service and installs
 the retrieval planner (``step.py``) on the hub. ``rag.enabled = false`` leaves the
 routes answering 404 and installs nothing.
+
+The SQLite index lives in the conversation store's file. When the store found that
+file damaged and serves it read-only (``store_on_damage``), or the file cannot be read
+as a database, documents are *unavailable*: the index is not opened (nothing is
+written to a damaged file), the routes answer ``503 store_unavailable`` saying why, and
+so does a request that names a collection; the rest of the server runs on.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 
 from starlette.routing import BaseRoute
 
+from lmstream.errors import StoreUnavailable
 from lmstream.http.state import AppState
 from lmstream.profiles import Profiles
 from lmstream.rag.base import DocumentIndex
@@ -25,6 +34,8 @@ from lmstream.rag.step import RetrievalPlanner
 from lmstream.settings import Settings
 
 __all__ = ["DocumentsExtension", "build_index"]
+
+log = logging.getLogger("lmstream.rag")
 
 
 def build_index(settings: Settings) -> DocumentIndex:
@@ -48,8 +59,14 @@ class DocumentsExtension:
         self.documents: Documents | None = None
         self.planner: RetrievalPlanner | None = None
         self._index: DocumentIndex | None = None
-        self._routes = DocumentRoutes(lambda: self.documents)
-        self._embedding_routes = EmbeddingRoutes(lambda: self.documents)
+        self.unavailable: str | None = None  # why documents cannot be served (a damaged file)
+        self._routes = DocumentRoutes(self._current)
+        self._embedding_routes = EmbeddingRoutes(self._current)
+
+    def _current(self) -> Documents | None:
+        if self.unavailable is not None:
+            raise StoreUnavailable(self.unavailable)
+        return self.documents
 
     def routes(self) -> Sequence[BaseRoute]:
         return [*self._routes.routes(), *self._embedding_routes.routes()]
@@ -58,8 +75,16 @@ class DocumentsExtension:
         settings = self.settings
         if not settings.rag.enabled:
             return
+        if settings.database_url is None and app.store is not None and app.store.health.read_only:
+            self._unavailable(app, "the database (lmstream.db) is damaged and served read-only")
+            return
         index = build_index(settings)
-        await index.open()
+        try:
+            await index.open()
+        except sqlite3.DatabaseError as exc:  # with store = "none", nothing checked the file first
+            await index.aclose()
+            self._unavailable(app, f"the database (lmstream.db) cannot be read: {exc}")
+            return
         try:
             documents = await Documents.from_settings(settings, index, app.http)
         except BaseException:
@@ -67,6 +92,13 @@ class DocumentsExtension:
             raise
         self._index, self.documents = index, documents
         self.planner = RetrievalPlanner(documents, app.hub.router, Profiles.from_settings(settings), settings)
+        app.hub.planners.append(self.planner.plan)
+
+    def _unavailable(self, app: AppState, why: str) -> None:
+        self.unavailable = f"documents are unavailable: {why}; see the server log to recover it"
+        log.error("%s", self.unavailable)
+        self.planner = RetrievalPlanner(None, app.hub.router, Profiles.from_settings(self.settings), self.settings)
+        self.planner.unavailable = self.unavailable
         app.hub.planners.append(self.planner.plan)
 
     async def aclose(self) -> None:
