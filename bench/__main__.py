@@ -1,9 +1,9 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
-Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, tracing,
-retrieval (default: all, in that order). Each prints its tables and writes ``bench/results/<scenario>.json``
-(``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
-figures); server logs and configs go to ``bench/results/logs/``.
+Scenarios: overhead, many, embedded, cancel, auth, store_drivers, store_flushes, structured,
+tools, tracing, retrieval (default: all, in that order). Each prints its tables and writes
+``bench/results/<scenario>.json`` (``bench/results/quick/`` with ``--quick``, so a smoke
+test never replaces the real figures); server logs and configs go to ``bench/results/logs/``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SCENARIOS = {
     "auth": "bench.scenarios.auth",
     "store_drivers": "bench.scenarios.store_drivers",
     "store_flushes": "bench.scenarios.store_flushes",
+    "structured": "bench.scenarios.structured",
+    "tools": "bench.scenarios.tools",
     "tracing": "bench.scenarios.tracing",
     "retrieval": "bench.scenarios.retrieval",
 }

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from lmstream.store import Conversation, MessageUpdate, StoredMessage
 from lmstream.store import postgres_sql as sql
-from lmstream.store.base import sources_json
+from lmstream.store.base import calls_json, sources_json, stored_message
 
 __all__ = ["DRIVERS", "Asyncpg", "Driver", "Psycopg"]
 
@@ -42,10 +42,10 @@ def conversation(row: Any) -> Conversation:  # a tuple (psycopg) or a Record (as
 
 
 def message(row: Any) -> StoredMessage:
-    return StoredMessage(
-        row[0], row[1], row[2], row[3], row[4], from_time(row[5]), row[6], row[7], row[8], row[9],
-        row[10], row[11], row[12], row[13],
-    )  # fmt: skip
+    names = sql.MESSAGE_COLUMNS.replace(" ", "").split(",")
+    fields = dict(zip(names, row, strict=True))
+    fields["created_at"] = from_time(fields["created_at"])
+    return stored_message(fields)
 
 
 def message_row(seq: int, m: StoredMessage) -> tuple[Any, ...]:
@@ -53,14 +53,14 @@ def message_row(seq: int, m: StoredMessage) -> tuple[Any, ...]:
     return (
         seq, created, m.id, m.conversation_id, m.role, m.content, m.status, created, m.model,
         m.generation_id, m.prompt_tokens, m.completion_tokens, m.ttft_ms, m.tokens_per_second,
-        m.error, m.instance_id, sources_json(m.sources or None),
+        m.error, m.instance_id, calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
     )  # fmt: skip
 
 
 def update_row(message_id: str, u: MessageUpdate, stamp: datetime) -> tuple[Any, ...]:
     return (
         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second,
-        u.error, sources_json(u.sources), stamp, message_id,
+        u.error, calls_json(u.tool_calls or ()), u.name, sources_json(u.sources), stamp, message_id,
     )  # fmt: skip
 
 

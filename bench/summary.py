@@ -19,7 +19,7 @@ from bench.report import RESULTS
 
 __all__ = ["main", "targets"]
 
-ORDER = ("overhead", "many", "cancel", "embedded", "auth")
+ORDER = ("overhead", "many", "cancel", "embedded", "auth", "tools")
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -130,6 +130,9 @@ def _print() -> None:
         for key, value in data.items():
             if key == "table" or key.endswith("_table"):
                 print(value)
+            elif key == "tables":
+                for table in value:
+                    print(table)
         if "ratios" in data:
             print("\n| figure | lmstream | LiteLLM | ratio |\n|---|---|---|---|")
             for row in data["ratios"]:

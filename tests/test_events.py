@@ -12,6 +12,8 @@ from lmstream.events import (
     Done,
     Error,
     Event,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Source,
@@ -19,6 +21,7 @@ from lmstream.events import (
     Started,
     TextDelta,
     Timings,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     ToolChunk,
@@ -79,12 +82,23 @@ EVERY_EVENT: list[Event] = [
     Started("gen_1", "m", 123, "conv_1"),
     Queued(2),
     TextDelta("héllo", index=2),
+    TextDelta(
+        " wo\u00e9",
+        logprobs=(
+            TokenLogprob(" wo", -0.25, b" wo", (TokenLogprob(" wo", -0.25, b" wo"), TokenLogprob(" we", -1.5, b" we"))),
+            TokenLogprob("\ufffd", -0.5, b"\xc3", ()),
+        ),
+    ),
     ToolCallDelta(1, '{"a":', id="c1", name="f"),
     ToolProgress("c1", "running", 50.0, "half"),
     ToolChunk("c1", "A sentence."),
     ToolResult("c1", "f", "4", 12.5, error=None),
+    ToolResult("c2", "f", '{"a":[1]}', 0.5, is_json=True),
+    MessageStart("Skeptic", 2, "m"),
+    MessageDone("Skeptic", 2),
     Usage(3, 2),
     Done("cancelled", None, Usage(3, 2), Timings(1.0, 2.0, None), CancelReason.USER_STOP),
+    Done("stop", None, Usage(3, 2), Timings(1.0, 2.0, 5.0, queued_ms=0.5, prompt_ms=0.25)),
     Error("boom", "upstream_error"),
     Progress("prompt", 10.0, "1/10"),
     Sources((Source(1, "Doc", "docs/a.md", "snip", 0.5, "doc_1", 3),)),
@@ -102,3 +116,14 @@ def test_the_codec_refuses_what_is_not_an_event() -> None:
     for bad in (b"[]", b'{"kind": "nope"}', b'"text"'):
         with pytest.raises(ValueError):
             from_json(bad)
+
+
+def test_accumulate_gathers_logprobs_only_when_deltas_carry_them() -> None:
+    plain = Completion()
+    accumulate(TextDelta("a"), plain)
+    assert plain.logprobs is None
+    snapshot = Completion()
+    first, second = TokenLogprob("a", -0.1, b"a"), TokenLogprob("b", -0.2, b"b")
+    accumulate(TextDelta("a", logprobs=(first,)), snapshot)
+    accumulate(TextDelta("b", logprobs=(second,)), snapshot)
+    assert snapshot.text == "ab" and snapshot.logprobs == [first, second]

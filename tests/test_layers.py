@@ -22,11 +22,14 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
          "lmstream.http.streaming", "lmstream.http.admission", "lmstream.http.media",
          "lmstream.http.shapes", "lmstream.http.responses")),
     (7, ("lmstream.http", "lmstream.metrics", "lmstream.conversations", "lmstream.rag")),
+    (7, ("lmstream.tools.routes", "lmstream.tools.wire", "lmstream.tools.extension", "lmstream.team.extension")),
     (5, ("lmstream.dialects", "lmstream.access")),
     (4, ("lmstream.store",)),
-    (3, ("lmstream.hub",)),
-    (2, ("lmstream.backends", "lmstream.httpclient", "lmstream.router", "lmstream.fastpath", "lmstream.profiles")),
-    (1, ("lmstream.request", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
+    (3, ("lmstream.hub", "lmstream.tools.step", "lmstream.tools.loop", "lmstream.tools.chat",
+         "lmstream.team")),
+    (2, ("lmstream.backends", "lmstream.httpclient", "lmstream.router", "lmstream.fastpath", "lmstream.profiles",
+         "lmstream.tools")),
+    (1, ("lmstream.request", "lmstream.capabilities", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
     (0, ("lmstream.errors", "lmstream.events", "lmstream.text", "lmstream.settings", "lmstream")),
 ]
 

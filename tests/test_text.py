@@ -62,3 +62,25 @@ def test_utf8_decoder_joins_characters_split_across_tokens(text: str) -> None:
         out.append(piece)
     out.append(decoder.flush())
     assert "".join(out) == text
+
+
+def test_a_hidden_stop_prefix_is_never_released_when_the_answer_ends() -> None:
+    """Regression: an answer cut by max_tokens ended in "\\nAssistant" (the transcript's own
+    stop sequence, half written)."""
+    stops = ("\nUser:", "\nAssistant:")
+    matcher = StopMatcher(stops, hidden=frozenset(stops))
+    assert matcher.feed("The best book is") == ("The best book is", None)
+    assert matcher.feed("\nAssistant") == ("", None)
+    assert matcher.flush() == ""
+
+
+def test_a_client_stop_prefix_is_released_when_the_answer_ends() -> None:
+    matcher = StopMatcher(("STOP", "\nUser:"), hidden=frozenset({"\nUser:"}))
+    assert matcher.feed("go ST") == ("go ", None)
+    assert matcher.flush() == "ST"
+
+
+def test_only_the_hidden_part_of_a_held_tail_is_dropped() -> None:
+    matcher = StopMatcher(("ab\nUs", "\nUser:"), hidden=frozenset({"\nUser:"}))
+    assert matcher.feed("xab\nU") == ("x", None)
+    assert matcher.flush() == "ab"

@@ -1,8 +1,9 @@
 """Events as JSON and back: the codec for event logs kept outside the process (Redis).
 
 ``to_json`` writes a dataclass as an object whose ``kind`` names its type (nested
-``Usage``, ``Timings`` and ``Source`` values included); ``from_json`` rebuilds the very
-same event, so ``from_json(to_json(e)) == e`` for every event of the vocabulary.
+``Usage``, ``Timings``, ``Source`` and ``TokenLogprob`` values included; bytes as a list
+of numbers); ``from_json`` rebuilds the very same event, so ``from_json(to_json(e)) == e``
+for every event of the vocabulary.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from lmstream.events import (
     Done,
     Error,
     Event,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Source,
@@ -26,6 +29,7 @@ from lmstream.events import (
     Started,
     TextDelta,
     Timings,
+    TokenLogprob,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,
@@ -43,6 +47,8 @@ _KINDS: dict[str, type[Any]] = {
     "tool_progress": ToolProgress,
     "tool_chunk": ToolChunk,
     "tool_result": ToolResult,
+    "message_start": MessageStart,
+    "message_done": MessageDone,
     "usage": Usage,
     "done": Done,
     "error": Error,
@@ -55,6 +61,8 @@ _KINDS: dict[str, type[Any]] = {
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, bytes):
+        return list(value)
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -65,6 +73,12 @@ def _plain(value: Any) -> Any:
 def to_json(event: Event) -> bytes:
     """One event as JSON bytes (``kind`` names its type)."""
     return orjson.dumps(_plain(event))
+
+
+def _logprob(raw: dict[str, Any]) -> TokenLogprob:
+    return TokenLogprob(
+        raw["token"], raw["logprob"], bytes(raw["token_bytes"]), tuple(_logprob(t) for t in raw["top"])
+    )
 
 
 def from_json(data: bytes | str) -> Event:
@@ -81,6 +95,8 @@ def from_json(data: bytes | str) -> Event:
             fields["timings"] = Timings(**fields["timings"])
         if fields.get("cancel_reason") is not None:
             fields["cancel_reason"] = CancelReason(fields["cancel_reason"])
+    elif cls is TextDelta and fields.get("logprobs") is not None:
+        fields["logprobs"] = tuple(_logprob(item) for item in fields["logprobs"])
     elif cls is Sources:
         fields["items"] = tuple(Source(**item) for item in fields["items"])
     event: Event = cls(**fields)

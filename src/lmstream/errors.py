@@ -10,12 +10,15 @@
      ├── Forbidden                403 forbidden
      ├── RequestTimeout           408 request_timeout
      ├── NotFound                 404 not_found
-     │    └── ModelNotFound       404 model_not_found
+     │    ├── ModelNotFound       404 model_not_found
+     │    └── ToolNotFound        404 tool_not_found
      ├── RateLimited              429 rate_limited (with Retry-After)
      ├── Overloaded               503 overloaded (with Retry-After)
      ├── StoreUnavailable         503 store_unavailable (the conversation database is unreachable)
-     └── UpstreamError            502 upstream_error
-          └── UpstreamTimeout     504 upstream_timeout
+     ├── UpstreamError            502 upstream_error
+     │    └── UpstreamTimeout     504 upstream_timeout
+     ├── ToolFailed               500 tool_error       (a server-side tool raised)
+     └── ToolTimeout              504 tool_timeout     (... or ran past its time)
 
 After the first byte, the same failures travel as ``events.Error(code=...)`` with the
 ``code`` below, and each dialect renders its own error event.
@@ -37,6 +40,9 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "StoreUnavailable",
+    "ToolFailed",
+    "ToolNotFound",
+    "ToolTimeout",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -103,6 +109,19 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class ToolNotFound(NotFound):
+    code = "tool_not_found"
+
+
+class ToolFailed(LmstreamError):
+    code = "tool_error"
+
+
+class ToolTimeout(LmstreamError):
+    status_code = 504
+    code = "tool_timeout"
+
+
 class Overloaded(LmstreamError):
     status_code = 503
     code = "overloaded"
@@ -164,6 +183,9 @@ ERROR_CODES: dict[str, int] = {
         StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
+        ToolNotFound,
+        ToolFailed,
+        ToolTimeout,
     )
 }
 

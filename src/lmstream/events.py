@@ -8,7 +8,8 @@ wire. Nothing here does I/O. ``accumulate`` folds a stream of events into the fi
 Order of a generation, as the hub records it::
 
     Started  Queued*  ( Progress | Sources | TextDelta | ToolCallDelta
-                      | ToolProgress | ToolChunk | ToolResult | Custom )*  Done | Error
+                      | ToolProgress | ToolChunk | ToolResult
+                      | MessageStart | MessageDone | Custom )*  Done | Error
 
 Content is *indexed*: every ``TextDelta`` and ``ToolCallDelta`` belongs to the content
 block ``index`` (0, 1, ... in the order blocks start; a block's deltas are contiguous),
@@ -18,8 +19,10 @@ generation (text, a tool call, more text after the tool ran) never collide.
 
 ``ToolCallDelta`` is the *model* asking for a tool (a client's tool, or a server-side
 one); ``ToolProgress`` / ``ToolChunk`` / ``ToolResult`` report a *server-side* tool run,
-a step between model rounds. ``Custom`` is an extension's own event: the native dialect
-sends it by name, client dialects have no place for it.
+a step between model rounds. ``MessageStart`` / ``MessageDone`` bracket one speaker's
+message in an answer several speakers give in turn (a team chat): the content blocks
+between them are that speaker's. ``Custom`` is an extension's own event: the native
+dialect sends it by name, client dialects have no place for it.
 
 ``Usage`` may come more than once (a backend can report the prompt's tokens as soon as
 the prompt is read, then the totals); the hub keeps the largest values. ``Done`` is
@@ -44,6 +47,8 @@ __all__ = [
     "Error",
     "Event",
     "FinishReason",
+    "MessageDone",
+    "MessageStart",
     "Progress",
     "Queued",
     "Source",
@@ -52,6 +57,7 @@ __all__ = [
     "TextBlock",
     "TextDelta",
     "Timings",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallBlock",
     "ToolCallDelta",
@@ -97,11 +103,32 @@ class Queued:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's log-probability (natural log), as OpenAI reports it.
+
+    ``token`` is the token's text (a token that ends inside a UTF-8 character shows
+    U+FFFD there; ``token_bytes`` are its exact bytes). ``top`` are the most likely
+    tokens at that position, most likely first, each with an empty ``top``.
+    """
+
+    token: str
+    logprob: float
+    token_bytes: bytes
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of the answer's text block ``index``, always whole UTF-8 characters."""
+    """A piece of the answer's text block ``index``, always whole UTF-8 characters.
+
+    ``logprobs`` (only when the request asked for them, else None) are the tokens whose
+    text this delta completes, in order; held-back text carries its tokens with it,
+    and tokens whose text never reaches the client (a stop sequence) are left out.
+    """
 
     text: str
     index: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None
     kind: Literal["text"] = "text"
 
 
@@ -143,14 +170,39 @@ class ToolChunk:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """A server-side tool run ended: its ``result`` text, or ``error``."""
+    """A server-side tool run ended: its ``result`` text, or ``error``.
+
+    ``result`` is what the model reads next. ``is_json``: it is the JSON text of a
+    structured value the tool returned (a number, a list, an object), so a client that
+    wants the value parses it; otherwise it is plain text.
+    """
 
     call_id: str
     name: str
     result: str
     execution_ms: float
     error: str | None = None
+    is_json: bool = False
     kind: Literal["tool_result"] = "tool_result"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStart:
+    """One speaker's message begins (``round`` 1, 2, ...; ``model``: who speaks for them)."""
+
+    speaker: str
+    round: int = 1
+    model: str | None = None
+    kind: Literal["message_start"] = "message_start"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDone:
+    """That speaker's message is whole."""
+
+    speaker: str
+    round: int = 1
+    kind: Literal["message_done"] = "message_done"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +226,18 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    """Measured by the hub, not the backend."""
+    """Measured by the hub, not the backend.
+
+    ``queued_ms``: waiting for the model (a backend's ``Queued`` events until it began
+    the prompt); ``prompt_ms``: reading the prompt (until the backend's early
+    ``Usage(prompt, 0)`` or the first token). None where the backend does not say.
+    """
 
     ttft_ms: float | None
     total_ms: float
     tokens_per_second: float | None
+    queued_ms: float | None = None
+    prompt_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +307,8 @@ Event: TypeAlias = (
     | ToolProgress
     | ToolChunk
     | ToolResult
+    | MessageStart
+    | MessageDone
     | Usage
     | Done
     | Error
@@ -309,6 +370,7 @@ class Completion:
     sources: tuple[Source, ...] = ()
     blocks: list[TextBlock | ToolCallBlock] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # when the deltas carried them
 
     @property
     def text(self) -> str:
@@ -328,6 +390,10 @@ def accumulate(event: Event, snapshot: Completion) -> Completion:
                 last.parts.append(event.text)
             else:
                 snapshot.blocks.append(TextBlock(event.index, [event.text]))
+            if event.logprobs is not None:
+                if snapshot.logprobs is None:
+                    snapshot.logprobs = []
+                snapshot.logprobs.extend(event.logprobs)
         case ToolCallDelta():
             last = snapshot.blocks[-1] if snapshot.blocks else None
             if not (isinstance(last, ToolCallBlock) and last.index == event.index):
@@ -357,6 +423,6 @@ def accumulate(event: Event, snapshot: Completion) -> Completion:
             snapshot.sources = snapshot.sources + event.items
         case ToolResult():
             snapshot.tool_results.append(event)
-        case Queued() | Progress() | ToolProgress() | ToolChunk() | Custom():
+        case Queued() | Progress() | ToolProgress() | ToolChunk() | MessageStart() | MessageDone() | Custom():
             pass
     return snapshot

@@ -21,6 +21,13 @@ environment use ``__`` (``LMSTREAM_MODELS='[...]'`` takes JSON). A minimal file:
     name = "fast"
     backend = "scripted"
     options = { text = "Hello there!", tokens_per_second = 50 }
+
+    [[tools]]                       # a Python tool: a function, a Tool object or a factory
+    function = "mypackage.tools:lookup"
+
+    [[mcp_servers]]                 # an MCP server's tools appear as mcp:files/<tool>
+    name = "files"
+    command = ["python", "-m", "files_server"]
 """
 
 from __future__ import annotations
@@ -32,7 +39,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -47,10 +62,12 @@ __all__ = [
     "EmbeddingModelConfig",
     "FastPathRule",
     "LimitsConfig",
+    "McpServerConfig",
     "ModelConfig",
     "ProfileConfig",
     "RagConfig",
     "Settings",
+    "ToolConfig",
     "load_settings",
 ]
 
@@ -69,6 +86,9 @@ class ModelConfig(BaseModel):
     url: str | None = None
     upstream_model: str | None = None
     api_key: str | None = None
+    # The token limit of a request that sets none (None: Settings.default_max_tokens,
+    # else the backend's own: 512 for the embedded model, the upstream's for upstreams).
+    default_max_tokens: int | None = Field(None, ge=1)
     # backend-specific knobs (scripted: text, tokens_per_second, fail_after, ...).
     options: dict[str, Any] = Field(default_factory=dict)
     # Whether the model takes images (None: the backend kind's default — upstreams pass
@@ -190,6 +210,50 @@ class FastPathRule(BaseModel):
         return value
 
 
+class ToolConfig(BaseModel):
+    """A server-side tool from configuration (``lmstream.tools``).
+
+    ``function = "module:attr"`` names a ``Tool`` object, a function (made a tool as by
+    the ``@tool`` decorator) or a zero-argument factory returning a ``Tool``;
+    ``command = [...]`` runs a program per call (arguments as JSON on stdin, its stdout
+    is the result, streamed as chunks; killed with its process group on cancel).
+    """
+
+    name: str | None = None
+    function: str | None = None
+    command: list[str] | None = None
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+    timeout: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ToolConfig:
+        if (self.function is None) == (self.command is None):
+            raise ValueError("a [[tools]] entry needs exactly one of `function` or `command`")
+        if self.command is not None and not (self.name and self.command):
+            raise ValueError("a `command` tool needs a `name` and a non-empty command")
+        return self
+
+
+class McpServerConfig(BaseModel):
+    """An MCP server whose tools lmstream offers as ``mcp:<name>/<tool>``: started as a
+    subprocess over stdio (``command``) or reached over Streamable HTTP (``url``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    command: list[str] | None = None
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    connect_timeout: float = Field(30.0, gt=0)
+    timeout: float | None = Field(None, gt=0, description="Seconds per call (default: tool_timeout).")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None) or self.command == []:
+            raise ValueError(f"MCP server {self.name!r} needs exactly one of `command` or `url`")
+        return self
+
+
 # The default fast-path rule (set ``fast_path = []`` to disable it).
 DEFAULT_GREETING = FastPathRule(
     pattern=r"^\s*(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening))"
@@ -228,6 +292,13 @@ class Settings(BaseSettings):
     default_model: str | None = None
     models: list[ModelConfig] = Field(default_factory=list)
 
+    default_max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Token limit of a request that sets none, for every model without its own "
+        "(default: 512 for the embedded model, the upstream's own limit for upstreams).",
+    )
+
     # The embedded model.
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -261,6 +332,20 @@ class Settings(BaseSettings):
     default_profile: str | None = None
     fast_path: list[FastPathRule] = Field(default_factory=lambda: [DEFAULT_GREETING.model_copy()])
 
+    # Server-side tools and MCP (lmstream.tools).
+    tools: list[ToolConfig] = Field(default_factory=list)
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    tool_timeout: float = Field(60.0, gt=0, description="Seconds a tool may run (a tool may set its own).")
+    tool_max_output: int = Field(
+        1_000_000, ge=1000, description="Characters of result (and of chunks) kept per tool run."
+    )
+    tool_progress_interval: float = Field(
+        0.1, ge=0, description="Seconds between progress events of a run (stage changes, 100% always pass)."
+    )
+    mcp_endpoint: bool = Field(True, description="Serve lmstream's tools over MCP at /mcp.")
+    tool_rounds: int = Field(
+        8, ge=1, le=100, description="Rounds of server-side tool calls a streamed answer may make before it must answer."
+    )
     # Limits on what a client may send (issue 14; lmstream.http.guard, lmstream.http.bounds).
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
     max_messages: int = Field(1000, ge=1, description="Most messages in one request.")
@@ -348,6 +433,10 @@ class Settings(BaseSettings):
             return [ModelConfig(name=name, backend="llama_cpp", path=self.model)]
         name = self.upstream_model or self.backend
         return [ModelConfig(name=name, backend=self.backend, url=self.upstream_url, upstream_model=self.upstream_model)]
+
+    def max_tokens_default(self, config: ModelConfig, fallback: int | None) -> int | None:
+        """The token limit of a request to model ``config`` that sets none."""
+        return config.default_max_tokens or self.default_max_tokens or fallback
 
     def resolved_default_model(self) -> str:
         return self.default_model or self.resolved_models()[0].name

@@ -14,8 +14,8 @@ import pytest
 from lmstream.backends.base import Backend, BackendContext, BackendStats, EventStream
 from lmstream.backends.registry import get_backend_factory
 from lmstream.errors import Overloaded, UpstreamError, UpstreamTimeout
-from lmstream.events import Done, Event, TextDelta, Usage
-from lmstream.request import ChatRequest, Message
+from lmstream.events import Done, Event, TextDelta, TokenLogprob, Usage
+from lmstream.request import ChatRequest, Message, ResponseFormat
 from lmstream.settings import ModelConfig, Settings
 
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
@@ -223,3 +223,78 @@ def test_url_is_required() -> None:
     context = BackendContext(settings=Settings(data_dir="/nonexistent"), http=httpx.AsyncClient())
     with pytest.raises(ValueError, match="needs `url`"):
         get_backend_factory("ollama")(config, context)
+
+
+# Structured output, logprobs and logit bias in each upstream's own form ------------------
+
+FEATURES = REQUEST.with_(
+    response_format=ResponseFormat("json_schema", {"type": "object"}, name="thing", strict=True),
+    logprobs=2,
+    logit_bias=((15, -100.0),),
+)
+LOGPROBS = [{"token": "Hel", "logprob": -0.5, "bytes": [72, 101, 108], "top_logprobs": [
+    {"token": "Hel", "logprob": -0.5, "bytes": [72, 101, 108]}, {"token": "Hi", "logprob": -1.5, "bytes": [72, 105]}]}]
+
+
+async def test_openai_upstream_gets_the_features_and_its_logprobs_come_back() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        chunk = {"choices": [{"index": 0, "delta": {"content": "Hel"}, "logprobs": {"content": LOGPROBS}, "finish_reason": None}]}
+        return sse_ok([f"data: {json.dumps(chunk)}\n\n".encode(), *openai_body()])
+
+    model = backend("openai", handler)
+    events = await drain(await model.open(FEATURES))
+    body = seen[0]
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "thing", "schema": {"type": "object"}, "strict": True}}
+    assert body["logprobs"] is True and body["top_logprobs"] == 2 and body["logit_bias"] == {"15": -100.0}
+    delta = events[0]
+    assert isinstance(delta, TextDelta) and delta.logprobs is not None
+    assert delta.logprobs[0] == TokenLogprob("Hel", -0.5, b"Hel", (TokenLogprob("Hel", -0.5, b"Hel"), TokenLogprob("Hi", -1.5, b"Hi")))
+    assert model.info.capabilities.logit_bias and model.info.capabilities.json_schema
+
+
+async def test_ollama_upstream_gets_format_and_logprobs() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        lines = [{"message": {"content": "Hel"}, "logprobs": LOGPROBS, "done": False},
+                 {"message": {"content": ""}, "done": True, "done_reason": "stop", "prompt_eval_count": 2, "eval_count": 1}]
+        return httpx.Response(200, stream=Chunks([(json.dumps(line) + "\n").encode() for line in lines]))
+
+    model = backend("ollama", handler)
+    events = await drain(await model.open(FEATURES.with_(logit_bias=())))
+    assert seen[0]["format"] == {"type": "object"} and seen[0]["logprobs"] is True and seen[0]["top_logprobs"] == 2
+    await drain(await model.open(REQUEST.with_(response_format=ResponseFormat("json_object"))))
+    assert seen[1]["format"] == "json" and "logprobs" not in seen[1]
+    delta = events[0]
+    assert isinstance(delta, TextDelta) and delta.logprobs is not None and delta.logprobs[0].token == "Hel"
+    assert not model.info.capabilities.logit_bias
+
+
+async def test_anthropic_upstream_gets_a_schema_as_output_config() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        events = [("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 2}}}),
+                  ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}),
+                  ("message_stop", {"type": "message_stop"})]
+        return sse_ok([f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events])
+
+    model = backend("anthropic", handler)
+    await drain(await model.open(REQUEST.with_(response_format=ResponseFormat("json_schema", {"type": "object"}))))
+    assert seen[0]["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+    caps = model.info.capabilities
+    assert caps.json_schema and not (caps.json_object or caps.logprobs or caps.logit_bias)
+
+
+def test_a_model_can_narrow_what_its_upstream_passes_through() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("not called")
+
+    assert not backend("ollama", handler, capabilities={"logprobs": False}).info.capabilities.logprobs
+    with pytest.raises(ValueError, match="capabilities"):
+        backend("ollama", handler, capabilities={"telepathy": True})

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pexpect
@@ -157,3 +158,19 @@ def test_ctrl_c_in_the_interactive_chat_stops_the_answer_on_the_server(cli_serve
         assert child.exitstatus == 0
     finally:
         child.close(force=True)
+
+
+def test_json_schema_is_sent_and_a_model_that_cannot_follow_it_says_so(lmstream: Run, tmp_path: Path) -> None:
+    schema = tmp_path / "city.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"city": {"type": "string"}}}))
+    result = lmstream("chat", "--json-schema", str(schema), "--no-store", "Paris?")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "response_format" in result.stderr and "'scripted'" in result.stderr  # the server refused it: it was sent
+
+
+def test_a_json_schema_file_that_is_not_a_schema_is_one_line_of_error(lmstream: Run, tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[]")
+    for name, needle in (("bad.json", "not JSON"), ("list.json", "JSON object"), ("missing.json", "cannot read")):
+        result = lmstream("chat", "--json-schema", str(tmp_path / name), "Paris?")
+        assert result.returncode == 1 and needle in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr

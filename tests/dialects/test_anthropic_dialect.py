@@ -33,7 +33,7 @@ def test_system_and_content_as_strings_or_blocks() -> None:
         system=[{"type": "text", "text": "be "}, {"type": "text", "text": "brief"}],
         messages=[
             {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}}, {"type": "text", "text": "b"}]},
-            {"role": "assistant", "content": "c"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": "c"}]},
             {"role": "user", "content": "d"},
         ],
         stop_sequences=["\n\n", "END"], temperature=0.5, top_p=0.9, top_k=5, stream=True,
@@ -46,10 +46,18 @@ def test_system_and_content_as_strings_or_blocks() -> None:
     assert [i.media_type for i in request.messages[1].images] == ["image/png"]
     assert request.stop == ("\n\n", "END") and request.max_tokens == 16
     assert (request.temperature, request.top_p, request.top_k) == (0.5, 0.9, 5)
+
     assert request.context.user == "u1"
 
     plain, stream = anthropic.parse_request(body(system="sys"))
     assert not stream and plain.messages[0].content == "sys"
+
+
+def test_an_image_block_is_refused_not_dropped() -> None:
+    """Regression: image blocks were dropped in silence; a malformed one is refused now."""
+    with pytest.raises(BadRequest) as caught:
+        anthropic.parse_request(body(messages=[{"role": "user", "content": [{"type": "image", "source": {}}]}]))
+    assert caught.value.param == "messages" and "image" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -98,13 +106,15 @@ def test_exact_event_sequence_with_cumulative_usage() -> None:
     assert all(data["type"] == name for name, data in out)
     start = out[0][1]["message"]
     assert start["id"] == "msg_1" and start["content"] == [] and start["stop_reason"] is None
-    assert start["usage"] == {"input_tokens": 3, "output_tokens": 1}
+    assert start["usage"] == {
+        "input_tokens": 3, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1,
+    }
     assert out[1][1] == {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
     assert out[3][1]["delta"] == {"type": "text_delta", "text": "Hel"}
     assert out[6][1] == {
         "type": "message_delta",
         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"input_tokens": 7, "output_tokens": 2},
+        "usage": {"input_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 2},
     }
 
 
@@ -139,7 +149,7 @@ def test_render_message_from_a_folded_stream() -> None:
         "id": "msg_2", "type": "message", "role": "assistant", "model": "m",
         "content": [{"type": "text", "text": "Hi there"}],
         "stop_reason": "stop_sequence", "stop_sequence": "X",
-        "usage": {"input_tokens": 4, "output_tokens": 2},
+        "usage": {"input_tokens": 4, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 2},
     }
 
 

@@ -83,6 +83,17 @@ def test_stream_lines_end_with_done_durations_and_counts() -> None:
     assert final["eval_duration"] == 100_000_000 and final["load_duration"] == 0
 
 
+def test_prompt_eval_duration_is_the_prompt_alone_not_the_wait_for_the_model() -> None:
+    """Regression: prompt_eval_duration was the time to the first token, queue included
+    (31 s for 15 prompt tokens behind another answer)."""
+    timings = Timings(ttft_ms=31_200.0, total_ms=32_000.0, tokens_per_second=10.0, queued_ms=31_000.0, prompt_ms=150.0)
+    line = ollama.LineEncoder("m", "chat").encode(Done("stop", usage=Usage(15, 8), timings=timings))[0]
+    final = json.loads(line)
+    assert final["prompt_eval_duration"] == 150_000_000
+    assert final["eval_duration"] == 850_000_000  # after the prompt was read
+    assert final["total_duration"] == 32_000_000_000  # the wait shows only here
+
+
 def test_generate_lines_use_response_and_errors_are_a_line() -> None:
     encoder = ollama.LineEncoder("m", "generate")
     assert json.loads(encoder.encode(TextDelta("x"))[0])["response"] == "x"

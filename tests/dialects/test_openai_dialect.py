@@ -37,6 +37,15 @@ def test_content_parts_and_developer_role() -> None:
     assert [(i.media_type, i.data) for i in request.messages[1].images] == [("image/png", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")]
 
 
+def test_an_image_part_is_refused_not_dropped() -> None:
+    """Regression: image parts were dropped in silence; a malformed one is refused now."""
+    with pytest.raises(BadRequest) as caught:
+        openai.parse_request(
+            body(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}])
+        )
+    assert caught.value.param == "messages" and "image_url" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("raw", "needle"),
     [

@@ -152,3 +152,53 @@ async def test_shutdown_cancels_running_generations() -> None:
     generation = await hub.start(ask())
     await hub.aclose()
     assert generation.state == "cancelled" and generation.cancel_reason == CancelReason.SHUTDOWN
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_700_000_000.0
+
+
+async def test_timings_split_the_wait_for_the_model_from_reading_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait ends with the backend's first event after its Queued ones; the prompt is
+    read by its early Usage. (Ollama's prompt_eval_duration used to include the wait.)"""
+    from collections.abc import AsyncIterator
+    from types import SimpleNamespace
+
+    from lmstream.events import Progress, Queued, Usage
+    from lmstream.hub import generation as generation_module
+
+    clock = _Clock()
+    monkeypatch.setattr(generation_module, "time", SimpleNamespace(perf_counter=clock.perf_counter, time=clock.time))
+
+    class Waiting(ScriptedBackend):
+        async def open(self, request: ChatRequest) -> AsyncIterator[Event]:  # type: ignore[override]
+            async def events() -> AsyncIterator[Event]:
+                yield Queued(1)
+                clock.now += 3.0  # waits 3 s for the model
+                yield Progress("prompt", 0.0)
+                clock.now += 0.25  # reads the prompt
+                yield Usage(7, 0)
+                clock.now += 0.5
+                yield TextDelta("hi")
+                clock.now += 1.0
+                yield Usage(7, 2)
+                yield Done("stop")
+
+            return events()
+
+    backend = Waiting(scripted("s"))
+    hub = StreamHub(Router({"s": backend}, "s"))
+    generation = await hub.start(ask())
+    events = await collect(hub, generation.id)
+    done = events[-1][1]
+    assert isinstance(done, Done) and done.timings is not None
+    assert done.timings.queued_ms == pytest.approx(3000.0)
+    assert done.timings.prompt_ms == pytest.approx(250.0)
+    assert done.timings.ttft_ms == pytest.approx(3750.0) and done.timings.total_ms == pytest.approx(4750.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lmstream.access.keys import make_key
+from lmstream.events import Source
 from lmstream.store import sqlite as sqlite_store
 from lmstream.store.sqlite import SQLiteStore, migrate
 from tests.store.records import conversation, message
@@ -166,6 +168,35 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
         assert found is not None and (found.id, found.owner) == ("key_1", "alice")
         await store.add_messages(c.id, [message(c.id, "assistant", "", status="streaming", instance_id="i-2")])
         assert await store.interrupt_streaming("i-2") == 1  # m002_streaming_owner's column is there
+    finally:
+        await store.aclose()
+
+
+async def test_a_database_made_by_the_documents_branch_gains_the_tool_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the merge the sources migration was numbered m004 (m004_message_sources); a
+    database that applied it gets m004_tool_steps and keeps its sources."""
+    path = tmp_path / "lmstream.db"
+    *first, (tools, _), (name, sources_script) = sqlite_store.MIGRATIONS
+    assert (tools, name) == ("m004_tool_steps", "m005_message_sources")
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*first, ("m004_message_sources", sources_script)])
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db)
+    db.close()
+    monkeypatch.undo()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert applied(path) == ALL_MIGRATIONS
+        c = conversation("grounded")
+        await store.create_conversation(c)
+        source = Source(1, "heapq", "library/heapq.html", "Heaps are binary trees", 0.5)
+        answer = message(c.id, "assistant", "A heap [1].")
+        await store.add_messages(c.id, [dataclasses.replace(answer, sources=(source,), name="helper")])
+        (got,) = await store.list_messages(c.id)
+        assert (got.sources, got.name) == ((source,), "helper")  # both columns there
     finally:
         await store.aclose()
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from lmstream.errors import BadRequest
-from lmstream.events import Source
+from lmstream.events import Source, ToolCall
 from lmstream.store import MessageUpdate, Store
 from tests.store.conftest import OpenStore
 from tests.store.records import conversation, message
@@ -52,6 +52,35 @@ async def test_conversation_and_message_crud(store: Store) -> None:
     assert await store.list_messages(c.id) == []  # cascaded
     assert await store.delete_conversation(c.id) is False
     assert await store.update_conversation(c.id, title="x") is None
+
+
+async def test_tool_steps_and_names_are_kept(store: Store) -> None:
+    c = conversation()
+    await store.create_conversation(c)
+    calls = (ToolCall("call_1", "calculator", '{"expression":"6*7"}'), ToolCall("call_2", "time", "{}"))
+    steps = [
+        message(c.id, content="what is 6*7?"),
+        message(c.id, "assistant", "", tool_calls=calls),
+        message(c.id, "tool", "42", tool_call_id="call_1", name="calculator"),
+        message(c.id, "tool", "\x00 odd: wörd", tool_call_id="call_2", name="time"),
+        message(c.id, "assistant", "It is 42.", name="Skeptic"),
+    ]
+    await store.add_messages(c.id, steps)
+    got = await store.list_messages(c.id)
+    assert [(m.tool_calls, m.tool_call_id, m.name) for m in got] == [
+        ((), None, None),
+        (calls, None, None),
+        ((), "call_1", "calculator"),
+        ((), "call_2", "time"),
+        ((), None, "Skeptic"),
+    ]
+    later = message(c.id, "assistant", "", status="streaming")
+    await store.add_messages(c.id, [later])
+    await store.update_message(later.id, MessageUpdate("Checking.", "streaming", name="Optimist"))
+    await store.update_messages([(later.id, MessageUpdate("Checking.", "complete", tool_calls=calls[:1]))])
+    await store.update_message(later.id, MessageUpdate("Checking.", "complete"))  # leaves them as they are
+    (last,) = (await store.list_messages(c.id))[-1:]
+    assert (last.content, last.status, last.tool_calls, last.name) == ("Checking.", "complete", calls[:1], "Optimist")
 
 
 async def test_pages_follow_updated_at_then_id_without_gaps_or_repeats(store: Store) -> None:

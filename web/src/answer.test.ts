@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, metaParts, newAnswer, storedAnswer, tokensPerSecond } from "./answer";
+import { applyEvent, metaParts, newAnswer, storedAnswer, storedResult, structured, tokensPerSecond } from "./answer";
 
 const start = { seq: 0, name: "start", data: { id: "g1", model: "m", conversation_id: "c1" } };
 const token = (seq: number, text: string) => ({ seq, name: "token", data: { text } });
@@ -64,5 +64,60 @@ describe("applyEvent", () => {
       ttft_ms: null, tokens_per_second: null, sources: [item],
     });
     expect(stored.sources).toEqual([item]);
+  });
+});
+
+describe("parts", () => {
+  const ev = (seq: number, name: string, data: Record<string, unknown>) => ({ seq, name, data });
+
+  it("puts a tool call inline, with its live progress, output and result, then the text after it", () => {
+    const a = newAnswer(0);
+    const events = [
+      start,
+      ev(1, "token", { text: "Let me count." }),
+      ev(2, "tool_call", { index: 1, id: "call_1", name: "count", arguments: '{"n"' }),
+      ev(3, "tool_call", { index: 1, id: null, name: null, arguments: ":2}" }),
+      ev(4, "tool_progress", { call_id: "call_1", stage: "counting", percentage: 50, message: "at 1" }),
+      ev(5, "tool_chunk", { call_id: "call_1", text: "Number 1. " }),
+    ];
+    for (const e of events) applyEvent(a, e, 0);
+    expect(structured(a)).toBe(true);
+    expect(a.parts).toMatchObject([
+      { kind: "text", text: "Let me count.", index: 0 },
+      { kind: "tool", callId: "call_1", name: "count", arguments: '{"n":2}', stage: "counting", percentage: 50, output: "Number 1. ", result: null },
+    ]);
+    applyEvent(a, ev(6, "tool_result", { call_id: "call_1", name: "count", result: "counted to 2", execution_ms: 12, error: null }), 0);
+    applyEvent(a, ev(7, "token", { text: "Done: 2.", index: 2 }), 0);
+    expect(a.parts[1]).toMatchObject({ result: "counted to 2", stage: "done", executionMs: 12 });
+    expect(a.parts[2]).toMatchObject({ kind: "text", text: "Done: 2.", index: 2 });
+    expect(a.text).toBe("Let me count.Done: 2.");
+  });
+
+  it("gives each team member's message a part of its own", () => {
+    const a = newAnswer(0);
+    applyEvent(a, start, 0);
+    applyEvent(a, ev(1, "message_start", { speaker: "Ann", round: 1, model: "m" }), 0);
+    applyEvent(a, ev(2, "token", { text: "Yes." }), 0);
+    applyEvent(a, ev(3, "message_done", { speaker: "Ann", round: 1 }), 0);
+    applyEvent(a, ev(4, "message_start", { speaker: "Bob", round: 1, model: "m" }), 0);
+    applyEvent(a, ev(5, "token", { text: "No", index: 1 }), 0);
+    applyEvent(a, ev(6, "token", { text: ".", index: 1 }), 0);
+    expect(a.parts.map((p) => (p.kind === "text" ? [p.speaker, p.text, p.done] : null))).toEqual([
+      ["Ann", "Yes.", true],
+      ["Bob", "No.", false],
+    ]);
+  });
+
+  it("rebuilds stored steps: calls from the answer, results from tool messages", () => {
+    const a = storedAnswer({
+      content: "", status: "complete", model: "m", generation_id: "g", usage: null, ttft_ms: null,
+      tokens_per_second: null, tool_calls: [{ id: "call_1", name: "calculator", arguments: '{"expression":"6*7"}' }],
+    });
+    expect(storedResult(a, "call_1", "42", null)).toBe(true);
+    expect(storedResult(a, "call_9", "?", null)).toBe(false);
+    expect(a.parts).toMatchObject([{ kind: "tool", name: "calculator", result: "42", stage: "done" }]);
+    const member = storedAnswer({ content: "Hm.", status: "complete", model: "m", generation_id: "g", usage: null,
+      ttft_ms: null, tokens_per_second: null, name: "Skeptic" }); // prettier-ignore
+    expect(member.parts).toMatchObject([{ kind: "text", speaker: "Skeptic", text: "Hm.", done: true }]);
   });
 });

@@ -33,6 +33,38 @@ export interface Source {
   chunk: number | null;
 }
 
+/** A server-side tool call inside an answer, with its live progress and result. */
+export interface ToolPart {
+  kind: "tool";
+  /** The content block of the call (its `tool_call` deltas carry it). */
+  index: number;
+  callId: string;
+  name: string;
+  arguments: string;
+  stage: string | null;
+  percentage: number | null;
+  message: string | null;
+  /** Partial output, as the tool streamed it. */
+  output: string;
+  result: string | null;
+  error: string | null;
+  executionMs: number | null;
+}
+
+/** Text of the answer: block `index`, or one team member's message (`speaker`). */
+export interface TextPart {
+  kind: "text";
+  index: number | null;
+  text: string;
+  speaker: string | null;
+  round: number | null;
+  model: string | null;
+  /** A team member's message is whole (`message_done`). */
+  done: boolean;
+}
+
+export type Part = TextPart | ToolPart;
+
 export interface Answer {
   generationId: string | null;
   conversationId: string | null;
@@ -56,6 +88,8 @@ export interface Answer {
   error: { message: string; code: string } | null;
   /** The `sources` event's items (an answer from documents), else empty. */
   sources: Source[];
+  /** The answer in order: text, tool calls with their runs, team members' messages. */
+  parts: Part[];
   /** A `warning` event: e.g. the server could not keep this answer (`not_stored`). */
   warning: string | null;
 }
@@ -87,8 +121,24 @@ export function newAnswer(now: number, model: string | null = null): Answer {
     finishReason: null,
     error: null,
     sources: [],
+    parts: [],
     warning: null,
   };
+}
+
+/** Whether the answer has more than plain text (tool calls, several speakers). */
+export function structured(a: Answer): boolean {
+  return a.parts.some((p) => p.kind === "tool" || p.speaker !== null);
+}
+
+function toolPart(a: Answer, callId: string): ToolPart | undefined {
+  return a.parts.find((p): p is ToolPart => p.kind === "tool" && p.callId === callId);
+}
+
+function addText(a: Answer, text: string, index: number | null): void {
+  const last = a.parts[a.parts.length - 1];
+  if (last?.kind === "text" && !last.done && (last.speaker !== null || last.index === index)) last.text += text;
+  else a.parts.push({ kind: "text", index, text, speaker: null, round: null, model: null, done: false });
 }
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
@@ -144,6 +194,7 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
     }
     case "token": {
       const text = str(d.text) ?? "";
+      addText(answer, text, num(d.index) ?? 0);
       answer.text += text;
       answer.tokens += 1;
       answer.firstTokenAt ??= now;
@@ -167,6 +218,56 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
       answer.completionTokens = usage ? num(usage.completion_tokens) : null;
       answer.progress = null;
       answer.queuePosition = null;
+      break;
+    }
+    case "tool_call": {
+      const index = num(d.index) ?? 0;
+      const last = answer.parts[answer.parts.length - 1];
+      if (last?.kind === "tool" && last.index === index) last.arguments += str(d.arguments) ?? "";
+      else {
+        answer.parts.push({
+          kind: "tool", index, callId: str(d.id) ?? `block-${index}`, name: str(d.name) ?? "tool",
+          arguments: str(d.arguments) ?? "", stage: null, percentage: null, message: null, output: "",
+          result: null, error: null, executionMs: null,
+        }); // prettier-ignore
+      }
+      answer.status = "streaming";
+      break;
+    }
+    case "tool_progress": {
+      const part = toolPart(answer, str(d.call_id) ?? "");
+      if (part) {
+        part.stage = str(d.stage);
+        part.percentage = num(d.percentage) ?? part.percentage;
+        part.message = str(d.message);
+      }
+      break;
+    }
+    case "tool_chunk": {
+      const part = toolPart(answer, str(d.call_id) ?? "");
+      if (part) part.output += str(d.text) ?? "";
+      break;
+    }
+    case "tool_result": {
+      const part = toolPart(answer, str(d.call_id) ?? "");
+      if (part) {
+        part.result = str(d.result);
+        part.error = str(d.error);
+        part.executionMs = num(d.execution_ms);
+        part.stage = part.error ? "failed" : "done";
+      }
+      break;
+    }
+    case "message_start":
+      answer.parts.push({
+        kind: "text", index: null, text: "", speaker: str(d.speaker) ?? "Member", round: num(d.round),
+        model: str(d.model), done: false,
+      }); // prettier-ignore
+      answer.status = answer.status === "waiting" || answer.status === "queued" ? "streaming" : answer.status;
+      break;
+    case "message_done": {
+      const last = answer.parts[answer.parts.length - 1];
+      if (last?.kind === "text" && last.speaker !== null) last.done = true;
       break;
     }
     case "error":
@@ -218,6 +319,8 @@ export function formatMs(ms: number): string {
 
 export interface StoredAnswer {
   content: string;
+  tool_calls?: { id: string; name: string; arguments: string }[];
+  name?: string | null;
   status: string;
   model: string | null;
   generation_id: string | null;
@@ -226,6 +329,16 @@ export interface StoredAnswer {
   tokens_per_second: number | null;
   error?: { message: string; code?: string } | string | null;
   sources?: unknown;
+}
+
+/** A stored tool message: the result of the call `tool_call_id` of an earlier answer. */
+export function storedResult(a: Answer, callId: string, content: string, error: string | null): boolean {
+  const part = toolPart(a, callId);
+  if (!part) return false;
+  part.result = error ? null : content;
+  part.error = error;
+  part.stage = error ? "failed" : "done";
+  return true;
 }
 
 /** An answer loaded from the conversation history. */
@@ -239,6 +352,17 @@ export function storedAnswer(m: StoredAnswer): Answer {
   a.serverTokensPerSecond = m.tokens_per_second;
   a.completionTokens = m.usage?.completion_tokens ?? null;
   a.sources = parseSources(m.sources);
+  if (m.name) {
+    a.parts.push({ kind: "text", index: null, text: m.content, speaker: m.name, round: null, model: m.model, done: true });
+  } else if (m.content) {
+    a.parts.push({ kind: "text", index: 0, text: m.content, speaker: null, round: null, model: null, done: false });
+  }
+  for (const call of m.tool_calls ?? []) {
+    a.parts.push({
+      kind: "tool", index: a.parts.length, callId: call.id, name: call.name, arguments: call.arguments,
+      stage: null, percentage: null, message: null, output: "", result: null, error: null, executionMs: null,
+    }); // prettier-ignore
+  }
   if (m.error) {
     a.error =
       typeof m.error === "string"

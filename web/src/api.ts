@@ -68,6 +68,10 @@ export interface StoredMessage {
   error?: { message: string; code?: string } | string | null;
   /** The numbered passages an answer from documents was given. */
   sources?: unknown;
+  /** An assistant's calls; a tool message's call and tool; a team member's name. */
+  tool_calls?: { id: string; name: string; arguments: string }[];
+  tool_call_id?: string | null;
+  name?: string | null;
 }
 
 export interface ConversationDetail extends Conversation {
@@ -104,6 +108,22 @@ export interface StreamRequest {
   conversation_id?: string;
   /** Answer from this collection's documents (sources first, then a cited answer). */
   collection?: string;
+  /** Server-side tools the model may call (their runs stream inline). */
+  tools?: string[];
+}
+
+/** `POST /v1/team/stream`: members answer in rounds (the server's default team). */
+export interface TeamRequest {
+  question: string;
+  model?: string;
+  conversation_id?: string;
+  rounds?: number;
+  moderator?: boolean;
+}
+
+export interface Tool {
+  name: string;
+  description: string;
 }
 
 export class Api {
@@ -154,6 +174,11 @@ export class Api {
     return body.data.map((m) => m.id);
   }
 
+  async tools(): Promise<Tool[]> {
+    const body = await this.json<{ data: Tool[] }>("GET", "v1/tools");
+    return body.data;
+  }
+
   profiles(): Promise<{ data: Profile[]; default: string | null }> {
     return this.json("GET", "v1/profiles");
   }
@@ -189,9 +214,9 @@ export class Api {
     return this.json("DELETE", `v1/streams/${encodeURIComponent(id)}`);
   }
 
-  /** `POST /v1/streams` answered as an event stream. */
-  startStream(body: StreamRequest, signal: AbortSignal): Promise<Response> {
-    return this.send("POST", "v1/streams", {
+  /** `POST /v1/streams` (or a team's `v1/team/stream`) answered as an event stream. */
+  startStream(body: StreamRequest | TeamRequest, signal: AbortSignal, path = "v1/streams"): Promise<Response> {
+    return this.send("POST", path, {
       body,
       headers: { Accept: "text/event-stream" },
       signal,

@@ -8,13 +8,13 @@
  * is followed from the server with `LiveGeneration.attach`.
  */
 
-import { storedAnswer } from "./answer";
-import { Api, ApiError, type ConversationDetail, NetworkError, type StreamRequest } from "./api";
+import { storedAnswer, storedResult } from "./answer";
+import { Api, ApiError, type ConversationDetail, NetworkError, type StreamRequest, type TeamRequest } from "./api";
 import { byId, icon } from "./dom";
 import { prefs, type Theme } from "./prefs";
 import { Sidebar } from "./sidebar";
 import { LiveGeneration } from "./stream";
-import { Thread } from "./thread";
+import { type AssistantView, Thread } from "./thread";
 
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 const MAX_IMAGE_BYTES = 5 * 1024 * 1024; // the server's default max_image_bytes
@@ -34,6 +34,8 @@ export class App {
   /** The transcript, for servers without a conversation store. */
   private turns: Turn[] = [];
   private authRequired = false;
+  /** The server's tools, offered to the model when "Tools" is on. */
+  private tools: string[] = [];
   /** Models that accept images (`/health`'s `supports_images`), and the images to send. */
   private imageModels = new Set<string>();
   private onlyModel: string | null = null;
@@ -47,6 +49,9 @@ export class App {
     send: byId<HTMLButtonElement>("send"),
     stop: byId<HTMLButtonElement>("stop"),
     streamToggle: byId<HTMLInputElement>("stream-toggle"),
+    toolsToggle: byId<HTMLInputElement>("tools-toggle"),
+    toolsSwitch: byId("tools-switch"),
+    teamToggle: byId<HTMLInputElement>("team-toggle"),
     model: byId<HTMLSelectElement>("model"),
     modelPicker: byId("model-picker"),
     attach: byId<HTMLButtonElement>("attach"),
@@ -115,7 +120,7 @@ export class App {
       return;
     }
     try {
-      await Promise.all([this.loadModels(), this.loadProfiles(), this.loadCollections(), this.sidebar.reload()]);
+      await Promise.all([this.loadModels(), this.loadProfiles(), this.loadCollections(), this.loadTools(), this.sidebar.reload()]);
     } catch (err) {
       this.handleError(err);
       return;
@@ -137,6 +142,16 @@ export class App {
     this.el.modelPicker.hidden = models.length === 0;
     this.el.emptySub.textContent =
       models.length === 1 ? `Chatting with ${models[0]}. Answers stream in as it writes them.` : "Answers stream in as the model writes them.";
+  }
+
+  private async loadTools(): Promise<void> {
+    try {
+      this.tools = (await this.api.tools()).map((t) => t.name);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+      this.tools = []; // this server has no tools
+    }
+    this.el.toolsSwitch.hidden = this.tools.length === 0;
   }
 
   private async loadProfiles(): Promise<void> {
@@ -252,16 +267,24 @@ export class App {
     if (detail.profile && [...this.el.profile.options].some((o) => o.value === detail.profile)) {
       this.el.profile.value = detail.profile;
     }
+    let calls: AssistantView | null = null; // the last answer that called tools
     for (const message of detail.messages) {
       if (message.role === "user") {
         this.thread.addUser(message.content);
+      } else if (message.role === "tool") {
+        // a tool's result goes inline, into the answer whose call it answers
+        const error = typeof message.error === "string" ? message.error : (message.error?.message ?? null);
+        if (calls && message.tool_call_id && storedResult(calls.answer, message.tool_call_id, message.content, error)) {
+          calls.schedule();
+        }
       } else if (message.role === "assistant") {
         if (message.status === "streaming" && message.generation_id) {
           const live = this.follow(message.generation_id, message.model);
           this.thread.addAssistant(live.answer, live);
           this.live = live;
         } else {
-          this.thread.addAssistant(storedAnswer(message), null);
+          const view = this.thread.addAssistant(storedAnswer(message), null);
+          if (message.tool_calls?.length) calls = view;
         }
       }
     }
@@ -301,20 +324,31 @@ export class App {
   private send(): void {
     const text = this.el.input.value.trim();
     if (!text || (this.live && !this.live.done)) return;
-    const request: StreamRequest = { prompt: text };
-    if (this.el.model.value) request.model = this.el.model.value;
-    if (this.images.length && this.acceptsImages()) request.images = [...this.images];
-    const shown = request.images ? `${text}\n\n(${request.images.length} image${request.images.length > 1 ? "s" : ""} attached)` : text;
-    this.clearImages();
-    if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
-    if (!this.el.collectionPicker.hidden && this.el.collection.value) request.collection = this.el.collection.value;
-    if (this.conversationId) request.conversation_id = this.conversationId;
-    else if (!this.sidebar.available && this.turns.length) request.messages = [...this.turns];
+    let live: LiveGeneration;
+    let shown = text;
+    if (this.el.teamToggle.checked) {
+      // the server's default team answers, each member in turn
+      const team: TeamRequest = { question: text };
+      if (this.el.model.value) team.model = this.el.model.value;
+      if (this.conversationId) team.conversation_id = this.conversationId;
+      live = LiveGeneration.start(this.api, team, "v1/team/stream");
+    } else {
+      const request: StreamRequest = { prompt: text };
+      if (this.el.model.value) request.model = this.el.model.value;
+      if (this.images.length && this.acceptsImages()) request.images = [...this.images];
+      if (request.images) shown = `${text}\n\n(${request.images.length} image${request.images.length > 1 ? "s" : ""} attached)`;
+      this.clearImages();
+      if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
+      if (!this.el.collectionPicker.hidden && this.el.collection.value) request.collection = this.el.collection.value;
+      if (this.conversationId) request.conversation_id = this.conversationId;
+      else if (!this.sidebar.available && this.turns.length) request.messages = [...this.turns];
+      if (this.el.toolsToggle.checked && this.tools.length) request.tools = [...this.tools];
+      live = LiveGeneration.start(this.api, request);
+    }
 
     this.el.input.value = "";
     this.autosize();
     this.thread.addUser(shown);
-    const live = LiveGeneration.start(this.api, request);
     this.track(live);
     this.live = live;
     this.thread.addAssistant(live.answer, live);
@@ -464,6 +498,14 @@ export class App {
       this.send();
     });
     this.el.stop.addEventListener("click", () => this.stop());
+    this.el.toolsToggle.checked = prefs.tools;
+    this.el.toolsToggle.addEventListener("change", () => {
+      prefs.tools = this.el.toolsToggle.checked;
+    });
+    this.el.teamToggle.checked = prefs.team;
+    this.el.teamToggle.addEventListener("change", () => {
+      prefs.team = this.el.teamToggle.checked;
+    });
     this.el.streamToggle.checked = prefs.stream;
     this.el.streamToggle.addEventListener("change", () => {
       prefs.stream = this.el.streamToggle.checked;

@@ -9,6 +9,8 @@ const KEYS = {
   model: "lmstream.model",
   profile: "lmstream.profile",
   collection: "lmstream.collection",
+  tools: "lmstream.tools",
+  team: "lmstream.team",
 } as const;
 
 function read(key: string): string | null {
@@ -67,5 +69,19 @@ export const prefs = {
   },
   set collection(value: string) {
     write(KEYS.collection, value);
+  },
+  /** Let the model call the server's tools (off by default). */
+  get tools(): boolean {
+    return read(KEYS.tools) === "on";
+  },
+  set tools(value: boolean) {
+    write(KEYS.tools, value ? "on" : null);
+  },
+  /** Ask the server's team instead of one model (off by default). */
+  get team(): boolean {
+    return read(KEYS.team) === "on";
+  },
+  set team(value: boolean) {
+    write(KEYS.team, value ? "on" : null);
   },
 };

@@ -16,7 +16,7 @@
  */
 
 import { type Answer, applyEvent, newAnswer, TERMINAL } from "./answer";
-import { type Api, ApiError, type StreamRequest } from "./api";
+import { type Api, ApiError, type StreamRequest, type TeamRequest } from "./api";
 import { readEvents } from "./sse";
 
 export type Connection = "live" | "reconnecting" | "offline";
@@ -41,15 +41,16 @@ export class LiveGeneration {
   private constructor(
     private readonly api: Api,
     answer: Answer,
-    private readonly request: StreamRequest | null,
+    private readonly request: StreamRequest | TeamRequest | null,
+    private readonly path = "v1/streams",
   ) {
     this.answer = answer;
     this.finished = this.run();
   }
 
-  /** Start a new generation. */
-  static start(api: Api, request: StreamRequest): LiveGeneration {
-    return new LiveGeneration(api, newAnswer(Date.now(), request.model ?? null), request);
+  /** Start a new generation (or a team's answer: `path` "v1/team/stream"). */
+  static start(api: Api, request: StreamRequest | TeamRequest, path = "v1/streams"): LiveGeneration {
+    return new LiveGeneration(api, newAnswer(Date.now(), request.model ?? null), request, path);
   }
 
   /** Follow a generation that is already running (e.g. found "streaming" in history). */
@@ -133,7 +134,7 @@ export class LiveGeneration {
     while (!this.done && !this.abort.signal.aborted) {
       try {
         const response = first
-          ? await this.api.startStream(this.request as StreamRequest, this.abort.signal)
+          ? await this.api.startStream(this.request as StreamRequest | TeamRequest, this.abort.signal, this.path)
           : await this.resumeResponse();
         first = false;
         if (response === null) continue; // settled from the stream's state

@@ -7,9 +7,10 @@
  * fast model does not make the page stutter.
  */
 
-import { type Answer, metaParts, type Source, TERMINAL } from "./answer";
+import { type Answer, metaParts, type Source, structured, TERMINAL } from "./answer";
 import { byId, h, icon } from "./dom";
 import { patchChildren, renderMarkdown } from "./markdown";
+import { PartsView } from "./parts";
 import { linkCitations, openSource, renderSources } from "./sources";
 import type { LiveGeneration } from "./stream";
 
@@ -34,6 +35,7 @@ export class AssistantView {
   private readonly key = `a${++views}`;
   private renderedText: string | null = null;
   private renderedSources: readonly Source[] | null = null;
+  private parts: PartsView | null = null;
   private frame = 0;
   private timer = 0;
   private readonly unsubscribe: () => void;
@@ -98,9 +100,20 @@ export class AssistantView {
     if (a.generationId) this.el.dataset.generationId = a.generationId;
     this.el.setAttribute("aria-busy", String(!finished));
     // With streaming off, nothing shows until the whole answer is there.
-    const visible = finished || this.thread.streamVisible() ? a.text : "";
+    const show = finished || this.thread.streamVisible();
+    const visible = show ? a.text : "";
+    const rich = structured(a);
     const sourcesChanged = a.sources !== this.renderedSources;
-    if (visible !== this.renderedText || sourcesChanged) {
+    if (rich && show) {
+      // tool calls inline with their progress, or a team's messages: part by part
+      if (!this.parts) {
+        this.parts = new PartsView();
+        this.content.replaceChildren(this.parts.el);
+        this.renderedText = null;
+      }
+      this.parts.render(a.parts);
+    } else if (visible !== this.renderedText || sourcesChanged) {
+      this.parts = null;
       const fragment = renderMarkdown(visible);
       linkCitations(fragment, new Map(a.sources.map((s) => [s.number, s])), this.chipId);
       patchChildren(this.content, fragment);
@@ -110,9 +123,10 @@ export class AssistantView {
       this.sources.replaceChildren(...(a.sources.length ? [renderSources(a.sources, this.chipId)] : []));
       this.renderedSources = a.sources;
     }
-    this.el.classList.toggle("is-streaming", !finished && visible !== "");
+    this.el.classList.toggle("is-streaming", !finished && (visible !== "" || (rich && show)));
+    this.el.classList.toggle("msg--team", a.parts.some((p) => p.kind === "text" && p.speaker !== null));
 
-    const waiting = !finished && visible === "";
+    const waiting = !finished && visible === "" && !(rich && show);
     this.typing.hidden = !waiting;
     this.typingLabel.textContent = stopping
       ? "Stopping…"

@@ -2,14 +2,21 @@
 
 ``url`` is the base URL as the official SDK takes it (``https://api.anthropic.com``);
 the request goes to ``{url}/v1/messages`` with ``x-api-key`` and ``anthropic-version``.
-System messages become the ``system`` field; ``tool`` messages are sent as ``user``
-turns. ``max_tokens`` is required by the format: when the client set none, the
-model's ``options.max_tokens`` (default 4096) is sent.
+System messages become the ``system`` field; an assistant's tool calls are
+``tool_use`` blocks and ``tool`` messages ``tool_result`` blocks of a user turn
+(consecutive turns of one role are merged: the format alternates them). ``max_tokens`` is required by the format: when the client set none, the
+model's ``options.max_tokens`` (default 4096) is sent. A ``json_schema`` response format
+goes as ``output_config.format`` (Anthropic's structured outputs); the Messages API has
+no schema-less JSON mode, log-probabilities or logit bias, so ``json_object``,
+``logprobs`` and ``logit_bias`` are refused before the request is sent.
 
 :class:`MessageEventDecoder` is the pure fold of the event stream: ``text_delta``
 pieces, ``input_tokens`` from ``message_start``, the cumulative ``output_tokens`` and
 the ``stop_reason`` (``end_turn``/``max_tokens``/``stop_sequence``) from
-``message_delta``, and ``message_stop`` as the end. An ``error`` event is the
+``message_delta``, and ``message_stop`` as the end. Blocks keep the upstream's
+``index``: a ``tool_use`` block's ``content_block_start`` gives the call's id and name,
+its ``input_json_delta`` pieces the arguments exactly as cut; ``stop_reason: tool_use``
+is ``tool_calls``. An ``error`` event is the
 upstream's error (``overloaded_error`` → ``Overloaded``, retryable before the first
 token).
 """
@@ -17,6 +24,8 @@ token).
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from lmstream.backends.base import BackendContext
 from lmstream.backends.upstream import (
@@ -27,16 +36,59 @@ from lmstream.backends.upstream import (
     parse_json,
     text_of,
 )
+from lmstream.capabilities import Capabilities
 from lmstream.errors import Overloaded, UpstreamError
-from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest, Message
+from lmstream.events import Done, Event, FinishReason, TextDelta, ToolCallDelta, Usage
+from lmstream.request import ChatRequest, Message, arguments_object
 from lmstream.settings import ModelConfig
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicBackend", "MessageEventDecoder", "request_body"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicBackend", "MessageEventDecoder", "messages_json", "request_body", "tools_json"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-_STOP: dict[str, FinishReason] = {"max_tokens": "length", "stop_sequence": "stop_sequence"}
+_STOP: dict[str, FinishReason] = {"max_tokens": "length", "stop_sequence": "stop_sequence", "tool_use": "tool_calls"}
+
+
+def _blocks(m: Message) -> list[dict[str, Any]]:
+    if m.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}]
+    content = _content(m)
+    if isinstance(content, list):
+        blocks = content
+    else:
+        blocks = [{"type": "text", "text": m.content}] if m.content or not m.tool_calls else []
+    for call in m.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_object(call.arguments)})
+    return blocks
+
+
+def messages_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """The conversation as Messages turns: alternating roles, tool calls and results as blocks."""
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        role = "assistant" if m.role == "assistant" else "user"
+        plain = m.role != "tool" and not m.tool_calls and not m.images
+        if turns and turns[-1]["role"] == role:
+            last = turns[-1]
+            if isinstance(last["content"], str):
+                last["content"] = [{"type": "text", "text": last["content"]}]
+            last["content"].extend(_blocks(m))
+        else:
+            turns.append({"role": role, "content": m.content if plain else _blocks(m)})
+    return turns
+
+
+def tools_json(request: ChatRequest) -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` in the Messages API's shape."""
+    tools = [{"name": t.name, "description": t.description, "input_schema": dict(t.parameters) or {"type": "object"}} for t in request.tools]
+    body: dict[str, Any] = {"tools": tools}
+    choice = request.tool_choice
+    if choice is not None:
+        kinds = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
+        body["tool_choice"] = {"type": kinds[choice.mode], **({"name": choice.name} if choice.mode == "tool" else {})}
+    return body
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
@@ -54,11 +106,7 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
 
 def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-    messages = [
-        {"role": "assistant" if m.role == "assistant" else "user", "content": _content(m)}
-        for m in request.messages
-        if m.role != "system"
-    ]
+    messages = messages_json(request.messages)
     if request.raw_prompt is not None:
         messages = [{"role": "user", "content": request.raw_prompt}]
     body: dict[str, Any] = {
@@ -75,6 +123,11 @@ def request_body(request: ChatRequest, model: str, default_max_tokens: int = DEF
         "stop_sequences": list(request.stop) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        body["output_config"] = {"format": {"type": "json_schema", "schema": dict(fmt.schema or {})}}
+    if request.tools:
+        body.update(tools_json(request))
     return body
 
 
@@ -94,10 +147,20 @@ class MessageEventDecoder:
         kind = payload.get("type") or name
         if kind == "message_start":
             self._usage((payload.get("message") or {}).get("usage"))
+        elif kind == "content_block_start":
+            block = payload.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = int(payload.get("index") or 0)
+                started = block.get("input")
+                arguments = orjson.dumps(started).decode() if started else ""  # streamed: {} then deltas
+                return [ToolCallDelta(index, arguments, str(block.get("id") or ""), str(block.get("name") or ""))]
         elif kind == "content_block_delta":
             delta = payload.get("delta") or {}
+            index = int(payload.get("index") or 0)
             if delta.get("type") == "text_delta" and delta.get("text"):
-                return [TextDelta(str(delta["text"]))]
+                return [TextDelta(str(delta["text"]), index)]
+            if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                return [ToolCallDelta(index, str(delta["partial_json"]))]
         elif kind == "message_delta":
             delta = payload.get("delta") or {}
             self.stop_reason = delta.get("stop_reason") or self.stop_reason
@@ -131,6 +194,7 @@ class MessageEventDecoder:
 class AnthropicBackend(UpstreamBackend):
     kind = "anthropic"
     path = "/v1/messages"
+    capabilities = Capabilities(tools=True, json_schema=True)
 
     def __init__(self, config: ModelConfig, context: BackendContext) -> None:
         super().__init__(config, context)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from lmstream.capabilities import Capabilities
 from lmstream.events import Event
 from lmstream.request import ChatRequest
 
@@ -41,12 +42,18 @@ class EventStream(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
+    """A routable model as clients see it. ``capabilities``: what it honours beyond
+    plain text (``capabilities.admit`` refuses the rest); ``default_max_tokens``: the
+    token limit of a request that sets none (None: the backend's own)."""
+
     name: str
     backend: str
     context_window: int | None = None
     aliases: tuple[str, ...] = ()
     owned_by: str = "lmstream"
     details: dict[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    default_max_tokens: int | None = None
     # Takes images in user messages (a vision model); others get a 400 for them.
     supports_images: bool = False
 

@@ -35,14 +35,26 @@ single-thread executor). The event loop only queues, forwards and decides::
   ``StopMatcher``) and posts finished events, so a stop sequence ends generation at the
   token that completes it and the loop does no per-token work beyond forwarding.
 * A long prompt (``_PROGRESS_MIN_BATCHES`` batches or more still to evaluate) reports
-  ``Progress(stage="prompt", percentage)`` every 10%, before its first token.
+  ``Progress(stage="prompt", percentage)`` every 10%, before its first token; a job
+  that waited in the queue reports ``Progress("prompt", 0)`` when its turn comes, and
+  every job ``Usage(prompt, 0)`` once the prompt is read (the hub times both).
 * The KV cache keeps the last prompt and answer; a next prompt sharing a prefix only
   evaluates the rest (unless a sliding-window cache no longer holds what that needs).
 
+* What a request constrains (``response_format``, ``logit_bias``) and ``logprobs``
+  come from ``backends/sampling.py``: the grammar is compiled and the bias checked in
+  ``open()`` (a bad schema is a 400), the worker samples through its
+  ``ConstrainedSampler`` and attaches each token's log-probability to the delta that
+  carries its text.
+
 Deliberate divergences from ``Llama.create_completion``: sampling uses llama.cpp's
 defaults for unset knobs (top_k 40, top_p 0.95, min_p 0.05, temperature 0.8) with no
-repeat penalty; ``max_tokens`` defaults to the rest of the context window; a generation
-cut mid-character drops the incomplete bytes instead of emitting U+FFFD.
+repeat penalty; ``max_tokens`` defaults to ``DEFAULT_MAX_TOKENS`` (``admit`` applies it;
+configurable per model and globally), capped by the rest of the context window; a
+generation cut mid-character drops the incomplete bytes instead of emitting U+FFFD; the
+transcript's stop sequences are lmstream's own, so text that could still become one is
+never released when the answer ends (``StopMatcher(hidden=...)``); a structured answer
+has no transcript stops (its grammar decides where it ends).
 """
 
 from __future__ import annotations
@@ -64,13 +76,22 @@ import llama_cpp
 
 from lmstream.backends.admission import WaitLine
 from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
+from lmstream.backends.sampling import (
+    ConstrainedSampler,
+    grammar_sampler,
+    json_grammar,
+    logit_bias_sampler,
+    logits_row,
+    token_logprob,
+)
+from lmstream.capabilities import Capabilities
 from lmstream.errors import BadRequest, ContextLengthExceeded, LmstreamError, Overloaded
 from lmstream.events import Done, Event, FinishReason, Progress, Queued, TextDelta, Usage
 from lmstream.model_assets import default_model_path
 from lmstream.prompt import TRANSCRIPT_STOPS, transcript_prompt
-from lmstream.request import ChatRequest, Message
+from lmstream.request import ChatRequest, Feature, Message
 from lmstream.settings import ModelConfig
-from lmstream.text import StopMatcher, Utf8Decoder
+from lmstream.text import PendingLogprobs, StopMatcher, Utf8Decoder
 
 __all__ = ["LlamaCppBackend", "TokenDecoder", "render_chat_template"]
 
@@ -90,6 +111,8 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
 DEFAULT_TOP_P = 0.95
 DEFAULT_MIN_P = 0.05
+DEFAULT_MAX_TOKENS = 512  # a base model rarely ends its turn: a limit when the client sets none
+CAPABILITIES = Capabilities(json_object=True, json_schema=True, logprobs=True, logit_bias=True)
 _INLINE_TOKENIZE_CHARS = 16_000  # longer prompts are tokenized off the event loop
 _PROGRESS_MIN_BATCHES = 8  # prompts that take this many batches report Progress every 10%
 
@@ -146,6 +169,9 @@ class _Job:
     top_k: int
     top_p: float
     seed: int
+    grammar: str | None = None  # GBNF: structured output
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: int | None = None  # None: not asked; N: each token's and N alternatives
     cancel: threading.Event = field(default_factory=threading.Event)
     granted: bool = False
     future: asyncio.Future[None] | None = None
@@ -218,6 +244,8 @@ class LlamaCppBackend:
             context_window=self.n_ctx,
             aliases=tuple(config.aliases),
             details={"format": "gguf"},
+            capabilities=CAPABILITIES,
+            default_max_tokens=settings.max_tokens_default(config, DEFAULT_MAX_TOKENS),
         )
         self.tokens_generated = 0
         self.prompt_tokens_evaluated = 0
@@ -267,6 +295,8 @@ class LlamaCppBackend:
             context_window=self.n_ctx,
             aliases=self.info.aliases,
             details=details,
+            capabilities=CAPABILITIES,
+            default_max_tokens=self.info.default_max_tokens,
         )
         self._llama = llama
 
@@ -328,7 +358,22 @@ class LlamaCppBackend:
                 self._template, request.messages, bos_token=self._bos_text, eos_token=self._eos_text
             )
             return prompt, True, ()
-        return transcript_prompt(request.messages), False, TRANSCRIPT_STOPS
+        stops = () if request.response_format is not None else TRANSCRIPT_STOPS
+        return transcript_prompt(request.messages), False, stops
+
+    def _constraints(self, request: ChatRequest) -> str | None:
+        """Check what the request constrains before the 200; the grammar to sample with."""
+        vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
+        if request.logit_bias:
+            n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+            param = request.context.field_name(Feature.LOGIT_BIAS)
+            llama_cpp.llama_sampler_free(logit_bias_sampler(n_vocab, request.logit_bias, param=param))
+        if request.response_format is None:
+            return None
+        param = request.context.field_name(Feature.RESPONSE_FORMAT)
+        grammar = json_grammar(request.response_format, param=param)
+        llama_cpp.llama_sampler_free(grammar_sampler(vocab, grammar, param=param))
+        return grammar
 
     def _tokenize(self, prompt: str, special: bool) -> list[int]:
         add_bos = not (special and self._bos_text and prompt.startswith(self._bos_text))
@@ -361,6 +406,7 @@ class LlamaCppBackend:
                 )
         room = self.n_ctx - len(tokens)
         temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
+        grammar = self._constraints(request)
         job = _Job(
             tokens=tokens,
             limit=room if request.max_tokens is None else max(0, min(request.max_tokens, room)),
@@ -370,6 +416,9 @@ class LlamaCppBackend:
             top_k=DEFAULT_TOP_K if request.top_k is None else request.top_k,
             top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,
             seed=llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed & 0xFFFFFFFF,
+            grammar=grammar,
+            logit_bias=request.logit_bias,
+            logprobs=request.logprobs,
         )
         if self._holder is None and not self._waiting:
             self._holder = job
@@ -423,6 +472,8 @@ class LlamaCppBackend:
                 await job.changed()
             if self._closed:
                 raise LmstreamError(f"model {self.info.name!r} was unloaded")
+            if reported:  # it waited: say when its turn came (the hub times the queue by it)
+                yield Progress("prompt", 0.0, "reading the prompt")
             loop = asyncio.get_running_loop()
             items: asyncio.Queue[_Item] = asyncio.Queue()
 
@@ -467,8 +518,17 @@ class LlamaCppBackend:
             return 0
         return keep
 
-    def _sampler(self, job: _Job) -> Any:
+    def _sampler(self, job: _Job, vocab: Any, n_vocab: int) -> ConstrainedSampler:
+        chain = self._chain(job, n_vocab)
+        grammar = None if job.grammar is None else grammar_sampler(vocab, job.grammar)
+        support = 1 if job.temperature <= 0 else (job.top_k if job.top_k > 0 else None)
+        always = [token for token, _ in job.logit_bias]  # a bias may lift a token into the lead
+        return ConstrainedSampler(chain, grammar, n_vocab, support=support, always=always)
+
+    def _chain(self, job: _Job, n_vocab: int) -> Any:
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if job.logit_bias:
+            llama_cpp.llama_sampler_chain_add(chain, logit_bias_sampler(n_vocab, job.logit_bias))
         if job.temperature <= 0:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
             return chain
@@ -511,9 +571,11 @@ class LlamaCppBackend:
         post(Usage(len(job.tokens), 0))  # the prompt is read: a cancel from here on still reports it
 
         vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
         decoder = TokenDecoder(vocab)
-        matcher = StopMatcher(job.stops)
-        sampler = self._sampler(job)
+        matcher = StopMatcher(job.stops, hidden=job.natural_stops)
+        sampler = self._sampler(job, vocab, n_vocab)
+        pending = None if job.logprobs is None else PendingLogprobs()
         produced = 0
         finish: FinishReason = "length"
         hit: str | None = None
@@ -521,15 +583,19 @@ class LlamaCppBackend:
             while produced < job.limit:
                 if job.cancel.is_set():
                     return
-                token = llama_cpp.llama_sampler_sample(sampler, llama.ctx, -1)
+                token = sampler.sample(llama.ctx)
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 produced += 1
                 self.tokens_generated += 1
-                text, hit = matcher.feed(decoder.feed(token))
+                piece = decoder.feed(token)
+                if pending is not None:
+                    row = logits_row(llama.ctx, n_vocab)
+                    pending.add(token_logprob(row, token, job.logprobs or 0, decoder.token_bytes), len(piece))
+                text, hit = matcher.feed(piece)
                 if text:
-                    post(TextDelta(text))
+                    post(TextDelta(text) if pending is None else TextDelta(text, logprobs=pending.take(len(text))))
                 if hit is not None:
                     finish = "stop_sequence"
                     break
@@ -537,11 +603,11 @@ class LlamaCppBackend:
                     break
                 llama.eval([token])
         finally:
-            llama_cpp.llama_sampler_free(sampler)
+            sampler.close()
         if hit is None:
             tail = matcher.flush()  # the decoder's pending bytes, if any, are an incomplete character
             if tail:
-                post(TextDelta(tail))
+                post(TextDelta(tail) if pending is None else TextDelta(tail, logprobs=pending.take(len(tail))))
         post(Usage(len(job.tokens), produced))
         if hit is not None and hit in job.natural_stops:
             post(Done("stop"))

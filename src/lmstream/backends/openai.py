@@ -6,19 +6,33 @@ with no path gets ``/v1``. The request is ``POST {url}/chat/completions`` with
 counts come back; ``api_key`` is sent as ``Authorization: Bearer``.
 
 :class:`ChunkDecoder` is the pure fold of ``chat.completion.chunk`` payloads into
-internal events. Deliberate choices: only choice 0 is read; ``finish_reason`` "stop"
+internal events. ``response_format``, ``logprobs`` / ``top_logprobs`` and
+``logit_bias`` pass through as they are; the chunks' ``logprobs.content`` come back on
+the text deltas. Deliberate choices: only choice 0 is read; ``finish_reason`` "stop"
 becomes ``stop_sequence`` only when the upstream names the sequence (vLLM's
 ``stop_reason``), since the OpenAI format does not say which stop ended the answer;
 ``top_k`` is sent only when the client set it (vLLM and llama.cpp accept it, OpenAI
-does not). Timeouts, retries, error mapping: ``backends/upstream.py``.
+does not); a raw prompt (legacy completions) is sent as one user message. Timeouts,
+retries, error mapping: ``backends/upstream.py``.
+
+Tools: ``tools`` and ``tool_choice`` go out as Chat Completions' functions, earlier
+calls and their results as assistant ``tool_calls`` and ``tool`` messages. Streamed
+``delta.tool_calls`` become ``ToolCallDelta`` blocks numbered after any text
+(``blocks.py``): the first piece of a call carries its id and name, every piece the
+arguments fragment exactly as the upstream cut it (the older ``function_call`` too);
+``finish_reason: tool_calls`` is ``tool_calls``.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from lmstream.backends.base import BackendContext
+from lmstream.backends.blocks import BlockNumbers
 from lmstream.backends.upstream import (
     SSEWire,
     UpstreamBackend,
@@ -28,14 +42,50 @@ from lmstream.backends.upstream import (
     parse_json,
     text_of,
 )
+from lmstream.capabilities import Capabilities
 from lmstream.errors import UpstreamError
-from lmstream.events import Done, Event, FinishReason, TextDelta, Usage
-from lmstream.request import ChatRequest, Message
+from lmstream.events import Done, Event, FinishReason, TextDelta, TokenLogprob, ToolCallDelta, Usage
+from lmstream.request import ChatRequest, Message, ResponseFormat, ToolChoice, ToolDefinition
 from lmstream.settings import ModelConfig
 
-__all__ = ["ChunkDecoder", "OpenAIBackend", "request_body"]
+__all__ = [
+    "ChunkDecoder",
+    "OpenAIBackend",
+    "decode_logprobs",
+    "message_json",
+    "request_body",
+    "response_format_json",
+    "tool_choice_json",
+    "tools_json",
+]
 
-_FINISH: dict[str, FinishReason] = {"length": "length"}
+_FINISH: dict[str, FinishReason] = {"length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    """One message in Chat Completions' shape (an assistant's calls, a tool's result)."""
+    if m.role == "assistant" and m.tool_calls:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+        return {"role": "assistant", "content": m.content or None, "tool_calls": calls}
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content}
+    return {"role": m.role, "content": _content(m)}
+
+
+def tools_json(tools: tuple[ToolDefinition, ...]) -> list[dict[str, Any]]:
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}}
+        for t in tools
+    ]
+
+
+def tool_choice_json(choice: ToolChoice) -> Any:
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
@@ -49,7 +99,7 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
 
 
 def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": _content(m)} for m in request.messages]
+    messages = [message_json(m) for m in request.messages]
     if request.raw_prompt is not None:
         messages = [{"role": "user", "content": request.raw_prompt}]
     body: dict[str, Any] = {
@@ -67,7 +117,48 @@ def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
         "stop": list(request.stop) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    if request.response_format is not None:
+        body["response_format"] = response_format_json(request.response_format)
+    if request.logprobs is not None:
+        body["logprobs"] = True
+        if request.logprobs:
+            body["top_logprobs"] = request.logprobs
+    if request.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in request.logit_bias}
+    if request.tools:
+        body["tools"] = tools_json(request.tools)
+        if request.tool_choice is not None:
+            body["tool_choice"] = tool_choice_json(request.tool_choice)
     return body
+
+
+def response_format_json(fmt: ResponseFormat) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for ``fmt``."""
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": dict(fmt.schema or {})}
+    if fmt.strict:
+        spec["strict"] = True
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _entry(raw: dict[str, Any], top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
+    token = str(raw.get("token") or "")
+    data = raw.get("bytes")
+    token_bytes = bytes(data) if isinstance(data, list) else token.encode()
+    return TokenLogprob(token, float(raw.get("logprob") or 0.0), token_bytes, top)
+
+
+def decode_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    """OpenAI-shaped ``[{"token", "logprob", "bytes", "top_logprobs"}]`` (also Ollama's)."""
+    if not isinstance(raw, list):
+        return None
+    entries = []
+    for item in raw:
+        if isinstance(item, dict):
+            tops = tuple(_entry(t) for t in item.get("top_logprobs") or () if isinstance(t, dict))
+            entries.append(_entry(item, tops))
+    return tuple(entries)
 
 
 class ChunkDecoder:
@@ -80,6 +171,7 @@ class ChunkDecoder:
         self.finish: FinishReason | None = None
         self.stop_sequence: str | None = None
         self.usage: Usage | None = None
+        self.blocks = BlockNumbers()
 
     def feed(self, data: str | bytes) -> list[Event]:
         if data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
@@ -97,15 +189,42 @@ class ChunkDecoder:
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            content = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
             if isinstance(content, str) and content:
-                events.append(TextDelta(content))
+                logprobs = choice.get("logprobs")
+                entries = decode_logprobs(logprobs.get("content")) if isinstance(logprobs, dict) else None
+                events.append(TextDelta(content, self.blocks.text(), entries))
+            calls = delta.get("tool_calls")
+            if isinstance(calls, list):
+                events.extend(self._calls(calls))
+            elif isinstance(delta.get("function_call"), dict):  # the older single call
+                events.extend(self._calls([{"index": 0, **delta["function_call"]}]))
             reason = choice.get("finish_reason")
             if reason:
                 self.finish = _FINISH.get(reason, "stop")
                 stop_reason = choice.get("stop_reason")  # vLLM: the stop string that matched
                 if reason == "stop" and isinstance(stop_reason, str) and stop_reason:
                     self.finish, self.stop_sequence = "stop_sequence", stop_reason
+        return events
+
+    def _calls(self, calls: list[Any]) -> list[Event]:
+        """``delta.tool_calls`` pieces: the first of a call carries its id and name, every
+        one a fragment of the arguments, cut wherever the upstream cut them."""
+        events: list[Event] = []
+        for call in calls:
+            if not isinstance(call, dict):
+                continue
+            raw = call.get("function")
+            function: dict[str, Any] = raw if isinstance(raw, dict) else call
+            block, first = self.blocks.call(call.get("index", 0))
+            arguments = function.get("arguments")
+            fragment = arguments if isinstance(arguments, str) else "" if arguments is None else orjson.dumps(arguments).decode()
+            if first:
+                call_id = call.get("id") if isinstance(call.get("id"), str) else f"call_{secrets.token_hex(8)}"
+                events.append(ToolCallDelta(block, fragment, call_id, str(function.get("name") or "")))
+            elif fragment:
+                events.append(ToolCallDelta(block, fragment))
         return events
 
     def end(self, *, done_marker: bool = False) -> list[Event]:
@@ -119,6 +238,7 @@ class ChunkDecoder:
 class OpenAIBackend(UpstreamBackend):
     kind = "openai"
     path = "/chat/completions"
+    capabilities = Capabilities(tools=True, json_object=True, json_schema=True, logprobs=True, logit_bias=True)
 
     def __init__(self, config: ModelConfig, context: BackendContext) -> None:
         if config.url and urlsplit(config.url).path.strip("/") == "":

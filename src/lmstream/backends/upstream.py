@@ -43,12 +43,18 @@ Deliberate choices:
 Per-model ``options`` (all optional): ``headers`` (extra request headers),
 ``connect_timeout``, ``first_token_timeout``, ``token_timeout`` (default: Settings),
 ``retries`` (default ``Settings.upstream_retries``), ``status_wait`` (default 2 s),
-``context_window``.
+``context_window``, ``capabilities`` (a table overriding what the kind passes
+through, e.g. ``{ logprobs = false }`` for an Ollama older than 0.12.11).
+
+Each kind says what it passes through (``capabilities``: structured output in the
+upstream's own form, logprobs, logit bias); ``capabilities.admit`` refuses the rest
+before the request is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,11 +74,12 @@ from lmstream.backends.transport import (
     ndjson_lines,
     sse_events,
 )
+from lmstream.capabilities import Capabilities
 from lmstream.errors import LmstreamError, Overloaded, UpstreamError, UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.request import ChatRequest
 from lmstream.settings import ModelConfig
-from lmstream.text import StopMatcher
+from lmstream.text import PendingLogprobs, StopMatcher
 
 __all__ = [
     "NdjsonDecoder",
@@ -219,6 +226,19 @@ class NdjsonWire:
             out += self._end()
 
 
+def _delta(text: str, logprobs: PendingLogprobs | None) -> TextDelta:
+    """Text the stop matcher released, with the log-probabilities of its tokens (if asked)."""
+    return TextDelta(text) if logprobs is None else TextDelta(text, logprobs=logprobs.take(len(text)))
+
+
+def _capabilities(default: Capabilities, config: ModelConfig) -> Capabilities:
+    override = config.options.get("capabilities") or {}
+    known = {f.name for f in dataclasses.fields(Capabilities)}
+    if not isinstance(override, dict) or not set(override) <= known:
+        raise ValueError(f"model {config.name!r}: options.capabilities takes {', '.join(sorted(known))}")
+    return dataclasses.replace(default, **{name: bool(value) for name, value in override.items()})
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     kind: str
@@ -319,6 +339,7 @@ class UpstreamBackend:
 
     kind: ClassVar[str]
     path: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, config: ModelConfig, context: BackendContext) -> None:
         self.config = UpstreamConfig.from_model(self.kind, config, context)
@@ -331,6 +352,8 @@ class UpstreamBackend:
             aliases=tuple(config.aliases),
             owned_by=urlsplit(self.config.base_url).netloc,
             details={"family": self.kind, "upstream": self.config.base_url, "upstream_model": self.config.model},
+            capabilities=_capabilities(self.capabilities, config),
+            default_max_tokens=context.settings.max_tokens_default(config, None),
             supports_images=True if config.supports_images is None else config.supports_images,
         )
         self.active = 0
@@ -426,6 +449,7 @@ class UpstreamBackend:
         self.active += 1
         loop = asyncio.get_running_loop()
         matcher = StopMatcher(request.stop)
+        logprobs = None if request.logprobs is None else PendingLogprobs()
         received = 0
         usage: Usage | None = None
         try:
@@ -449,9 +473,11 @@ class UpstreamBackend:
                             if isinstance(event, TextDelta):
                                 received += 1
                                 self.tokens_generated += 1
+                                if logprobs is not None:
+                                    logprobs.add_all(event.logprobs or (), len(event.text))
                                 emit, hit = matcher.feed(event.text)
                                 if emit:
-                                    yield TextDelta(emit)
+                                    yield _delta(emit, logprobs)
                                 if hit is not None:
                                     yield usage or self._estimate(request, received)
                                     yield Done("stop_sequence", stop_sequence=hit)
@@ -462,7 +488,7 @@ class UpstreamBackend:
                                 await response.drain(DRAIN_SECONDS)  # so the connection is reused
                                 tail = matcher.flush()
                                 if tail:
-                                    yield TextDelta(tail)
+                                    yield _delta(tail, logprobs)
                                 yield usage or self._estimate(request, received)
                                 yield event
                                 return

@@ -2,22 +2,29 @@
 
 ``lmstream chat "question"`` streams the answer to stdout as it arrives, then prints
 the time to first token and tokens/s on stderr. ``--no-stream`` prints the whole
-answer at once; ``--json`` prints every event as one JSON object per line. With no
+answer at once; ``--json`` prints every event as one JSON object per line;
+``--json-schema FILE`` asks for an answer that is JSON valid against the schema in FILE
+(structured output: printed as it streams, never rendered as Markdown). With no
 question it is an interactive chat that keeps the conversation (``/help`` lists the
 commands); Ctrl-C during an answer stops that generation on the server (stored as
 ``stopped``) and returns to the prompt; Ctrl-C at the prompt exits.
 
 ``--collection docs`` answers from that collection's documents (questions are looked up
 first; the server's routing rule decides): the numbered sources the answer cites as
-``[n]`` are printed after it. On a terminal the answer renders as Markdown while it
-streams (rich.live); piped, it is plain text. Failures (server down, wrong key, unknown model) are one line on
+``[n]`` are printed after it. ``--tool NAME`` (repeatable) lets the model call the
+server's tool NAME; each call's progress, chunks and result are lines on stderr
+(``[calculator] …``), the answer on stdout. On a terminal the answer renders as Markdown
+while it streams (rich.live); piped, it is plain text. Failures (server down, wrong key,
+unknown model) are one line on
 stderr and exit status 1. Everything goes through ``lmstream.cli.client``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -36,6 +43,7 @@ __all__ = [
     "register",
     "run_turn",
     "sources_text",
+    "tool_line",
 ]
 
 UrlOption = Annotated[
@@ -121,13 +129,41 @@ class TurnResult:
     sources: list[dict[str, Any]] | None = None
 
 
-def run_turn(client: Client, body: dict[str, Any], printer: Printer) -> TurnResult:
+def tool_line(event: StreamEvent, names: dict[str, str]) -> str | None:
+    """A server-side tool's event as one line for stderr (None: nothing to say)."""
+    data = event.data
+    if event.event == "tool_call":
+        if data.get("id") and data.get("name"):
+            names[data["id"]] = data["name"]
+        return None
+    name = names.get(str(data.get("call_id")), "tool")
+    if event.event == "tool_progress":
+        percentage = data.get("percentage")
+        parts = [data.get("stage") or "", f"{percentage:.0f}%" if percentage is not None else "", data.get("message") or ""]
+        return f"[{name}] " + " ".join(part for part in parts if part)
+    if event.event == "tool_chunk":
+        return f"[{name}] {str(data.get('text', '')).strip()}"
+    if event.event == "tool_result":
+        ms = data.get("execution_ms") or 0
+        if data.get("error"):
+            return f"[{name}] failed after {ms:.0f} ms: {data['error']}"
+        result = str(data.get("result", ""))
+        return f"[{name}] done in {ms:.0f} ms: {result if len(result) <= 200 else result[:200] + '…'}"
+    return None
+
+
+def run_turn(client: Client, body: dict[str, Any], printer: Printer, path: str = "/v1/streams") -> TurnResult:
     """Stream one answer through ``printer``; Ctrl-C cancels it on the server."""
     turn = TurnResult()
+    names: dict[str, str] = {}
     try:
-        with printer, client.stream(body) as events:
+        with printer, client.stream(body, path) as events:
             for event in events:
                 printer.event(event)
+                if printer.mode != "json" and event.event.startswith("tool_"):
+                    line = tool_line(event, names)
+                    if line is not None:
+                        note(line)
                 if event.event == "start":
                     turn.stream_id = event.data.get("id")
                     turn.conversation_id = event.data.get("conversation_id")
@@ -202,11 +238,13 @@ class Session:
     profile: str | None
     conversation_id: str | None
     store: bool
+    response_format: dict[str, Any] | None = field(default=None)
+    tools: list[str] = field(default_factory=list)
     collection: str | None = None
 
     def body(self, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": text, "store": self.store}
-        for key in ("model", "profile", "conversation_id", "collection"):
+        for key in ("model", "profile", "conversation_id", "response_format", "tools", "collection"):
             if getattr(self, key):
                 body[key] = getattr(self, key)
         return body
@@ -273,6 +311,19 @@ class Session:
         sys.stdout.flush()
 
 
+def schema_format(path: Path) -> dict[str, Any]:
+    """The native ``response_format`` for the JSON schema in ``path``."""
+    try:
+        schema = json.loads(path.read_text())
+    except OSError as exc:
+        raise ClientError(f"cannot read the schema {str(path)!r}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"the schema {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ClientError(f"the schema {str(path)!r} must be a JSON object")
+    return {"type": "json_schema", "json_schema": {"name": path.stem, "schema": schema}}
+
+
 def interactive(session: Session) -> None:
     try:
         import readline  # noqa: F401  (line editing and history for input())
@@ -315,13 +366,28 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--collection", help="Answer from this collection's documents, citing them [n]."),
         ] = None,
+        json_schema: Annotated[
+            Path | None,
+            typer.Option("--json-schema", help="Answer with JSON valid against the JSON schema in this file."),
+        ] = None,
+        tool: Annotated[
+            list[str] | None,
+            typer.Option("--tool", "-t", help="Let the model call this server tool (repeat for more)."),
+        ] = None,
         url: UrlOption = DEFAULT_URL,
         api_key: ApiKeyOption = None,
     ) -> None:
         """Ask a question (streamed as it is written), or chat when no question is given."""
-        printer = Printer(choose_mode(json_=json_, no_stream=no_stream))
+        mode = choose_mode(json_=json_, no_stream=no_stream)
+        try:
+            response_format = None if json_schema is None else schema_format(json_schema)
+        except ClientError as exc:
+            raise fail(exc.message) from None
+        printer = Printer("plain" if response_format and mode == "markdown" else mode)
         with Client(url, api_key) as client:
-            session = Session(client, printer, model, profile, conversation, not no_store, collection)
+            session = Session(
+                client, printer, model, profile, conversation, not no_store, response_format, tool or [], collection
+            )
             try:
                 if question is None:
                     client.profiles()  # fail now, not at the first question: server down, bad key

@@ -111,11 +111,12 @@ class Client:
     # The native API -------------------------------------------------------------------
 
     @contextmanager
-    def stream(self, body: dict[str, Any]) -> Iterator[Iterator[StreamEvent]]:
-        """``POST /v1/streams`` as SSE; refusals (4xx/5xx) raise before anything is yielded."""
+    def stream(self, body: dict[str, Any], path: str = "/v1/streams") -> Iterator[Iterator[StreamEvent]]:
+        """``POST path`` as SSE (a native stream, a team, a tool run); refusals (4xx/5xx)
+        raise before anything is yielded."""
         headers = {"Accept": "text/event-stream"}
         try:
-            with connect_sse(self._http, "POST", "/v1/streams", json=body, headers=headers) as source:
+            with connect_sse(self._http, "POST", path, json=body, headers=headers) as source:
                 if source.response.status_code >= 400:
                     source.response.read()
                     raise self._http_error(source.response)
@@ -130,12 +131,22 @@ class Client:
         for sse in sses:
             if not sse.event or not sse.data:
                 continue
-            event_id = int(sse.id) if sse.id and sse.id.isdigit() else None
+            number = (sse.id or "").rpartition(":")[2]  # a tool run's ids are `<run>:<n>`
+            event_id = int(number) if number.isdigit() else None
             yield StreamEvent(sse.event, event_id, sse.json())
 
     def cancel(self, stream_id: str) -> dict[str, Any]:
         """``DELETE /v1/streams/{id}``: stop the generation now (it is stored as stopped)."""
         result: dict[str, Any] = self.json("DELETE", f"/v1/streams/{stream_id}")
+        return result
+
+    def tools(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.json("GET", "/v1/tools")["data"]
+        return data
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        """``DELETE /v1/tools/runs/{id}``: stop a tool run now."""
+        result: dict[str, Any] = self.json("DELETE", f"/v1/tools/runs/{run_id}")
         return result
 
     def models(self) -> list[dict[str, Any]]:

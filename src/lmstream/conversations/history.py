@@ -28,9 +28,16 @@ DEFAULT_RESERVE = 512
 def history_messages(stored: Sequence[StoredMessage]) -> list[Message]:
     """Stored messages as prompt messages: what the user saw, partial answers included.
 
-    Empty messages (an answer stopped before its first token, a failure) are left out.
+    Empty messages (an answer stopped before its first token, a failure) are left out,
+    unless they carry tool calls: a generation's tool steps come back as the model made
+    them (an assistant message with its ``tool_calls``, each result a ``tool`` message).
     """
-    return [Message(m.role, m.content) for m in stored if m.content.strip() and m.role != "system"]
+    messages: list[Message] = []
+    for m in stored:
+        if m.role == "system" or not (m.content.strip() or m.tool_calls or m.role == "tool"):
+            continue
+        messages.append(Message(m.role, m.content, tool_calls=m.tool_calls, tool_call_id=m.tool_call_id, name=m.name))
+    return messages
 
 
 def prompt_budget(context_window: int | None, max_tokens: int | None) -> int | None:

@@ -11,6 +11,13 @@ only *queues* writes; one writer task (``WriteQueue``) applies them in order::
                   token): the text so far, still "streaming"
     Done/Error ─► the final text, status, usage, ttft, tokens/s, error, sources
 
+A generation with steps is kept step by step. A round that ends in tool calls: at the
+tool run's first event the assistant message is closed with its text and its
+``tool_calls``; each ``ToolResult`` is a ``tool`` message; the next round's text opens a
+new assistant message (the last one gets the usage and how the answer ended). A
+team's answer: ``MessageStart`` names the message (the first speaker's takes the one
+made at ``Started``, each later speaker's is a new one), ``MessageDone`` closes it.
+
 Nothing is written before ``Started``, i.e. before ``backend.open`` accepted the
 request: a refused request (context too long, queue full, unknown model) leaves the
 conversation exactly as it was, and the client holds the refusal (an HTTP error) and
@@ -37,7 +44,25 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lmstream.events import CancelReason, Custom, Done, Error, Event, Sources, Started, TextDelta
+from lmstream.events import (
+    CancelReason,
+    Custom,
+    Done,
+    Error,
+    Event,
+    MessageDone,
+    MessageStart,
+    Sources,
+    Started,
+    TextBlock,
+    TextDelta,
+    ToolCall,
+    ToolCallBlock,
+    ToolCallDelta,
+    ToolChunk,
+    ToolProgress,
+    ToolResult,
+)
 from lmstream.hub import RunningStream
 from lmstream.store.base import (
     Conversation,
@@ -45,6 +70,7 @@ from lmstream.store.base import (
     MessageUpdate,
     Store,
     StoredMessage,
+    new_id,
     now,
 )
 
@@ -71,10 +97,15 @@ class Turn:
 
 
 @dataclass(slots=True)
-class _Flushes:
-    """The recorder's bookkeeping for one streaming answer."""
+class _Answer:
+    """The recorder's bookkeeping for one streaming answer (its assistant messages)."""
 
     turn: Turn
+    message_id: str | None  # the assistant message being written (None: between steps)
+    first_block: int = 0  # where its content starts in the completion's blocks
+    name: str | None = None  # its speaker (a team's), written with its next update
+    calls: bool = False  # it ends in tool calls not yet written
+    last: tuple[str, int, int] | None = None  # the last closed message: id, blocks [from, to)
     at: float = field(default_factory=time.monotonic)
     unflushed: int = 0
     count: int = 0
@@ -151,47 +182,140 @@ class Recorder:
         self.on_finished = on_finished
         self.flush_interval = flush_interval
         self.flush_tokens = flush_tokens
-        self._streaming: dict[str, _Flushes] = {}  # generation id -> bookkeeping
+        self._streaming: dict[str, _Answer] = {}  # generation id -> bookkeeping
         self._warned: set[str] = set()  # generations told their answer is not kept
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
+        if type(event) is Started:
+            turn = generation.request.attachment(Turn)
+            if turn is not None:
+                health = self.store.health
+                if not health.keeping:
+                    self._warn(generation, health.why_not_kept())
+                if health.read_only:
+                    return  # nothing can be written: no bookkeeping, no writes
+                self._streaming[generation.id] = _Answer(turn, turn.assistant_id)
+                self.writes.submit(self._guarded(generation, lambda: self._begin(turn, generation)))
+            return
+        answer = self._streaming.get(generation.id)
+        if answer is None:
+            return
         match event:
-            case Started():
-                turn = generation.request.attachment(Turn)
-                if turn is not None:
-                    health = self.store.health
-                    if not health.keeping:
-                        self._warn(generation, health.why_not_kept())
-                    if health.read_only:
-                        return  # nothing can be written: no bookkeeping, no writes
-                    self._streaming[generation.id] = _Flushes(turn)
-                    self.writes.submit(self._guarded(generation, lambda: self._begin(turn, generation)))
             case TextDelta():
-                flushes = self._streaming.get(generation.id)
-                if flushes is None:
-                    return
-                flushes.unflushed += 1
+                if answer.message_id is None:
+                    self._open(answer, generation)
+                answer.unflushed += 1
                 if (
-                    flushes.count == 0
-                    or flushes.unflushed >= self.flush_tokens
-                    or time.monotonic() - flushes.at >= self.flush_interval
+                    answer.count == 0
+                    or answer.unflushed >= self.flush_tokens
+                    or time.monotonic() - answer.at >= self.flush_interval
                 ):
-                    self._flush(flushes, generation)
+                    self._flush(answer, generation)
             case Sources():
-                flushes = self._streaming.get(generation.id)
-                if flushes is not None:
-                    self._flush(flushes, generation, with_sources=True)
+                if answer.message_id is not None:
+                    self._flush(answer, generation, with_sources=True)
+            case ToolCallDelta():
+                if answer.message_id is None:
+                    self._open(answer, generation)
+                answer.calls = True
+            case ToolProgress() | ToolChunk() | ToolResult():
+                if answer.calls:  # the round's calls are whole: close its message with them
+                    self._close(answer, generation, "complete")
+                if isinstance(event, ToolResult):
+                    self._tool_result(answer, generation, event)
+            case MessageStart():
+                blocks = generation.completion.blocks
+                fresh = answer.message_id is not None and len(blocks) == answer.first_block and answer.name is None
+                if not fresh:
+                    if answer.message_id is not None:
+                        self._close(answer, generation, "complete")
+                    answer.name = event.speaker
+                    self._open(answer, generation)
+                else:
+                    answer.name = event.speaker
+                    self._flush(answer, generation)  # names the message made at Started
+                    answer.count = 0  # its first token still flushes at once
+            case MessageDone():
+                if answer.message_id is not None:
+                    self._close(answer, generation, "complete")
             case Done() | Error():
-                done = self._streaming.pop(generation.id, None)
-                if done is None:
-                    return
+                del self._streaming[generation.id]
                 status = final_status(event)
+                if answer.message_id is None and (answer.last is None or status != "complete"):
+                    self._open(answer, generation)  # how the answer ended needs a message to say it
+                target = answer.message_id
+                if target is None:
+                    assert answer.last is not None
+                    target, first, end = answer.last
+                else:
+                    first, end = answer.first_block, len(generation.completion.blocks)
+                name = answer.name
                 self._warned.discard(generation.id)
-                self.writes.submit(lambda: self._finish(done.turn, generation, status))
+                self.writes.submit(lambda: self._finish(target, first, end, name, generation, status))
                 if self.on_finished is not None:
-                    self.on_finished(done.turn, generation, status)
+                    self.on_finished(answer.turn, generation, status)
             case _:
                 pass
+
+    def _open(self, answer: _Answer, generation: RunningStream) -> None:
+        """A new assistant message, from the block now starting (or the next one)."""
+        blocks = generation.completion.blocks
+        answer.first_block = len(blocks) - 1 if blocks and _started_now(blocks, answer) else len(blocks)
+        answer.message_id = new_id("msg")
+        answer.count = answer.unflushed = 0
+        message = StoredMessage(
+            id=answer.message_id,
+            conversation_id=answer.turn.conversation_id,
+            role="assistant",
+            content="",
+            status="streaming",
+            created_at=now(),
+            model=generation.model,
+            generation_id=generation.id,
+            name=answer.name,
+        )
+        self.writes.submit(self._guarded(generation, lambda: self.store.add_messages(message.conversation_id, [message])))
+
+    def _flush(self, answer: _Answer, generation: RunningStream, *, with_sources: bool = False) -> None:
+        if not with_sources:
+            answer.count += 1  # (sources alone: the first token's flush is still to come)
+        answer.unflushed = 0
+        answer.at = time.monotonic()
+        text, _ = _content(generation.completion.blocks[answer.first_block :])
+        sources = generation.completion.sources if with_sources else None
+        update = MessageUpdate(content=text, status="streaming", name=answer.name, sources=sources)
+        message_id = answer.message_id
+        assert message_id is not None
+        self.writes.submit(self._guarded(generation, lambda: self.store.update_message(message_id, update)))
+
+    def _close(self, answer: _Answer, generation: RunningStream, status: MessageStatus) -> None:
+        message_id = answer.message_id
+        assert message_id is not None
+        end = len(generation.completion.blocks)
+        text, calls = _content(generation.completion.blocks[answer.first_block : end])
+        update = MessageUpdate(content=text, status=status, tool_calls=calls or None, name=answer.name)
+        self.writes.submit(lambda: self.store.update_message(message_id, update))
+        answer.last = (message_id, answer.first_block, end)
+        answer.message_id = None
+        answer.calls = False
+
+    def _tool_result(self, answer: _Answer, generation: RunningStream, result: ToolResult) -> None:
+        # named as the call it answers names the tool (the model's name for it), so the
+        # conversation's history reads back as the model made it
+        call = next((c for c in generation.completion.tool_calls if c.id == result.call_id), None)
+        message = StoredMessage(
+            id=new_id("msg"),
+            conversation_id=answer.turn.conversation_id,
+            role="tool",
+            content=result.result if result.error is None else f"Error: {result.error}",
+            status="complete" if result.error is None else "error",
+            created_at=now(),
+            generation_id=generation.id,
+            error=result.error,
+            tool_call_id=result.call_id,
+            name=call.name if call is not None else result.name,
+        )
+        self.writes.submit(lambda: self.store.add_messages(message.conversation_id, [message]))
 
     def _guarded(self, generation: RunningStream, write: Write) -> Write:
         """``write``, telling the client when it fails while the answer still streams."""
@@ -216,17 +340,6 @@ class Recorder:
         if not generation.finished:
             generation.emit(not_stored(message))
 
-    def _flush(self, flushes: _Flushes, generation: RunningStream, *, with_sources: bool = False) -> None:
-        completion = generation.completion
-        flushes.unflushed = 0
-        flushes.at = time.monotonic()
-        if completion.blocks:
-            flushes.count += 1  # the first token's flush is still to come after sources alone
-        sources = completion.sources if with_sources else None
-        update = MessageUpdate(content=completion.text, status="streaming", sources=sources)
-        assistant_id = flushes.turn.assistant_id
-        self.writes.submit(self._guarded(generation, lambda: self.store.update_message(assistant_id, update)))
-
     async def _begin(self, turn: Turn, generation: RunningStream) -> None:
         if turn.create is not None:
             await self.store.create_conversation(turn.create)
@@ -244,19 +357,42 @@ class Recorder:
         )
         await self.store.add_messages(turn.conversation_id, [*turn.messages, assistant])
 
-    async def _finish(self, turn: Turn, generation: RunningStream, status: MessageStatus) -> None:
+    async def _finish(
+        self,
+        message_id: str,
+        first: int,
+        end: int,
+        name: str | None,
+        generation: RunningStream,
+        status: MessageStatus,
+    ) -> None:
         completion = generation.completion
         usage, timings = completion.usage, completion.timings
+        text, calls = _content(completion.blocks[first:end])
         await self.store.update_message(
-            turn.assistant_id,
+            message_id,
             MessageUpdate(
-                content=completion.text,
+                content=text,
                 status=status,
                 prompt_tokens=usage.prompt_tokens if usage else None,
                 completion_tokens=usage.completion_tokens if usage else None,
                 ttft_ms=timings.ttft_ms if timings else None,
                 tokens_per_second=timings.tokens_per_second if timings else None,
                 error=completion.error.message if completion.error else None,
+                tool_calls=calls or None,
                 sources=completion.sources or None,
+                name=name,
             ),
         )
+
+
+def _content(blocks: list[TextBlock | ToolCallBlock]) -> tuple[str, tuple[ToolCall, ...]]:
+    """A message's text and tool calls, from its content blocks."""
+    text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
+    return text, tuple(b.call for b in blocks if isinstance(b, ToolCallBlock))
+
+
+def _started_now(blocks: list[TextBlock | ToolCallBlock], answer: _Answer) -> bool:
+    """Whether the last block is the one the event being recorded just started (it is
+    past what earlier messages took)."""
+    return answer.last is None or len(blocks) - 1 >= answer.last[2]

@@ -16,8 +16,12 @@
     message      = {"id", "role", "content", "status", "model", "generation_id",
                     "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null,
                     "ttft_ms", "tokens_per_second", "created_at", "error",
-                    "sources": [source]}   (an answer from documents: what it was given,
-                                            numbered as its [n] citations; else [])
+                    "tool_calls": [{"id", "name", "arguments"}], "tool_call_id", "name",
+                    "sources": [source]}
+                   (an answer that ran tools: the assistant's text with the calls that ended
+                   its round, a "tool" message per result, then the rest; a team's answer:
+                   one assistant message per speaker, "name" the speaker; an answer from
+                   documents: "sources", what it was given, numbered as its [n] citations)
     source       = {"number", "title", "source", "snippet", "score", "document_id", "chunk"}
 
 A conversation belongs to the key owner that made it: other keys get 404 for it and
@@ -98,6 +102,9 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "tokens_per_second": m.tokens_per_second,
         "created_at": m.created_at,
         "error": m.error,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls],
+        "tool_call_id": m.tool_call_id,
+        "name": m.name,
         "sources": [native.source_json(source) for source in m.sources],
     }
 
@@ -111,7 +118,12 @@ def render_markdown(c: Conversation, messages: list[StoredMessage]) -> str:
     if c.profile:
         lines.append(f"- profile: {c.profile}")
     for m in messages:
-        lines += ["", f"## {m.role.capitalize()}", "", m.content.rstrip() or "*(no text)*"]
+        heading = m.role.capitalize() + (f" ({m.name})" if m.name else "")
+        if m.role == "tool" or m.tool_calls:
+            body = [f"`{c.name}({c.arguments})`" for c in m.tool_calls]
+            lines += ["", f"## {heading}", "", *([m.content.rstrip()] if m.content.strip() else []), *body]
+        else:
+            lines += ["", f"## {heading}", "", m.content.rstrip() or "*(no text)*"]
         if m.status != "complete":
             lines += ["", f"*({m.status}{': ' + m.error if m.error else ''})*"]
         if m.sources:

@@ -129,7 +129,8 @@ class Conversations:
         requested = request.context.requested_model if native else request.model
         if requested not in (None, "", "default"):
             return request.model
-        if native and self.fastpath is not None and self.fastpath.match(last_user_text(request)):
+        # a canned answer is plain text: a request for structure or logprobs needs the model
+        if native and self.fastpath is not None and request.plain and self.fastpath.match(last_user_text(request)):
             return FASTPATH_MODEL
         if conversation is not None and conversation.model:
             try:

@@ -11,25 +11,37 @@ Blocks follow the internal content blocks in order (renumbered 0, 1, ... on the 
 text blocks carry ``text_delta``s, tool calls are ``tool_use`` blocks carrying
 ``input_json_delta``s. An answer with no content still has one (empty) text block.
 
-Deliberate choices: only text blocks are read from ``system``, text and ``image``
-blocks (base64 sources only, ``dialects/images.py``) from ``content``;
-``message_start`` carries the prompt's tokens as the backend counts them
-(``count_prompt_tokens``: the chat template or transcript included), and
-``message_delta`` the final ``input_tokens`` and ``output_tokens``, which the SDK takes
-as cumulative totals; a cancelled generation ends with ``end_turn``. Errors use Anthropic's shape, ``{"type": "error", "error": {"type",
-"message"}}``, as an HTTP body before the stream and as ``event: error`` during it.
+Every field is honoured, ignored out loud or refused (``MESSAGES_FIELDS``, the README's
+table): ``output_config.format`` (``json_schema``) is structured output; ``tools`` with
+``tool_choice`` auto on a model that cannot call tools are ignored and named in
+``lmstream-ignored`` (``any`` or a named tool is a 400); ``thinking`` other than
+``disabled``, ``output_config.effort``, ``container`` and ``diagnostics`` are refused.
+
+Deliberate choices: text blocks are read from ``system``, text, ``image`` (base64
+sources only, ``dialects/images.py``) and tool blocks from ``content``; document blocks
+are refused, earlier ``thinking`` blocks are left out (as the
+API does with earlier turns). ``message_start`` carries the prompt's tokens as the
+backend counts them (``count_prompt_tokens``: the chat template or transcript
+included), and ``message_delta`` the final ``input_tokens`` and ``output_tokens``,
+which the SDK takes as cumulative totals; both carry ``cache_creation_input_tokens``
+and ``cache_read_input_tokens`` (0: lmstream has no prompt cache to bill). A cancelled
+generation ends with ``end_turn``. Errors use Anthropic's shape, ``{"type": "error",
+"error": {"type", "message"}}``, as an HTTP body before the stream and as ``event:
+error`` during it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, assert_never
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
-from lmstream.dialects.common import dumps, parse_body, sse
+from lmstream.dialects.common import dumps, load_object, parse_body, sse, validate
+from lmstream.dialects.features import json_schema_format
+from lmstream.dialects.fields import FieldTable, Unsupported, only
 from lmstream.dialects.images import from_base64
+from lmstream.dialects.toolcalls import CallLedger
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
     Completion,
@@ -38,21 +50,37 @@ from lmstream.events import (
     Error,
     Event,
     FinishReason,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
     Started,
     TextBlock,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Image, Message, RequestContext
+from lmstream.request import (
+    ChatRequest,
+    Dialect,
+    Feature,
+    Image,
+    Message,
+    RequestContext,
+    ResponseFormat,
+    ToolChoice,
+    ToolDefinition,
+    arguments_object,
+    arguments_text,
+)
 
 __all__ = [
+    "MESSAGES_FIELDS",
     "MessageEncoder",
     "error_body",
     "error_type",
@@ -67,6 +95,15 @@ class Block(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
     text: str | None = None
+    # tool_use (an assistant's call)
+    id: str | None = None
+    name: str | None = None
+    input: Any = None
+    # tool_result (in a user turn: what a tool answered)
+    tool_use_id: str | None = None
+    content: str | list[Block] | None = None
+    is_error: bool | None = None
+    # image (base64 source)
     source: dict[str, Any] | None = None
 
 
@@ -84,6 +121,12 @@ class CountTokensRequest(BaseModel):
     system: str | list[Block] | None = None
 
 
+class OutputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: dict[str, Any] | None = None
+    effort: str | None = None
+
+
 class MessagesRequest(CountTokensRequest):
     max_tokens: int = Field(ge=1)
     stop_sequences: list[str] | None = None
@@ -92,14 +135,43 @@ class MessagesRequest(CountTokensRequest):
     top_k: int | None = Field(None, ge=0)
     metadata: dict[str, Any] | None = None
     stream: bool = False
+    output_config: OutputConfig | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
 
 
-def _text(content: str | list[Block] | None) -> str:
+def _disabled(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == "disabled"
+
+
+MESSAGES_FIELDS = FieldTable.of(
+    honoured=MessagesRequest.model_fields,
+    # Caching, placement, speed and attribution hints: the answer is the same without them.
+    ignored={"cache_control", "inference_geo", "speed", "user_profile_id", "workspace_id"},
+    unsupported={
+        "thinking": Unsupported("the model does not think before answering", _disabled),
+        "container": Unsupported("lmstream runs no code-execution containers"),
+        "diagnostics": Unsupported("lmstream keeps no prompt cache to diagnose"),
+        "service_tier": Unsupported("lmstream has one service tier", only("auto", "standard_only")),
+    },
+)
+_FIELD_NAMES = {Feature.RESPONSE_FORMAT: "output_config.format"}
+_SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+
+
+def _text(content: str | list[Block] | None, where: str) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "".join(block.text or "" for block in content if block.type == "text")
+    texts = []
+    for j, block in enumerate(content):
+        if block.type == "text":
+            texts.append(block.text or "")
+        elif block.type != "image" and block.type not in _SKIPPED_BLOCKS:
+            param = f"{where}.{j}"
+            raise BadRequest(f"`{param}`: {block.type!r} blocks are not supported; lmstream passes text", param=param)
+    return "".join(texts)
 
 
 def _images(content: str | list[Block]) -> tuple[Image, ...]:
@@ -121,16 +193,83 @@ def _images(content: str | list[Block]) -> tuple[Image, ...]:
 
 def _messages(req: CountTokensRequest) -> tuple[Message, ...]:
     messages: list[Message] = []
-    system = _text(req.system)
+    system = _text(req.system, "system")
     if system:
         messages.append(Message("system", system))
-    messages.extend(Message(m.role, _text(m.content), images=_images(m.content)) for m in req.messages)
+    ledger = CallLedger()
+    for i, m in enumerate(req.messages):
+        where = f"messages.{i}.content"
+        if isinstance(m.content, str):
+            messages.append(Message(m.role, m.content))
+            continue
+        images = _images(m.content)
+        if m.role == "assistant":
+            calls = tuple(
+                ToolCall(b.id or ledger.new_id(), b.name or "", arguments_text(b.input if b.input is not None else {}))
+                for b in m.content
+                if b.type == "tool_use"
+            )
+            text = _text([b for b in m.content if b.type != "tool_use"], where)
+            messages.append(Message("assistant", text, tool_calls=ledger.called(calls), images=images))
+            continue
+        # a user turn: its tool results (each a `tool` message, in order), then its text
+        for j, block in enumerate(m.content):
+            if block.type == "tool_result":
+                call_id, name = ledger.answer(block.tool_use_id, None)
+                result = _text(block.content, f"{where}.{j}.content")
+                if block.is_error:
+                    result = f"Error: {result}"
+                messages.append(Message("tool", result, tool_call_id=call_id, name=name))
+        rest = [b for b in m.content if b.type != "tool_result"]
+        if rest or not any(b.type == "tool_result" for b in m.content):
+            messages.append(Message("user", _text(rest, where), images=images))
     return tuple(messages)
+
+
+def _output_format(config: OutputConfig | None) -> ResponseFormat | None:
+    if config is None:
+        return None
+    if config.effort is not None:
+        raise BadRequest("`output_config.effort` is not supported: the model has one effort", param="output_config.effort")
+    if config.format is None:
+        return None
+    if config.format.get("type") != "json_schema":
+        param = "output_config.format.type"
+        raise BadRequest(f"`{param}` must be json_schema, got {config.format.get('type')!r}", param=param)
+    return json_schema_format(config.format.get("schema"), param="output_config.format.schema")
+
+
+def _tools(raw: list[dict[str, Any]] | None) -> tuple[ToolDefinition, ...]:
+    tools = []
+    for i, tool in enumerate(raw or ()):
+        if tool.get("type") not in (None, "custom") or not isinstance(tool.get("name"), str):
+            raise BadRequest(
+                f"`tools.{i}`: {tool.get('type')!r} tools are not supported; lmstream offers custom tools",
+                param=f"tools.{i}",
+            )
+        schema = tool.get("input_schema") or {}
+        tools.append(ToolDefinition(tool["name"], str(tool.get("description") or ""), schema))
+    return tuple(tools)
+
+
+def _tool_choice(raw: dict[str, Any] | None) -> ToolChoice | None:
+    if raw is None:
+        return None
+    kind = raw.get("type")
+    if kind in ("auto", "none"):
+        return ToolChoice(kind)
+    if kind == "any":
+        return ToolChoice("required")
+    if kind == "tool" and isinstance(raw.get("name"), str):
+        return ToolChoice("tool", raw["name"])
+    raise BadRequest("`tool_choice.type` must be auto, any, tool (with a name) or none", param="tool_choice")
 
 
 def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
     """(request, stream)."""
-    req = parse_body(MessagesRequest, body)
+    data = load_object(body)
+    ignored = MESSAGES_FIELDS.check(data)
+    req = validate(MessagesRequest, data)
     user = (req.metadata or {}).get("user_id")
     request = ChatRequest(
         messages=_messages(req),
@@ -140,7 +279,11 @@ def parse_request(body: bytes) -> tuple[ChatRequest, bool]:
         top_p=req.top_p,
         top_k=req.top_k,
         stop=tuple(req.stop_sequences or ()),
-        context=RequestContext(dialect=Dialect.ANTHROPIC, user=str(user) if user else None),
+        response_format=_output_format(req.output_config),
+        tools=_tools(req.tools),
+        tool_choice=_tool_choice(req.tool_choice),
+        ignored=ignored,
+        context=RequestContext(dialect=Dialect.ANTHROPIC, user=str(user) if user else None, field_names=_FIELD_NAMES),
     )
     return request, req.stream
 
@@ -158,9 +301,14 @@ def stop_reason(reason: FinishReason | None) -> str:
 
 
 def _usage(usage: Usage | None, input_tokens: int) -> dict[str, int]:
-    if usage is None:
-        return {"input_tokens": input_tokens, "output_tokens": 0}
-    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+    if usage is not None:
+        input_tokens = usage.prompt_tokens
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0 if usage is None else usage.completion_tokens,
+    }
 
 
 def _frame(data: dict[str, Any]) -> ServerSentEvent:
@@ -217,7 +365,7 @@ class MessageEncoder:
                     "model": self.model,
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": self.input_tokens, "output_tokens": 1},
+                    "usage": {**_usage(None, self.input_tokens), "output_tokens": 1},
                 }
                 return [_frame({"type": "message_start", "message": message})]
             case Done():
@@ -238,6 +386,8 @@ class MessageEncoder:
                 # The Messages stream has no event for the wait, retrieval or a server-side
                 # tool's run (a `ping` would do for none of them): the client sees the answer.
                 return []
+            case MessageStart() | MessageDone():
+                return []  # a message has one speaker: a team's turns are the native API's
             case Usage():
                 return []  # the totals go out with `message_delta`
             case _:
@@ -258,12 +408,7 @@ def content_blocks(completion: Completion) -> list[dict[str, Any]]:
 
 def tool_input(arguments: str) -> Any:
     """A tool call's arguments as the object Anthropic's ``input`` is ({} when empty)."""
-    if not arguments.strip():
-        return {}
-    try:
-        return orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {"_raw": arguments}
+    return arguments_object(arguments)
 
 
 def render_message(message_id: str, model: str, completion: Completion, *, input_tokens: int) -> dict[str, Any]:

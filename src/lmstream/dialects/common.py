@@ -15,7 +15,7 @@ from sse_starlette import ServerSentEvent
 
 from lmstream.errors import BadRequest
 
-__all__ = ["dumps", "parse_body", "sse"]
+__all__ = ["dumps", "load_object", "parse_body", "sse", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,6 +32,11 @@ def sse(data: str, *, event: str | None = None, id: str | None = None) -> Server
 
 def parse_body(model: type[M], body: bytes) -> M:
     """Validate a JSON body; any problem is a ``BadRequest`` naming the field."""
+    return validate(model, load_object(body))
+
+
+def load_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body (``BadRequest`` for anything else)."""
     if not body.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
@@ -40,6 +45,11 @@ def parse_body(model: type[M], body: bytes) -> M:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``; a validation problem is a ``BadRequest`` naming the field."""
     try:
         return model.model_validate(data, strict=True)  # `true` is no number, "5" no integer
     except ValidationError as exc:

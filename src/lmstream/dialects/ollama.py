@@ -10,15 +10,17 @@ object alone, with the whole answer in it. The last object has ``done: true``,
      "done_reason":"stop","total_duration","load_duration","prompt_eval_count",
      "prompt_eval_duration","eval_count","eval_duration"}
 
-Deliberate choices: ``options`` keeps ``temperature``, ``top_p``, ``top_k``,
-``num_predict`` (≤ 0 = no limit), ``stop`` and ``seed``; other options (``num_ctx``,
-...), ``format``, ``keep_alive``, ``think`` and ``tools`` are accepted and ignored;
-``images`` (base64, on a chat message or beside a generate prompt) go to the model
-(``dialects/images.py``). A request with no messages (or an empty prompt) answers at once with
-``done_reason: "load"``, as Ollama does when asked to load a model. ``prompt_eval_duration``
-is the time to the first token and ``load_duration`` is 0 (models are loaded at start).
-``/api/generate`` with ``raw`` sends the prompt without a chat template; ``context`` is
-not kept. ``/api/version`` reports the Ollama API version lmstream follows.
+Requests are parsed in ``ollama_requests.py`` (re-exported here; ``images`` go to the
+model). When the request
+asked for ``logprobs``, each line carries the ``logprobs`` of its text.
+
+Deliberate choices: a request with no messages (or an empty prompt)
+answers at once with ``done_reason: "load"``, as Ollama does when asked to load a
+model. ``prompt_eval_duration`` is the prompt's evaluation alone, ``eval_duration`` the
+generation after it; time spent waiting for the model counts in ``total_duration``
+only, and ``load_duration`` is 0 (models are loaded at start). ``/api/generate`` with
+``raw`` sends the prompt without a chat template. ``/api/version`` reports the Ollama
+API version lmstream follows.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ from datetime import UTC, datetime
 from typing import Any, Literal, assert_never
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
 from lmstream.backends.base import ModelInfo
-from lmstream.dialects.common import dumps, parse_body
-from lmstream.dialects.images import from_base64
-from lmstream.errors import BadRequest, LmstreamError
+from lmstream.dialects.common import dumps
+from lmstream.dialects.features import logprob_json
+from lmstream.dialects.ollama_requests import (
+    CHAT_FIELDS,
+    GENERATE_FIELDS,
+    OPTION_FIELDS,
+    parse_chat,
+    parse_generate,
+    parse_show,
+)
+from lmstream.errors import LmstreamError
 from lmstream.events import (
     Completion,
     Custom,
@@ -41,12 +50,15 @@ from lmstream.events import (
     Error,
     Event,
     FinishReason,
+    MessageDone,
+    MessageStart,
     Progress,
     Queued,
     Sources,
     Started,
     TextDelta,
     Timings,
+    TokenLogprob,
     ToolCall,
     ToolCallBlock,
     ToolCallDelta,
@@ -55,10 +67,12 @@ from lmstream.events import (
     ToolResult,
     Usage,
 )
-from lmstream.request import ChatRequest, Dialect, Image, Message, RequestContext
 
 __all__ = [
+    "CHAT_FIELDS",
+    "GENERATE_FIELDS",
     "OLLAMA_VERSION",
+    "OPTION_FIELDS",
     "Endpoint",
     "LineEncoder",
     "done_reason",
@@ -77,104 +91,6 @@ OLLAMA_VERSION = "0.6.0"
 Endpoint = Literal["chat", "generate"]
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    # The same bounds as the other dialects (NaN fails every bound).
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
-    num_predict: int | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str = ""
-    images: list[str] | None = None
-
-
-class ChatBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
-    messages: list[ChatMessage] = Field(default_factory=list)
-    stream: bool = True
-    options: Options | None = None
-
-
-class GenerateBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
-    prompt: str = ""
-    system: str | None = None
-    images: list[str] | None = None
-    raw: bool = False
-    stream: bool = True
-    options: Options | None = None
-
-
-class ShowBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str | None = None
-    name: str | None = None  # the older field name
-
-
-_CONTEXT = RequestContext(dialect=Dialect.OLLAMA)
-
-
-def _sampling(options: Options | None) -> dict[str, Any]:
-    if options is None:
-        return {}
-    stop = (options.stop,) if isinstance(options.stop, str) else tuple(options.stop or ())
-    limit = options.num_predict
-    return {
-        "temperature": options.temperature,
-        "top_p": options.top_p,
-        "top_k": options.top_k,
-        "max_tokens": limit if limit is not None and limit > 0 else None,
-        "stop": stop,
-        "seed": options.seed,
-    }
-
-
-def _images(images: list[str] | None) -> tuple[Image, ...]:
-    return tuple(from_base64(data) for data in images or ())
-
-
-def parse_chat(body: bytes) -> tuple[ChatRequest, bool]:
-    """(request, stream). The request has no messages when the client only wants a load."""
-    req = parse_body(ChatBody, body)
-    messages = tuple(Message(m.role, m.content, images=_images(m.images)) for m in req.messages)
-    request = ChatRequest(messages=messages, model=req.model, context=_CONTEXT, **_sampling(req.options))
-    return request, req.stream
-
-
-def parse_generate(body: bytes) -> tuple[ChatRequest, bool]:
-    req = parse_body(GenerateBody, body)
-    messages: list[Message] = []
-    if req.prompt:
-        if req.system and not req.raw:
-            messages.append(Message("system", req.system))
-        messages.append(Message("user", req.prompt, images=_images(req.images)))
-    request = ChatRequest(
-        messages=tuple(messages),
-        model=req.model,
-        raw_prompt=req.prompt if req.raw and req.prompt else None,
-        context=_CONTEXT,
-        **_sampling(req.options),
-    )
-    return request, req.stream
-
-
-def parse_show(body: bytes) -> str:
-    req = parse_body(ShowBody, body)
-    name = req.model or req.name
-    if not name:
-        raise BadRequest("give the model's name in `model`", param="model")
-    return name
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -184,16 +100,29 @@ def done_reason(reason: FinishReason | None) -> str:
 
 
 def _final(usage: Usage | None, timings: Timings | None) -> dict[str, int]:
-    total = int((timings.total_ms if timings else 0) * 1e6)
-    prompt = int((timings.ttft_ms or 0) * 1e6) if timings else 0
+    """The counts and durations (ns) of the last object: the prompt's evaluation alone in
+    ``prompt_eval_duration``, the generation after it in ``eval_duration``; a wait for
+    the model counts in ``total_duration`` only."""
+    if timings is None:
+        total = prompt = before = 0
+    else:
+        total = int(timings.total_ms * 1e6)
+        queued = timings.queued_ms or 0.0
+        prompt_ms = timings.prompt_ms if timings.prompt_ms is not None else max(0.0, (timings.ttft_ms or 0) - queued)
+        prompt = int(prompt_ms * 1e6)
+        before = int((queued + prompt_ms) * 1e6)
     return {
         "total_duration": total,
         "load_duration": 0,
         "prompt_eval_count": usage.prompt_tokens if usage else 0,
         "prompt_eval_duration": prompt,
         "eval_count": usage.completion_tokens if usage else 0,
-        "eval_duration": max(0, total - prompt),
+        "eval_duration": max(0, total - before),
     }
+
+
+def _logprobs(entries: tuple[TokenLogprob, ...] | list[TokenLogprob]) -> list[dict[str, Any]]:
+    return [logprob_json(entry) for entry in entries]
 
 
 def _object(model: str, endpoint: Endpoint, text: str, done: bool) -> dict[str, Any]:
@@ -240,7 +169,10 @@ class LineEncoder:
         match event:
             case TextDelta():
                 lines = self._flush_call() if self._call is not None else []
-                lines.append(_line(_object(self.model, self.endpoint, event.text, False)))
+                obj = _object(self.model, self.endpoint, event.text, False)
+                if event.logprobs is not None:
+                    obj["logprobs"] = _logprobs(event.logprobs)
+                lines.append(_line(obj))
                 return lines
             case ToolCallDelta():
                 lines = []
@@ -263,6 +195,8 @@ class LineEncoder:
                 # NDJSON chunks carry the answer only: nothing for the wait, retrieval or
                 # a server-side tool's run.
                 return []
+            case MessageStart() | MessageDone():
+                return []  # one assistant per answer: a team's turns are the native API's
             case Usage():
                 return []  # the counts go out with the final object
             case _:
@@ -275,6 +209,8 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 def render_response(model: str, endpoint: Endpoint, completion: Completion) -> dict[str, Any]:
     obj = _object(model, endpoint, completion.text, True)
+    if completion.logprobs is not None:
+        obj["logprobs"] = _logprobs(completion.logprobs)
     if endpoint == "chat" and completion.tool_calls:
         obj["message"]["tool_calls"] = [_tool_call_json(call) for call in completion.tool_calls]
     obj["done_reason"] = done_reason(completion.finish_reason)
@@ -348,7 +284,7 @@ def show_model(info: ModelInfo, modified_at: datetime) -> dict[str, Any]:
         "template": "",
         "details": details,
         "model_info": model_info,
-        "capabilities": ["completion"],
+        "capabilities": ["completion", "tools"] if info.capabilities.tools else ["completion"],
         "modified_at": _timestamp(modified_at),
     }
 

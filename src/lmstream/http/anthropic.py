@@ -17,7 +17,7 @@ from lmstream.dialects import anthropic
 from lmstream.http.admission import start_stream
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import JSON, answer
+from lmstream.http.streaming import JSON, answer, ignored_header
 from lmstream.request import ChatRequest
 
 __all__ = ["routes"]
@@ -45,6 +45,7 @@ async def messages(request: Request) -> Response:
         ),
         error_body=anthropic.error_body,
         heartbeat=state.settings.heartbeat_interval,
+        headers=ignored_header(generation),
     )
 
 

@@ -4,7 +4,7 @@ The lifespan builds one backend per configured model (through the registry, like
 plugin would), starts them, and wires the router and the stream hub. Features hook in
 as ``Extension``s (``http/extension.py``): each brings its routes, and at startup gets
 the ``AppState`` to add hub preprocessors, planners and observers. ``extensions=None``
-installs ``default_extensions(settings)`` (metrics, conversations, documents); a caller that
+installs ``default_extensions(settings)`` (metrics, conversations, documents, tools, team chat); a caller that
 wants more passes ``[*default_extensions(settings), mine]``.
 """
 
@@ -44,6 +44,8 @@ from lmstream.router import Router
 from lmstream.settings import Settings
 from lmstream.store import build_store
 from lmstream.store.keys import KeyStore
+from lmstream.team.extension import TeamExtension
+from lmstream.tools.extension import ToolsExtension
 
 __all__ = ["create_app", "default_extensions"]
 
@@ -70,6 +72,8 @@ def default_extensions(settings: Settings) -> list[Extension]:
         MetricsExtension(),
         ConversationsExtension(settings),
         DocumentsExtension(settings),
+        ToolsExtension(settings),
+        TeamExtension(settings),
         OpenAPIExtension(),
     ]
 

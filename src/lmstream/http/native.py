@@ -23,7 +23,7 @@ from lmstream.http.admission import start_stream
 from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import JSON, Frame, follow_frames, stream_response
+from lmstream.http.streaming import JSON, Frame, follow_frames, ignored_header, stream_response
 from lmstream.hub import ReplayGone, StreamHandle
 
 __all__ = ["Encoder", "events_url", "resume_point", "routes", "visible_stream"]
@@ -79,7 +79,7 @@ async def create_stream(request: Request) -> Response:
     follow_url = events_url(state, principal_of(request), generation.id)
     if _wants_stream(request):
         frames = follow_frames(generation, encoder(follow_url, generation), grace=state.settings.grace_period)
-        return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
+        return stream_response(frames, heartbeat=state.settings.heartbeat_interval, headers=ignored_header(generation))
     url = f"/v1/streams/{generation.id}"
     return JSON(
         {
@@ -91,7 +91,7 @@ async def create_stream(request: Request) -> Response:
             "events_url": follow_url,
         },
         status_code=202,
-        headers={"Location": url},
+        headers={"Location": url, **ignored_header(generation)},
     )
 
 

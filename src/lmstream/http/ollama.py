@@ -19,7 +19,7 @@ from lmstream.errors import ModelNotFound
 from lmstream.http.admission import start_stream, usable_models
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState, app_state
-from lmstream.http.streaming import JSON, answer
+from lmstream.http.streaming import JSON, answer, ignored_header
 from lmstream.request import ChatRequest
 
 __all__ = ["routes"]
@@ -53,6 +53,7 @@ async def _answer(request: Request, chat: ChatRequest, stream: bool, kind: ollam
         error_body=ollama.error_body,
         heartbeat=0,
         media_type="application/x-ndjson",
+        headers=ignored_header(generation),
     )
 
 

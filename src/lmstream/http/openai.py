@@ -1,4 +1,5 @@
-"""Routes of the OpenAI dialect: ``/v1/chat/completions`` and ``/v1/models``."""
+"""Routes of the OpenAI dialect: ``/v1/chat/completions``, the legacy ``/v1/completions``
+and ``/v1/models``."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lmstream.dialects import openai
+from lmstream.dialects import completions, openai
 from lmstream.errors import ModelNotFound
 from lmstream.http.admission import start_stream, usable_models
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import app_state
-from lmstream.http.streaming import JSON, answer
+from lmstream.http.streaming import JSON, answer, ignored_header
 
 __all__ = ["routes"]
 
@@ -31,6 +32,27 @@ async def chat_completions(request: Request) -> Response:
         render=lambda completion: openai.render_completion(completion_id, generation.model, completion),
         error_body=openai.error_body,
         heartbeat=state.settings.heartbeat_interval,
+        headers=ignored_header(generation),
+    )
+
+
+@endpoint(openai.error_body)
+async def legacy_completions(request: Request) -> Response:
+    state = app_state(request)
+    chat, stream, include_usage, echo = completions.parse_request(await request.body())
+    generation = await state.hub.start(chat)
+    completion_id = "cmpl-" + secrets.token_hex(12)
+    model = generation.model
+    return await answer(
+        request,
+        generation,
+        encoder=completions.CompletionEncoder(completion_id, model, include_usage=include_usage, echo=echo)
+        if stream
+        else None,
+        render=lambda completion: completions.render_completion(completion_id, model, completion, echo),
+        error_body=openai.error_body,
+        heartbeat=state.settings.heartbeat_interval,
+        headers=ignored_header(generation),
     )
 
 
@@ -50,6 +72,7 @@ async def get_model(request: Request) -> Response:
 
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", legacy_completions, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
 ]

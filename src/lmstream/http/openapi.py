@@ -24,8 +24,9 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from lmstream.conversations.routes import ConversationPatch, NewConversation
 from lmstream.dialects.anthropic import CountTokensRequest, MessagesRequest
+from lmstream.dialects.completions import CompletionRequest
 from lmstream.dialects.native import NativeRequest
-from lmstream.dialects.ollama import ChatBody, GenerateBody, ShowBody
+from lmstream.dialects.ollama_requests import ChatBody, GenerateBody, ShowBody
 from lmstream.dialects.openai import ChatCompletionRequest
 from lmstream.http import responses as r
 from lmstream.http.endpoint import endpoint
@@ -38,6 +39,8 @@ from lmstream.rag.embedding_routes import (
     OpenAIEmbeddingRequest,
 )
 from lmstream.rag.routes import MAX_K, MAX_LIMIT, NewCollection, TextDocument
+from lmstream.team.extension import TeamBody
+from lmstream.tools.routes import ToolCall
 
 __all__ = ["OPERATIONS", "Op", "OpenAPIExtension", "openapi_document"]
 
@@ -66,6 +69,7 @@ def _h(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 J = "application/json"
+OBJECT: dict[str, Any] = {"type": "object"}
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/health"): Op("Liveness, models, queue, and the health of each part", "operations", ok={200: {J: r.HEALTH}}),
     ("GET", "/metrics"): Op("Prometheus metrics", "operations", ok={200: {"text/plain": {"type": "string"}}}),
@@ -120,6 +124,48 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "OpenAI Chat Completions", "openai", ChatCompletionRequest,
         ok={200: {J: r.CHAT_COMPLETION, SSE: {"type": "string"}}}, error="openai",
     ),
+    ("POST", "/v1/completions"): Op(
+        "OpenAI legacy Completions (a prompt, no chat)", "openai", CompletionRequest,
+        ok={200: {J: OBJECT, SSE: {"type": "string"}}}, error="openai",
+    ),
+    ("GET", "/v1/tools"): Op("The server's tools and their input schemas", "tools", ok={200: {J: r.TOOL_LIST}}),
+    ("POST", "/v1/tools/{name}"): Op(
+        "Run a tool; the result when it is done", "tools", ToolCall, ok={200: {J: r.TOOL_RESULT}}, body_required=False,
+    ),
+    ("POST", "/v1/tools/{name}/stream"): Op(
+        "Run a tool as an event stream (progress, chunks, result); Last-Event-ID resumes it", "tools", ToolCall,
+        ok={200: {SSE: {"type": "string"}}, 204: {}}, body_required=False,
+        params=(_h("last-event-id", {"type": "string"}, "<run id>:<event number>: resume that run"),),
+    ),
+    ("GET", "/v1/tools/{name}/stream"): Op(
+        "The same for EventSource: the arguments in the query string", "tools",
+        ok={200: {SSE: {"type": "string"}}, 204: {}},
+        params=(
+            _q("arguments", {"type": "string"}, "the arguments, a JSON object"),
+            _q("include_progress", {"type": "boolean"}, "send progress events (default true)"),
+            _q("chunk_size", {"type": "string", "enum": ["sentence", "paragraph"]}, "how streamed output is cut"),
+            _h("last-event-id", {"type": "string"}, "<run id>:<event number>: resume that run"),
+        ),
+    ),
+    ("GET", "/v1/tools/runs/{run_id}"): Op("A tool run's state and result", "tools", ok={200: {J: OBJECT}}),
+    ("DELETE", "/v1/tools/runs/{run_id}"): Op("Cancel a tool run", "tools", ok={200: {J: r.STREAM_CANCELLED}}),
+    ("GET", "/v1/tools/runs/{run_id}/events"): Op(
+        "A tool run's events (replay after Last-Event-ID, then live)", "tools",
+        ok={200: {SSE: {"type": "string"}}, 204: {}},
+        params=(
+            _h("last-event-id", {"type": "string"}, "resume after this event"),
+            _q("last_event_id", {"type": "string"}, "the same, for clients that cannot set headers"),
+            _q("include_progress", {"type": "boolean"}, "send progress events (default true)"),
+        ),
+    ),
+    ("POST", "/v1/team/stream"): Op(
+        "Team chat: members answer in rounds, each message streamed under its speaker", "team", TeamBody,
+        ok={200: {SSE: {"type": "string"}}, 202: {J: r.STREAM_CREATED}},
+    ),
+    # MCP's own protocol (JSON-RPC over Streamable HTTP): its errors are JSON-RPC's, not lmstream's
+    ("POST", "/mcp"): Op("MCP (Streamable HTTP): lmstream's tools for MCP hosts", "mcp", ok={200: {J: OBJECT, SSE: {"type": "string"}}, 202: {}}, error="mcp"),
+    ("GET", "/mcp"): Op("MCP: the server's event stream", "mcp", ok={200: {SSE: {"type": "string"}}}, error="mcp"),
+    ("DELETE", "/mcp"): Op("MCP: end a session", "mcp", ok={200: {}, 204: {}}, error="mcp"),
     ("GET", "/v1/models"): Op("OpenAI: the models", "openai", ok={200: {J: r.MODEL_LIST}}, error="openai"),
     ("GET", "/v1/models/{model_id}"): Op("OpenAI: one model", "openai", ok={200: {J: r.MODEL}}, error="openai"),
     ("POST", "/v1/messages"): Op(
@@ -191,7 +237,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
 }
 
-_ERRORS = {"native": r.NATIVE_ERROR, "openai": r.OPENAI_ERROR, "anthropic": r.ANTHROPIC_ERROR, "ollama": r.OLLAMA_ERROR}
+_ERRORS = {
+    "native": r.NATIVE_ERROR,
+    "openai": r.OPENAI_ERROR,
+    "anthropic": r.ANTHROPIC_ERROR,
+    "ollama": r.OLLAMA_ERROR,
+    "mcp": {},  # the MCP SDK's answers: JSON-RPC errors, or plain text before one
+}
 
 
 def _paths(routes: Sequence[BaseRoute]) -> list[tuple[str, str]]:
@@ -224,7 +276,11 @@ def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             str(status): {"description": "ok", **({"content": {t: _media(t, s) for t, s in content.items()}} if content else {})}
             for status, content in op.ok.items()
         }
-        responses["default"] = {"description": "an error, in the dialect's shape", "content": {J: {"schema": _ERRORS[op.error]}}}
+        responses["default"] = (
+            {"description": "an error, in the dialect's shape", "content": {J: {"schema": _ERRORS[op.error]}}}
+            if _ERRORS[op.error]
+            else {"description": "an error, in the protocol's own shape"}
+        )
         operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "parameters": [*params, *op.params], "responses": responses}
         if op.body is not None:
             content = {J: {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}

@@ -45,6 +45,8 @@ __all__ = [
     "STREAM_CREATED",
     "STREAM_STATE",
     "TOKEN",
+    "TOOL_LIST",
+    "TOOL_RESULT",
 ]
 
 Schema = dict[str, Any]
@@ -157,6 +159,8 @@ KEY = obj(
 )
 KEY_CREATED = {"allOf": [KEY, obj({"key": STR})]}
 KEY_LIST = obj({"data": array(KEY)})
+TOOL_LIST = obj({"object": {"const": "list"}, "data": array(obj({"name": STR, "description": STR, "input_schema": {"type": "object"}}))})
+TOOL_RESULT = obj({"id": STR, "tool": STR, "execution_time": {"type": "number"}}, {"result": {}})
 TOKEN = obj({"token": STR, "scope": {"const": "start"}, "expires_at": INT})
 # Documents (lmstream.rag.routes, lmstream.rag.embedding_routes).
 COLLECTION = obj(

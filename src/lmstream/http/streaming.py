@@ -48,7 +48,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from lmstream.errors import error_from_code
 from lmstream.events import Completion, Error, Event
-from lmstream.hub import ReplayGone, StreamHandle
+from lmstream.hub import ReplayGone, RunningStream, StreamHandle
 
 __all__ = [
     "JSON",
@@ -57,6 +57,7 @@ __all__ = [
     "WireEncoder",
     "answer",
     "follow_frames",
+    "ignored_header",
     "stream_response",
     "wait_unless_disconnected",
 ]
@@ -307,6 +308,16 @@ async def wait_unless_disconnected(request: Request, stream: StreamHandle) -> Co
         return finished.result()
 
 
+IGNORED_HEADER = "lmstream-ignored"
+
+
+def ignored_header(stream: RunningStream) -> dict[str, str]:
+    """``lmstream-ignored: a, b``: the request fields lmstream left unused because
+    ignoring them is a valid outcome (``capabilities.admit``, ``dialects/fields.py``)."""
+    ignored = stream.request.ignored
+    return {IGNORED_HEADER: ", ".join(ignored)} if ignored else {}
+
+
 class WireEncoder(Protocol):
     """A dialect's per-stream encoder: internal events to its wire frames."""
 
@@ -322,12 +333,13 @@ async def answer(
     error_body: Callable[[Any], dict[str, Any]],
     heartbeat: float,
     media_type: str = "text/event-stream",
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """How the client dialects (OpenAI, Anthropic, Ollama) answer a started generation.
 
     With an ``encoder`` it streams (a client that leaves cancels at once); without, it
     waits for the whole answer, cancelling if the client leaves, and renders it or the
-    error it ended with.
+    error it ended with. ``headers`` go on the 200 either way.
     """
     if encoder is not None:
         wire = encoder
@@ -336,11 +348,11 @@ async def answer(
             return wire.encode(event)
 
         frames = follow_frames(stream, encode, grace=0)
-        return stream_response(frames, heartbeat=heartbeat, media_type=media_type)
+        return stream_response(frames, heartbeat=heartbeat, media_type=media_type, headers=headers)
     completion = await wait_unless_disconnected(request, stream)
     if completion is None:
         return Response(status_code=499)  # the client is gone; nobody reads this
     if completion.error is not None:
         error = error_from_code(completion.error.code, completion.error.message)
         return JSON(error_body(error), status_code=error.status_code)
-    return JSON(render(completion))
+    return JSON(render(completion), headers=headers)

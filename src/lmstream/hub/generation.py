@@ -30,6 +30,7 @@ from lmstream.events import (
     Error,
     Event,
     FinishReason,
+    Queued,
     Started,
     TextBlock,
     TextDelta,
@@ -89,6 +90,8 @@ class Generation:
         self.completion = Completion()
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
+        self.queue_left_at: float | None = None  # a backend's Queued events ended
+        self.prompt_read_at: float | None = None  # its early Usage, or the first token
         self.tokens = 0
         self._hub = hub
         self._log = log
@@ -286,17 +289,24 @@ class Generation:
         prompt = completion = produced = 0
         finish: FinishReason = "stop"
         stop_sequence: str | None = None
+        queued = False
         try:
             async for event in stream:
+                if queued and type(event) is not Queued:
+                    queued = False
+                    if self.queue_left_at is None:
+                        self.queue_left_at = time.perf_counter()
                 if type(event) is TextDelta:
                     if not event.text:
                         continue
                     if self.first_token_at is None:
                         self.first_token_at = time.perf_counter()
+                        if self.prompt_read_at is None:
+                            self.prompt_read_at = self.first_token_at
                     self.tokens += 1
                     produced += 1
                     if base:
-                        event = TextDelta(event.text, event.index + base)
+                        event = TextDelta(event.text, event.index + base, event.logprobs)
                     if event.index > top:
                         top = event.index
                 elif type(event) is ToolCallDelta:
@@ -307,6 +317,8 @@ class Generation:
                     if event.index > top:
                         top = event.index
                 elif type(event) is Usage:
+                    if self.prompt_read_at is None:
+                        self.prompt_read_at = time.perf_counter()
                     prompt = max(prompt, event.prompt_tokens)
                     completion = max(completion, event.completion_tokens)
                     continue
@@ -320,6 +332,8 @@ class Generation:
                     raise error_from_code(event.code, event.message)
                 elif type(event) is Started:
                     continue  # the hub's own event; a backend has no business sending it
+                elif type(event) is Queued:
+                    queued = True
                 self.emit(event)
         finally:
             self._next_block = top + 1
@@ -349,7 +363,15 @@ class Generation:
         tps = None
         if first is not None and tokens > 1 and now > first:
             tps = (tokens - 1) / (now - first)
-        return Timings(ttft_ms=ttft, total_ms=(now - self.started_at) * 1000, tokens_per_second=tps)
+        began = self.queue_left_at or self.started_at  # the backend began reading the prompt
+        read = self.prompt_read_at
+        return Timings(
+            ttft_ms=ttft,
+            total_ms=(now - self.started_at) * 1000,
+            tokens_per_second=tps,
+            queued_ms=(began - self.started_at) * 1000,
+            prompt_ms=None if read is None else max(0.0, read - began) * 1000,
+        )
 
     def __repr__(self) -> str:
         return f"<Generation {self.id} {self.model} {self.state}>"

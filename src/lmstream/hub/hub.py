@@ -1,9 +1,11 @@
 """The stream hub: every generation runs here, as its own task, not in a route.
 
 A route asks the hub to ``start`` a request and gets a ``StreamHandle``; ``start``
-resolves the model, runs the preprocessors (which rewrite the request) and the
-planners (which shape its steps), and — when the plan begins with a model round —
-opens the backend, which may refuse *before* any byte is sent. Then a consumer
+resolves the model, runs the preprocessors (which rewrite the request), admits it to
+the chosen model (``capabilities.admit``: refuses what the model cannot honour, notes
+what it may ignore, applies the model's default token limit), runs the planners (which
+shape its steps), and — when the plan begins with a model round — opens the backend,
+which may refuse *before* any byte is sent. Then a consumer
 ``attach``-es and ``follow``-s the numbered events. The hub, not the route, decides
 when a generation is cancelled:
 
@@ -29,6 +31,7 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any
 
+from lmstream.capabilities import admit
 from lmstream.errors import NotFound
 from lmstream.events import CancelReason
 from lmstream.hub.coordinator import Coordinator, LocalCoordinator
@@ -79,6 +82,8 @@ class StreamHub:
         if request.model != model:  # a preprocessor re-routed it (a profile's model, the fast path)
             backend, model = self.router.resolve(request.model)
             request = request.with_(model=model)
+        info = backend.info
+        request = admit(request, info.capabilities, model=model, default_max_tokens=info.default_max_tokens)
         plan = Plan()
         for planner in self.planners:
             plan = await planner(request, plan)

@@ -10,6 +10,11 @@ width (``2026-01-01T12:00:00.000000Z``), so they also sort as text. Identifiers 
 ``conv_<random>`` and ``msg_<random>``, made by the caller (the recorder knows a
 message's id before its row is written, so it can update the row without asking).
 
+A generation that ran tools is kept step by step: an assistant message with the text
+of a round and the ``tool_calls`` that ended it (set when the calls are whole), one
+``tool`` message per result (``tool_call_id``, ``name``), then the answer that follows.
+A team's answer is one assistant message per speaker (``name``).
+
 Message ``status``: user (and system/tool) messages are ``complete``; an assistant
 message is ``streaming`` while its generation runs (its text is flushed
 periodically), then ``complete``, ``stopped`` (the user cancelled it), ``interrupted``
@@ -32,12 +37,12 @@ import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import orjson
 
 from lmstream.errors import BadRequest
-from lmstream.events import Source
+from lmstream.events import Source, ToolCall
 from lmstream.store.health import StoreHealth
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "MessageUpdate",
     "Store",
     "StoredMessage",
+    "calls_json",
     "decode_cursor",
     "encode_cursor",
     "latest_updates",
@@ -54,6 +60,7 @@ __all__ = [
     "now",
     "sources_from_json",
     "sources_json",
+    "stored_message",
 ]
 
 MessageStatus: TypeAlias = Literal["streaming", "complete", "stopped", "interrupted", "error"]
@@ -99,12 +106,34 @@ class StoredMessage:
     tokens_per_second: float | None = None
     error: str | None = None
     instance_id: str | None = None  # the lmstream instance whose generation writes this answer
-    sources: tuple[Source, ...] = ()  # the retrieved passages the answer was given, cited [n]
+    sources: tuple[Source, ...] = ()  # the retrieved passages the answer was given, cited [n] (m005)
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls (m004)
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None  # a tool message: the tool; an assistant's: the speaker (team chat)
+
+
+def calls_json(calls: tuple[ToolCall, ...]) -> str | None:
+    """``tool_calls`` as the JSON text a store keeps (None: no calls)."""
+    if not calls:
+        return None
+    return orjson.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]).decode()
+
+
+def stored_message(fields: dict[str, Any]) -> StoredMessage:
+    """A row's columns (``tool_calls`` and ``sources`` as JSON text) as a ``StoredMessage``."""
+    raw = fields.pop("tool_calls", None)
+    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in orjson.loads(raw)) if raw else ()
+    sources = sources_from_json(fields.pop("sources", None))
+    return StoredMessage(**fields, tool_calls=calls, sources=sources)
 
 
 @dataclass(frozen=True, slots=True)
 class MessageUpdate:
-    """A change to an assistant message: a periodic flush or its final state."""
+    """A change to an assistant message: a periodic flush or its final state.
+
+    ``tool_calls`` and ``name`` are set once (a round's calls when they are whole, the
+    speaker of a team's message); None leaves what the row has.
+    """
 
     content: str
     status: MessageStatus
@@ -114,6 +143,8 @@ class MessageUpdate:
     tokens_per_second: float | None = None
     error: str | None = None
     sources: tuple[Source, ...] | None = None  # None: leave the stored sources as they are
+    tool_calls: tuple[ToolCall, ...] | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +173,19 @@ def sources_from_json(text: str | None) -> tuple[Source, ...]:
 
 
 def latest_updates(updates: Sequence[tuple[str, MessageUpdate]]) -> dict[str, MessageUpdate]:
-    """The last update of each message, keeping sources an earlier one set when the last
-    leaves them unchanged (what applying them one after another would give)."""
+    """The last update of each message, keeping the sources, tool calls and name an
+    earlier one set when the last leaves them unchanged (what applying them one after
+    another would give: the stores ``COALESCE`` those columns)."""
     latest: dict[str, MessageUpdate] = {}
     for message_id, update in updates:
         previous = latest.get(message_id)
-        if update.sources is None and previous is not None and previous.sources is not None:
-            update = dataclasses.replace(update, sources=previous.sources)
+        if previous is not None:
+            update = dataclasses.replace(
+                update,
+                sources=previous.sources if update.sources is None else update.sources,
+                tool_calls=update.tool_calls or previous.tool_calls,
+                name=previous.name if update.name is None else update.name,
+            )
         latest[message_id] = update
     return latest
 

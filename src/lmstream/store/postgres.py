@@ -43,11 +43,12 @@ from lmstream.store.base import (
     ConversationPage,
     MessageUpdate,
     StoredMessage,
+    calls_json,
     decode_cursor,
     encode_cursor,
     latest_updates,
-    sources_from_json,
     sources_json,
+    stored_message,
 )
 from lmstream.store.health import StoreHealth
 from lmstream.store.keys import KeyLimits, StoredKey
@@ -112,8 +113,7 @@ def _conversation(row: asyncpg.Record) -> Conversation:
 def _message(row: asyncpg.Record) -> StoredMessage:
     fields = dict(row.items())
     fields["created_at"] = _text(fields["created_at"])
-    fields["sources"] = sources_from_json(fields["sources"])
-    return StoredMessage(**fields)
+    return stored_message(fields)
 
 
 def _key(row: asyncpg.Record) -> StoredKey:
@@ -162,7 +162,7 @@ def _message_row(seq: int, conversation_id: str, m: StoredMessage) -> tuple[Any,
     return _args(
         seq, created, m.id, conversation_id, m.role, m.content, m.status, created, m.model,
         m.generation_id, m.prompt_tokens, m.completion_tokens, m.ttft_ms, m.tokens_per_second,
-        m.error, m.instance_id, sources_json(m.sources or None),
+        m.error, m.instance_id, calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
     )  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def _update_fields(u: MessageUpdate) -> tuple[Any, ...]:
     """A ``MessageUpdate``'s values in ``UPDATE_MESSAGES``' column order (after the id)."""
     return (
         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second, u.error,
-        sources_json(u.sources),
+        calls_json(u.tool_calls or ()), u.name, sources_json(u.sources),
     )  # fmt: skip
 
 
@@ -410,7 +410,8 @@ class PostgresStore:
                 self._UPDATE_MESSAGE,
                 *_args(
                     u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                    u.tokens_per_second, u.error, sources_json(u.sources), datetime.now(UTC), message_id,
+                    u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name,
+                    sources_json(u.sources), datetime.now(UTC), message_id,
                 ),
             )  # fmt: skip
 

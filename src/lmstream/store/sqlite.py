@@ -42,11 +42,12 @@ from lmstream.store.base import (
     ConversationPage,
     MessageUpdate,
     StoredMessage,
+    calls_json,
     decode_cursor,
     encode_cursor,
     now,
-    sources_from_json,
     sources_json,
+    stored_message,
 )
 from lmstream.store.health import StoreHealth
 from lmstream.store.keys import StoredKey
@@ -142,9 +143,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # A generation's steps: an assistant's tool calls (JSON), the call a tool message
+        # answers, and a name (the tool's; a team member's).
+        "m004_tool_steps",
+        """
+        ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+        ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
+        ALTER TABLE messages ADD COLUMN name TEXT;
+        """,
+    ),
+    (
         # The numbered sources an answer grounded in documents was given (lmstream.rag),
-        # as JSON. (m003 is the keys branch's m003_owners_and_keys.)
-        "m004_message_sources",
+        # as JSON.
+        "m005_message_sources",
         """
         ALTER TABLE messages ADD COLUMN sources TEXT;
         """,
@@ -155,7 +166,12 @@ MIGRATIONS: list[tuple[str, str]] = [
 # name: old name -> the name in MIGRATIONS (same script). The keys branch (issue 14)
 # shipped its migration as m002 while m002_streaming_owner landed first; a database it
 # made holds m001 + m002_owners_and_keys, so it gets m002_streaming_owner and nothing twice.
-RENAMED_MIGRATIONS: dict[str, str] = {"m002_owners_and_keys": "m003_owners_and_keys"}
+# Likewise the documents branch (issue 11) shipped m004_message_sources before the tools
+# branch's m004_tool_steps landed.
+RENAMED_MIGRATIONS: dict[str, str] = {
+    "m002_owners_and_keys": "m003_owners_and_keys",
+    "m004_message_sources": "m005_message_sources",
+}
 
 _CONVERSATION = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile, c.owner,
@@ -164,7 +180,8 @@ _CONVERSATION = """
 """
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, sources"
+    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
+    "tool_calls, tool_call_id, name, sources"
 )
 
 
@@ -182,9 +199,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
-    fields = {key: row[key] for key in row.keys()}
-    fields["sources"] = sources_from_json(fields["sources"])
-    return StoredMessage(**fields)
+    return stored_message({key: row[key] for key in row.keys()})
 
 
 @contextmanager
@@ -390,12 +405,12 @@ class SQLiteStore:
             for offset, m in enumerate(messages, start=1):
                 db.execute(
                     f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
                         m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
                         m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
-                        sources_json(m.sources or None),
+                        calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
                     ),
                 )
             if messages:
@@ -413,11 +428,12 @@ class SQLiteStore:
             for message_id, u in updates:
                 db.execute(
                     "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
-                    "ttft_ms = ?, tokens_per_second = ?, error = ?, sources = COALESCE(?, sources), "
-                    "updated_at = ? WHERE id = ?",
+                    "ttft_ms = ?, tokens_per_second = ?, error = ?, tool_calls = COALESCE(?, tool_calls), "
+                    "name = COALESCE(?, name), sources = COALESCE(?, sources), updated_at = ? WHERE id = ?",
                     (
                         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                        u.tokens_per_second, u.error, sources_json(u.sources), stamp, message_id,
+                        u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name,
+                        sources_json(u.sources), stamp, message_id,
                     ),
                 )
                 db.execute(
