@@ -46,12 +46,12 @@ def from_base64(data: str, media_type: str | None = None, *, param: str = "image
         head = base64.b64decode(data[:64], validate=True)
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("an image is not valid base64", param=param) from None
+        raise BadRequest(f"`{param}`: an image is not valid base64", param=param) from None
     found = sniff(head)
     if found is None:
-        raise BadRequest(f"an image must be one of {', '.join(MEDIA_TYPES)}", param=param)
+        raise BadRequest(f"`{param}`: an image must be one of {', '.join(MEDIA_TYPES)}", param=param)
     if media_type is not None and media_type.lower() != found:
-        raise BadRequest(f"an image declared as {media_type} is {found}", param=param)
+        raise BadRequest(f"`{param}`: an image declared as {media_type} is {found}", param=param)
     return Image(found, data)
 
 
