@@ -174,6 +174,11 @@ async def test_documents_can_be_turned_off(tmp_path: Path) -> None:
     async with app_client(settings(tmp_path, enabled=False)) as client:
         response = await client.get("/v1/collections")
         assert response.status_code == 404 and "not enabled" in response.json()["error"]["message"]
+        sse = {"accept": "text/event-stream"}
+        named = await client.post("/v1/streams", json={"prompt": "What is a heap?", "collection": "docs"}, headers=sse)
+        assert named.status_code == 400 and named.json()["error"]["param"] == "collection"  # not answered without it
+        plain = await client.post("/v1/streams", json={"prompt": "What is a heap?"}, headers=sse)
+        assert plain.status_code == 200 and "event: done" in plain.text
 
 
 async def test_with_database_url_documents_live_in_postgresql_beside_conversations(

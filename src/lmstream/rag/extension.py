@@ -6,7 +6,8 @@ through the extension, never a module global. At startup it opens the document i
 — PostgreSQL when ``database_url`` is set (the same database as conversations), else
 SQLite in ``data_dir/lmstream.db`` — builds the ``Documents`` service and installs
 the retrieval planner (``step.py``) on the hub. ``rag.enabled = false`` leaves the
-routes answering 404 and installs nothing.
+routes answering 404, and a request that names a collection (or whose profile does) a
+400 rather than an answer without the documents.
 
 The SQLite index lives in the conversation store's file. When the store found that
 file damaged and serves it read-only (``store_on_damage``), or the file cannot be read
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.routing import BaseRoute
 
-from lmstream.errors import StoreUnavailable
+from lmstream.errors import BadRequest, LmstreamError, StoreUnavailable
 from lmstream.http.state import AppState
 from lmstream.profiles import Profiles
 from lmstream.rag.base import DocumentIndex
@@ -36,6 +37,8 @@ from lmstream.settings import Settings
 __all__ = ["DocumentsExtension", "build_index"]
 
 log = logging.getLogger("lmstream.rag")
+
+DISABLED = "this server has documents turned off (rag.enabled = false): `collection` cannot be used"
 
 
 def build_index(settings: Settings) -> DocumentIndex:
@@ -73,7 +76,8 @@ class DocumentsExtension:
 
     async def start(self, app: AppState) -> None:
         settings = self.settings
-        if not settings.rag.enabled:
+        if not settings.rag.enabled:  # a request that names a collection is refused, not answered without it
+            self._refusing(app, lambda: BadRequest(DISABLED, param="collection"))
             return
         if settings.database_url is None and app.store is not None and app.store.health.read_only:
             self._unavailable(app, "the database (lmstream.db) is damaged and served read-only")
@@ -95,10 +99,14 @@ class DocumentsExtension:
         app.hub.planners.append(self.planner.plan)
 
     def _unavailable(self, app: AppState, why: str) -> None:
-        self.unavailable = f"documents are unavailable: {why}; see the server log to recover it"
-        log.error("%s", self.unavailable)
+        unavailable = self.unavailable = f"documents are unavailable: {why}; see the server log to recover it"
+        log.error("%s", unavailable)
+        self._refusing(app, lambda: StoreUnavailable(unavailable))
+
+    def _refusing(self, app: AppState, refusal: Callable[[], LmstreamError]) -> None:
+        """Without documents: the planner refuses a request that names a collection."""
         self.planner = RetrievalPlanner(None, app.hub.router, Profiles.from_settings(self.settings), self.settings)
-        self.planner.unavailable = self.unavailable
+        self.planner.refusal = refusal
         app.hub.planners.append(self.planner.plan)
 
     async def aclose(self) -> None:

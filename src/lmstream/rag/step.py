@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from lmstream.access import Principal
 from lmstream.backends.base import Backend
-from lmstream.errors import NotFound, StoreUnavailable
+from lmstream.errors import LmstreamError, NotFound, StoreUnavailable
 from lmstream.events import Progress, Sources
 from lmstream.fastpath import FASTPATH_MODEL, last_user_text
 from lmstream.hub.steps import Plan, Run
@@ -128,12 +128,12 @@ class RetrievalStep:
 
 class RetrievalPlanner:
     """The hub planner that puts a ``RetrievalStep`` before the answer when it applies.
-    Without ``documents`` (unavailable: ``unavailable`` says why) a request that names a
-    collection is refused with 503 rather than answered without its documents."""
+    Without ``documents`` (turned off, or unavailable) a request that names a collection
+    is refused with ``refusal()`` rather than answered without its documents."""
 
     def __init__(self, documents: Documents | None, router: Router, profiles: Profiles, settings: Settings) -> None:
         self.documents = documents
-        self.unavailable = "documents are unavailable"
+        self.refusal: Callable[[], LmstreamError] = lambda: StoreUnavailable("documents are unavailable")
         self.router = router
         self.profiles = profiles
         self.greetings = tuple(rule.pattern for rule in settings.fast_path)
@@ -158,7 +158,7 @@ class RetrievalPlanner:
         if policy.collection is None or not request.context.interactive:
             return plan
         if self.documents is None:
-            raise StoreUnavailable(self.unavailable)
+            raise self.refusal()
         # 404 before the stream, also for another key's collection
         collection = await self.documents.collection(policy.collection, request.attachment(Principal))
         query = last_user_text(request)
