@@ -1,7 +1,8 @@
 """``python -m bench [scenario ...] [--quick] [--rounds N]``: run benchmark scenarios.
 
 Scenarios: overhead, many, embedded, cancel, batching, auth, store_drivers, store_flushes, structured,
-tools, tracing, redis_log, cluster_relay, cluster_latency, cluster_many (default: all, in
+tools, tracing, redis_log, cluster_relay, cluster_latency, cluster_many,
+retrieval (default: all, in
 that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
 figures); server logs and configs go to ``bench/results/logs/``.
@@ -34,6 +35,7 @@ SCENARIOS = {
     "cluster_relay": "bench.scenarios.cluster_relay",
     "cluster_latency": "bench.scenarios.cluster_latency",
     "cluster_many": "bench.scenarios.cluster_many",
+    "retrieval": "bench.scenarios.retrieval",
 }
 
 

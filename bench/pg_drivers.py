@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from lmstream.store import Conversation, MessageUpdate, StoredMessage
 from lmstream.store import postgres_sql as sql
-from lmstream.store.base import calls_json, stored_message
+from lmstream.store.base import calls_json, sources_json, stored_message
 
 __all__ = ["DRIVERS", "Asyncpg", "Driver", "Psycopg"]
 
@@ -53,14 +53,14 @@ def message_row(seq: int, m: StoredMessage) -> tuple[Any, ...]:
     return (
         seq, created, m.id, m.conversation_id, m.role, m.content, m.status, created, m.model,
         m.generation_id, m.prompt_tokens, m.completion_tokens, m.ttft_ms, m.tokens_per_second,
-        m.error, m.instance_id, calls_json(m.tool_calls), m.tool_call_id, m.name,
+        m.error, m.instance_id, calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
     )  # fmt: skip
 
 
 def update_row(message_id: str, u: MessageUpdate, stamp: datetime) -> tuple[Any, ...]:
     return (
         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second,
-        u.error, calls_json(u.tool_calls or ()), u.name, stamp, message_id,
+        u.error, calls_json(u.tool_calls or ()), u.name, sources_json(u.sources), stamp, message_id,
     )  # fmt: skip
 
 

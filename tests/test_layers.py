@@ -21,7 +21,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (6, ("lmstream.http.extension", "lmstream.http.state", "lmstream.http.endpoint", "lmstream.http.auth",
          "lmstream.http.streaming", "lmstream.http.admission", "lmstream.http.media",
          "lmstream.http.shapes", "lmstream.http.responses")),
-    (7, ("lmstream.http", "lmstream.metrics", "lmstream.conversations", "lmstream.cluster.extension")),
+    (7, ("lmstream.http", "lmstream.metrics", "lmstream.conversations", "lmstream.cluster.extension", "lmstream.rag")),
     (7, ("lmstream.tools.routes", "lmstream.tools.wire", "lmstream.tools.extension", "lmstream.team.extension")),
     (5, ("lmstream.dialects", "lmstream.access")),
     (4, ("lmstream.store",)),

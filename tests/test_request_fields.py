@@ -81,7 +81,7 @@ EXAMPLES: dict[Any, Any] = {
     "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 3, "max_completion_tokens": 3,
     "temperature": 0.5, "top_p": 0.5, "top_k": 3, "stop": ["x"], "stop_sequences": ["x"], "seed": 7, "user": "u1",
     "metadata": {"user_id": "u1"}, "echo": True, "raw": True, "options": {"temperature": 0.5},
-    "conversation_id": "conv_x", "profile": "code", "store": True,
+    "conversation_id": "conv_x", "profile": "code", "store": True, "collection": "docs",
     "response_format": {"type": "json_object"}, "format": "json", "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
     "logprobs": True, "top_logprobs": 2, "logit_bias": {"5": 10},
     "tools": TOOLS, "functions": [TOOLS[0]["function"]], "tool_choice": "required", "function_call": {"name": "lookup"},
@@ -118,7 +118,7 @@ COMPANIONS: dict[Any, dict[str, Any]] = {
 # Honoured fields whose only accepted value is what lmstream does anyway: (accepted, refused).
 ONLY = {"n": (1, 2), "best_of": (1, 2)}
 # Honoured fields whose example is looked up and not found: that answer proves it is read.
-LOOKED_UP = {"conversation_id": 404}
+LOOKED_UP = {"conversation_id": 404, "collection": 404}
 
 
 @dataclass(frozen=True)

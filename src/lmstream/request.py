@@ -215,6 +215,8 @@ class ChatRequest:
     ignored: tuple[str, ...] = ()
     conversation_id: str | None = None
     profile: str | None = None
+    # A collection of documents to answer from (native ``collection``; lmstream.rag).
+    collection: str | None = None
     context: RequestContext = field(default_factory=RequestContext)
     attachments: tuple[object, ...] = ()
 

@@ -59,11 +59,13 @@ from pydantic_settings import (
 __all__ = [
     "DEFAULT_GREETING",
     "DEFAULT_MODEL_NAME",
+    "EmbeddingModelConfig",
     "FastPathRule",
     "LimitsConfig",
     "McpServerConfig",
     "ModelConfig",
     "ProfileConfig",
+    "RagConfig",
     "Settings",
     "ToolConfig",
     "load_settings",
@@ -147,6 +149,49 @@ class ProfileConfig(BaseModel):
     top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1)
     stop: list[str] = Field(default_factory=list)
+    # Retrieval (lmstream.rag.routing): answer from this collection's documents; for
+    # "questions" only (greetings take the fast path, other messages are plain chat),
+    # "always" or "never".
+    collection: str | None = None
+    retrieval: Literal["questions", "always", "never"] = "questions"
+
+
+class EmbeddingModelConfig(BaseModel):
+    """A model that turns text into vectors (``lmstream.rag.embedders``): served at
+    ``/v1/embeddings`` and ``/api/embed``, and usable for dense retrieval.
+
+    ``kind``: ``minilm`` (all-MiniLM-L6-v2 int8 on onnxruntime, shipped in a package:
+    the ``embeddings`` extra), ``llama_cpp`` (a GGUF run with embeddings on; ``path``
+    empty = the packaged chat model), ``openai`` / ``ollama`` (an upstream's embeddings
+    endpoint at ``url``, as model ``upstream_model``).
+    """
+
+    name: str
+    kind: str = "minilm"
+    path: str | None = None
+    url: str | None = None
+    upstream_model: str | None = None
+    api_key: str | None = None
+    # query_prefix / document_prefix (e5-style models), threads, batch size, ...
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RagConfig(BaseModel):
+    """Documents and retrieval (``lmstream.rag``)."""
+
+    enabled: bool = True
+    # The embedding model (a name from ``embedding_models``) that indexes new documents
+    # and embeds queries; None = lexical search only (always available).
+    embedder: str | None = None
+    chunk_size: int = Field(1000, ge=200, le=20_000)
+    chunk_overlap: int = Field(150, ge=0)
+    chunk_min_size: int = Field(300, ge=0)
+    max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    search_k: int = Field(5, ge=1, le=100)
+    # The retrieval step of a conversation: how many passages it retrieves, and the most
+    # tokens they may take in the prompt (less when the model's context window is tight).
+    context_k: int = Field(4, ge=1, le=20)
+    context_tokens: int = Field(1200, ge=64)
 
 
 class FastPathRule(BaseModel):
@@ -347,6 +392,10 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; tracing is off when unset.")
     # A damaged conversation database: keep serving with the store read-only, or refuse to start.
     store_on_damage: Literal["read_only", "refuse"] = "read_only"
+
+    # Documents, retrieval and embeddings (lmstream.rag).
+    rag: RagConfig = Field(default_factory=RagConfig)
+    embedding_models: list[EmbeddingModelConfig] = Field(default_factory=list)
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "lmstream")
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "lmstream")

@@ -165,6 +165,7 @@ async def test_profiles_are_listed_builtin_or_configured(tmp_path: Path) -> None
             {
                 "name": "terse", "description": "", "system_prompt": "Be terse.", "model": None,
                 "temperature": None, "top_p": None, "top_k": None, "max_tokens": 50, "stop": [],
+                "collection": None, "retrieval": "questions",
             }
         ],
         "default": "terse",

@@ -92,15 +92,15 @@ async def test_a_new_migration_applies_to_an_existing_database(
     await store.open()
     await store.create_conversation(kept)
     await store.aclose()
-    m099 = ("m099_pinned", "ALTER TABLE conversations ADD COLUMN pinned boolean NOT NULL DEFAULT false;")
-    monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, m099])
+    m999 = ("m999_pinned", "ALTER TABLE conversations ADD COLUMN pinned boolean NOT NULL DEFAULT false;")
+    monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, m999])
     store = PostgresStore(postgres_url)
     await store.open()
     try:
         assert await store.get_conversation(kept.id) == kept
     finally:
         await store.aclose()
-    assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m099_pinned"]
+    assert await applied(postgres_url) == [*ALL_MIGRATIONS, "m999_pinned"]
 
 
 async def test_a_database_made_before_keys_gains_owners_and_keys(
@@ -125,7 +125,7 @@ async def test_a_database_made_before_keys_gains_owners_and_keys(
     store = PostgresStore(postgres_url)
     await store.open()
     try:
-        assert await applied(postgres_url) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
+        assert await applied(postgres_url) == ALL_MIGRATIONS
         got = await store.get_conversation(old.id)
         assert got is not None and (got.title, got.owner) == ("older", None)
         assert [c.id for c in (await store.list_conversations(limit=10)).data] == [old.id]
@@ -139,7 +139,7 @@ async def test_a_database_made_before_keys_gains_owners_and_keys(
 
 
 async def test_a_failing_migration_leaves_nothing_behind(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m099_bad", "CREATE TABLE half_done (x integer); INSERT INTO no_such_table VALUES (1);")
+    bad = ("m999_bad", "CREATE TABLE half_done (x integer); INSERT INTO no_such_table VALUES (1);")
     monkeypatch.setattr(sql, "MIGRATIONS", [*sql.MIGRATIONS, bad])
     store = PostgresStore(postgres_url)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lmstream.access.keys import make_key
+from lmstream.events import Source
 from lmstream.store import sqlite as sqlite_store
 from lmstream.store.sqlite import SQLiteStore, migrate
 from tests.store.records import conversation, message
@@ -23,6 +25,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await store.aclose()
 
 
+ALL_MIGRATIONS = sorted(name for name, _ in sqlite_store.MIGRATIONS)
+
+
 def applied(path: Path) -> list[str]:
     with sqlite3.connect(path) as db:
         return [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
@@ -33,7 +38,7 @@ async def test_migrations_run_once(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
+    assert applied(path) == ALL_MIGRATIONS
     with sqlite3.connect(path) as db:
         assert migrate(db) == []
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -48,18 +53,18 @@ async def test_a_new_migration_applies_to_an_existing_database(
     kept = conversation("kept")
     await store.create_conversation(kept)
     await store.aclose()
-    m099 = (
-        "m099_pinned",
+    m999 = (  # a later migration than any real one
+        "m999_pinned",
         "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;\n"
         "CREATE TRIGGER no_empty_ids BEFORE INSERT ON conversations WHEN NEW.id = '' BEGIN\n"
         "  SELECT RAISE(ABORT, 'empty id');\nEND;\n",
     )
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m099])
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m999])
     store = SQLiteStore(path)
     await store.open()
     assert (await store.get_conversation(kept.id)) == kept
     await store.aclose()
-    assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps", "m099_pinned"]
+    assert applied(path) == [*ALL_MIGRATIONS, "m999_pinned"]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT pinned FROM conversations").fetchall() == [(0,)]
 
@@ -117,7 +122,7 @@ async def test_a_database_at_mains_schema_gains_owners_and_keys(tmp_path: Path, 
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
+        assert applied(path) == ALL_MIGRATIONS
         got = await store.get_conversation(c.id)
         assert got is not None and (got.title, got.owner, got.message_count) == ("before keys", None, 1)
         assert [x.id for x in (await store.list_conversations(limit=10)).data] == [c.id]
@@ -157,7 +162,7 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert applied(path) == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
+        assert applied(path) == ALL_MIGRATIONS
         assert [x.id for x in (await store.list_conversations(limit=10, owner="alice")).data] == [c.id]
         found = await store.find_key("h1")
         assert found is not None and (found.id, found.owner) == ("key_1", "alice")
@@ -167,16 +172,45 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
         await store.aclose()
 
 
+async def test_a_database_made_by_the_documents_branch_gains_the_tool_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the merge the sources migration was numbered m004 (m004_message_sources); a
+    database that applied it gets m004_tool_steps and keeps its sources."""
+    path = tmp_path / "lmstream.db"
+    *first, (tools, _), (name, sources_script) = sqlite_store.MIGRATIONS
+    assert (tools, name) == ("m004_tool_steps", "m005_message_sources")
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*first, ("m004_message_sources", sources_script)])
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db)
+    db.close()
+    monkeypatch.undo()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert applied(path) == ALL_MIGRATIONS
+        c = conversation("grounded")
+        await store.create_conversation(c)
+        source = Source(1, "heapq", "library/heapq.html", "Heaps are binary trees", 0.5)
+        answer = message(c.id, "assistant", "A heap [1].")
+        await store.add_messages(c.id, [dataclasses.replace(answer, sources=(source,), name="helper")])
+        (got,) = await store.list_messages(c.id)
+        assert (got.sources, got.name) == ((source,), "helper")  # both columns there
+    finally:
+        await store.aclose()
+
+
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = ("m099_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    bad = ("m999_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, bad])
     db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
         migrate(db)
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "half_done" not in tables and "conversations" in tables
-    names = [row[0] for row in db.execute("SELECT name FROM schema_migrations")]
-    assert names == ["m001_initial", "m002_streaming_owner", "m003_owners_and_keys", "m004_tool_steps"]
+    names = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ALL_MIGRATIONS
 
 
 async def test_concurrent_appends_keep_their_order(store: SQLiteStore) -> None:

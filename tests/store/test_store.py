@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from lmstream.errors import BadRequest
-from lmstream.events import ToolCall
+from lmstream.events import Source, ToolCall
 from lmstream.store import MessageUpdate, Store
 from tests.store.conftest import OpenStore
 from tests.store.records import conversation, message
@@ -257,3 +257,32 @@ async def test_deleting_conversations_while_their_answers_stream(open_store: Ope
 
     await asyncio.wait_for(asyncio.gather(stream(), delete()), 30)
     assert [await writer.get_conversation(c.id) for c in conversations] == [None] * len(conversations)
+
+
+async def test_an_answer_keeps_its_sources_until_an_update_brings_others(store: Store) -> None:
+    c = conversation()
+    await store.create_conversation(c)
+    answer, other = (message(c.id, "assistant", "", status="streaming") for _ in range(2))
+    await store.add_messages(c.id, [answer, other])
+    sources = (
+        Source(1, "heapq — Heap queue algorithm", "/usr/share/doc/heapq.html", "Heaps are binary trees…", 12.5, "doc_a", 3),
+        Source(2, "Kettle care", None, "Descale the kettle «monthly».", 0.25),
+    )
+    await store.update_message(answer.id, MessageUpdate("", "streaming", sources=sources))
+    await store.update_message(answer.id, MessageUpdate("It is a heap [1].", "streaming"))  # sources unchanged
+    # In one batch: a later update without sources keeps what an earlier one set.
+    await store.update_messages(
+        [
+            (other.id, MessageUpdate("", "streaming", sources=sources[1:])),
+            (other.id, MessageUpdate("Descale it [1].", "complete")),
+            (answer.id, MessageUpdate("It is a heap [1].", "complete")),
+        ]
+    )
+    stored = {m.id: m for m in await store.list_messages(c.id)}
+    assert stored[answer.id].sources == sources and stored[answer.id].status == "complete"
+    assert stored[other.id].sources == sources[1:]
+    await store.update_message(answer.id, MessageUpdate("No sources now.", "complete", sources=()))
+    assert [m.sources for m in await store.list_messages(c.id)] == [(), sources[1:]]
+    plain = message(c.id, content="a question")
+    await store.add_messages(c.id, [plain])
+    assert (await store.list_messages(c.id))[-1].sources == ()

@@ -48,6 +48,23 @@ describe("applyEvent", () => {
     applyEvent(a, token(3, "c"), 2000);
     expect(tokensPerSecond(a, 2000)).toBeCloseTo(2);
   });
+
+  it("keeps the sources that come before the first token, and done's list after a resume", () => {
+    const item = { number: 1, title: "heapq", source: "/doc/heapq.html", snippet: "Heaps…", score: 3.5, document_id: "doc_1", chunk: 2 };
+    const a = newAnswer(0);
+    applyEvent(a, start, 0);
+    applyEvent(a, { seq: 1, name: "sources", data: { items: [item, { number: "x" }] } }, 0);
+    expect(a.sources).toEqual([item]); // the malformed item is left out
+    expect(a.status).toBe("waiting");
+    const resumed = newAnswer(0); // joined after the sources event: done brings them
+    applyEvent(resumed, { seq: 5, name: "done", data: { finish_reason: "stop", sources: [item] } }, 0);
+    expect(resumed.sources).toEqual([item]);
+    const stored = storedAnswer({
+      content: "A heap [1].", status: "complete", model: "m", generation_id: "g", usage: null,
+      ttft_ms: null, tokens_per_second: null, sources: [item],
+    });
+    expect(stored.sources).toEqual([item]);
+  });
 });
 
 describe("parts", () => {

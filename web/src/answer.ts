@@ -22,6 +22,17 @@ export interface WireEvent {
   data: Record<string, unknown>;
 }
 
+/** A retrieved passage the answer was given, cited in its text as `[number]`. */
+export interface Source {
+  number: number;
+  title: string;
+  source: string | null;
+  snippet: string;
+  score: number;
+  document_id: string | null;
+  chunk: number | null;
+}
+
 /** A server-side tool call inside an answer, with its live progress and result. */
 export interface ToolPart {
   kind: "tool";
@@ -75,6 +86,8 @@ export interface Answer {
   serverTokensPerSecond: number | null;
   finishReason: string | null;
   error: { message: string; code: string } | null;
+  /** The `sources` event's items (an answer from documents), else empty. */
+  sources: Source[];
   /** The answer in order: text, tool calls with their runs, team members' messages. */
   parts: Part[];
   /** A `warning` event: e.g. the server could not keep this answer (`not_stored`). */
@@ -107,6 +120,7 @@ export function newAnswer(now: number, model: string | null = null): Answer {
     serverTokensPerSecond: null,
     finishReason: null,
     error: null,
+    sources: [],
     parts: [],
     warning: null,
   };
@@ -129,6 +143,27 @@ function addText(a: Answer, text: string, index: number | null): void {
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** The well-formed items of a `sources` list (from the event, `done` or a stored message). */
+export function parseSources(value: unknown): Source[] {
+  if (!Array.isArray(value)) return [];
+  const sources: Source[] = [];
+  for (const item of value as Record<string, unknown>[]) {
+    const number = num(item?.number);
+    const title = str(item?.title);
+    if (number === null || title === null) continue;
+    sources.push({
+      number,
+      title,
+      source: str(item.source),
+      snippet: str(item.snippet) ?? "",
+      score: num(item.score) ?? 0,
+      document_id: str(item.document_id),
+      chunk: num(item.chunk),
+    });
+  }
+  return sources;
+}
 
 /** Apply one event; returns false (and changes nothing) for one already applied. */
 export function applyEvent(answer: Answer, event: WireEvent, now: number): boolean {
@@ -153,7 +188,8 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
     case "progress": {
       const pct = num(d.percentage);
       const message = str(d.message) ?? str(d.stage);
-      answer.progress = message ? (pct === null ? message : `${message} ${Math.round(pct)}%`) : null;
+      // A finished stage (100%) says so in its message.
+      answer.progress = message ? (pct === null || pct >= 100 ? message : `${message} ${Math.round(pct)}%`) : null;
       break;
     }
     case "token": {
@@ -168,8 +204,12 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
       answer.progress = null;
       break;
     }
+    case "sources":
+      answer.sources = parseSources(d.items);
+      break;
     case "done": {
       const reason = str(d.finish_reason);
+      if (Array.isArray(d.sources)) answer.sources = parseSources(d.sources);
       answer.finishReason = reason;
       answer.status = reason === "cancelled" ? "stopped" : "complete";
       answer.serverTtftMs = num(d.ttft_ms);
@@ -236,7 +276,7 @@ export function applyEvent(answer: Answer, event: WireEvent, now: number): boole
       answer.progress = null;
       break;
     default:
-      break; // sources and future events: nothing to show yet
+      break; // tool events, extensions' own events: nothing to show yet
   }
   return true;
 }
@@ -288,6 +328,7 @@ export interface StoredAnswer {
   ttft_ms: number | null;
   tokens_per_second: number | null;
   error?: { message: string; code?: string } | string | null;
+  sources?: unknown;
 }
 
 /** A stored tool message: the result of the call `tool_call_id` of an earlier answer. */
@@ -310,6 +351,7 @@ export function storedAnswer(m: StoredAnswer): Answer {
   a.serverTtftMs = m.ttft_ms;
   a.serverTokensPerSecond = m.tokens_per_second;
   a.completionTokens = m.usage?.completion_tokens ?? null;
+  a.sources = parseSources(m.sources);
   if (m.name) {
     a.parts.push({ kind: "text", index: null, text: m.content, speaker: m.name, round: null, model: m.model, done: true });
   } else if (m.content) {

@@ -36,6 +36,12 @@ export interface Profile {
   model?: string | null;
 }
 
+export interface Collection {
+  name: string;
+  description: string;
+  document_count: number;
+}
+
 export interface Conversation {
   id: string;
   title: string | null;
@@ -60,6 +66,8 @@ export interface StoredMessage {
   tokens_per_second: number | null;
   created_at: string | number;
   error?: { message: string; code?: string } | string | null;
+  /** The numbered passages an answer from documents was given. */
+  sources?: unknown;
   /** An assistant's calls; a tool message's call and tool; a team member's name. */
   tool_calls?: { id: string; name: string; arguments: string }[];
   tool_call_id?: string | null;
@@ -98,6 +106,8 @@ export interface StreamRequest {
   model?: string;
   profile?: string;
   conversation_id?: string;
+  /** Answer from this collection's documents (sources first, then a cited answer). */
+  collection?: string;
   /** Server-side tools the model may call (their runs stream inline). */
   tools?: string[];
 }
@@ -171,6 +181,10 @@ export class Api {
 
   profiles(): Promise<{ data: Profile[]; default: string | null }> {
     return this.json("GET", "v1/profiles");
+  }
+
+  async collections(): Promise<Collection[]> {
+    return (await this.json<{ data: Collection[] }>("GET", "v1/collections")).data;
   }
 
   conversations(query: { q?: string; cursor?: string | null; limit?: number }): Promise<Page<Conversation>> {

@@ -59,6 +59,8 @@ export class App {
     attachments: byId("attachments"),
     profile: byId<HTMLSelectElement>("profile"),
     profilePicker: byId("profile-picker"),
+    collection: byId<HTMLSelectElement>("collection"),
+    collectionPicker: byId("collection-picker"),
     banner: byId("banner"),
     bannerText: byId("banner-text"),
     bannerRetry: byId<HTMLButtonElement>("banner-retry"),
@@ -118,7 +120,7 @@ export class App {
       return;
     }
     try {
-      await Promise.all([this.loadModels(), this.loadProfiles(), this.loadTools(), this.sidebar.reload()]);
+      await Promise.all([this.loadModels(), this.loadProfiles(), this.loadCollections(), this.loadTools(), this.sidebar.reload()]);
     } catch (err) {
       this.handleError(err);
       return;
@@ -175,6 +177,31 @@ export class App {
     const saved = prefs.profile;
     select.value = saved !== null && (saved === "" || names.includes(saved)) ? saved : (body.default ?? "");
     this.el.profilePicker.hidden = body.data.length === 0;
+  }
+
+  /** The "Documents" picker: shown when the server has collections. */
+  private async loadCollections(): Promise<void> {
+    let collections;
+    try {
+      collections = await this.api.collections();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        this.el.collectionPicker.hidden = true; // documents are off on this server
+        return;
+      }
+      throw err;
+    }
+    const select = this.el.collection;
+    select.replaceChildren(new Option("None", ""));
+    for (const collection of collections) {
+      const option = new Option(collection.name, collection.name);
+      const count = `${collection.document_count} document${collection.document_count === 1 ? "" : "s"}`;
+      option.title = collection.description ? `${collection.description} (${count})` : count;
+      select.append(option);
+    }
+    const names = collections.map((c) => c.name);
+    select.value = names.includes(prefs.collection) ? prefs.collection : "";
+    this.el.collectionPicker.hidden = collections.length === 0;
   }
 
   // ── navigation ──────────────────────────────────────────────────────────
@@ -312,6 +339,7 @@ export class App {
       if (request.images) shown = `${text}\n\n(${request.images.length} image${request.images.length > 1 ? "s" : ""} attached)`;
       this.clearImages();
       if (!this.el.profilePicker.hidden && this.el.profile.value) request.profile = this.el.profile.value;
+      if (!this.el.collectionPicker.hidden && this.el.collection.value) request.collection = this.el.collection.value;
       if (this.conversationId) request.conversation_id = this.conversationId;
       else if (!this.sidebar.available && this.turns.length) request.messages = [...this.turns];
       if (this.el.toolsToggle.checked && this.tools.length) request.tools = [...this.tools];
@@ -490,6 +518,9 @@ export class App {
     this.wireImages();
     this.el.profile.addEventListener("change", () => {
       prefs.profile = this.el.profile.value;
+    });
+    this.el.collection.addEventListener("change", () => {
+      prefs.collection = this.el.collection.value;
     });
   }
 

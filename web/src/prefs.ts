@@ -8,6 +8,7 @@ const KEYS = {
   theme: "lmstream.theme",
   model: "lmstream.model",
   profile: "lmstream.profile",
+  collection: "lmstream.collection",
   tools: "lmstream.tools",
   team: "lmstream.team",
 } as const;
@@ -61,6 +62,13 @@ export const prefs = {
   },
   set profile(value: string | null) {
     write(KEYS.profile, value);
+  },
+  /** The collection answers come from ("": none). */
+  get collection(): string {
+    return read(KEYS.collection) ?? "";
+  },
+  set collection(value: string) {
+    write(KEYS.collection, value);
   },
   /** Let the model call the server's tools (off by default). */
   get tools(): boolean {

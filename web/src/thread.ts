@@ -7,13 +7,15 @@
  * fast model does not make the page stutter.
  */
 
-import { type Answer, metaParts, structured, TERMINAL } from "./answer";
+import { type Answer, metaParts, type Source, structured, TERMINAL } from "./answer";
 import { byId, h, icon } from "./dom";
 import { patchChildren, renderMarkdown } from "./markdown";
 import { PartsView } from "./parts";
+import { linkCitations, openSource, renderSources } from "./sources";
 import type { LiveGeneration } from "./stream";
 
 const NEAR_BOTTOM_PX = 48;
+let views = 0; // numbers each answer view, for its source chips' element ids
 
 const BADGES: Partial<Record<Answer["status"], string>> = {
   stopped: "Stopped",
@@ -29,7 +31,10 @@ export class AssistantView {
   private readonly notice: HTMLElement;
   private readonly badge: HTMLElement;
   private readonly meta: HTMLElement;
+  private readonly sources: HTMLElement;
+  private readonly key = `a${++views}`;
   private renderedText: string | null = null;
+  private renderedSources: readonly Source[] | null = null;
   private parts: PartsView | null = null;
   private frame = 0;
   private timer = 0;
@@ -53,6 +58,7 @@ export class AssistantView {
     this.notice = h("div", { class: "msg__notice", role: "status" });
     this.badge = h("span", { class: "badge" });
     this.meta = h("span", { class: "msg__meta" });
+    this.sources = h("div", { class: "msg__sources" });
     this.el = h(
       "article",
       { class: "msg msg--assistant", "aria-label": "Assistant" },
@@ -62,6 +68,7 @@ export class AssistantView {
         { class: "msg__body" },
         this.content,
         this.typing,
+        this.sources,
         this.notice,
         h("div", { class: "msg__foot" }, this.badge, this.meta),
       ),
@@ -96,6 +103,7 @@ export class AssistantView {
     const show = finished || this.thread.streamVisible();
     const visible = show ? a.text : "";
     const rich = structured(a);
+    const sourcesChanged = a.sources !== this.renderedSources;
     if (rich && show) {
       // tool calls inline with their progress, or a team's messages: part by part
       if (!this.parts) {
@@ -104,10 +112,16 @@ export class AssistantView {
         this.renderedText = null;
       }
       this.parts.render(a.parts);
-    } else if (visible !== this.renderedText) {
+    } else if (visible !== this.renderedText || sourcesChanged) {
       this.parts = null;
-      patchChildren(this.content, renderMarkdown(visible));
+      const fragment = renderMarkdown(visible);
+      linkCitations(fragment, new Map(a.sources.map((s) => [s.number, s])), this.chipId);
+      patchChildren(this.content, fragment);
       this.renderedText = visible;
+    }
+    if (sourcesChanged) {
+      this.sources.replaceChildren(...(a.sources.length ? [renderSources(a.sources, this.chipId)] : []));
+      this.renderedSources = a.sources;
     }
     this.el.classList.toggle("is-streaming", !finished && (visible !== "" || (rich && show)));
     this.el.classList.toggle("msg--team", a.parts.some((p) => p.kind === "text" && p.speaker !== null));
@@ -131,6 +145,8 @@ export class AssistantView {
     this.meta.textContent = parts.join(" · ");
     this.meta.hidden = parts.length === 0;
   }
+
+  private readonly chipId = (n: number): string => `${this.key}-source-${n}`;
 
   private renderNotice(): void {
     const a = this.answer;
@@ -182,8 +198,11 @@ export class Thread {
       this.jump.hidden = true;
     });
     this.list.addEventListener("click", (event) => {
-      const button = (event.target as Element).closest<HTMLButtonElement>(".copy-btn");
+      const target = event.target as Element;
+      const button = target.closest<HTMLButtonElement>(".copy-btn");
       if (button) void copyCode(button);
+      const cite = target.closest<HTMLButtonElement>(".cite");
+      if (cite) openSource(cite);
     });
   }
 

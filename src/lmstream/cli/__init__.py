@@ -28,7 +28,7 @@ def _root() -> None:
 
 serve.register(app)
 
-for _name in ("chat", "conversations", "keys", "tools", "team", "bench"):
+for _name in ("chat", "conversations", "docs", "keys", "tools", "team", "bench"):
     try:
         _module = __import__(f"lmstream.cli.{_name}", fromlist=["register"])
     except ModuleNotFoundError as _exc:

@@ -9,10 +9,13 @@ question it is an interactive chat that keeps the conversation (``/help`` lists 
 commands); Ctrl-C during an answer stops that generation on the server (stored as
 ``stopped``) and returns to the prompt; Ctrl-C at the prompt exits.
 
-``--tool NAME`` (repeatable) lets the model call the server's tool NAME; each call's
-progress, chunks and result are lines on stderr (``[calculator] …``), the answer
-on stdout. On a terminal the answer renders as Markdown while it streams (rich.live); piped, it
-is plain text. Failures (server down, wrong key, unknown model) are one line on
+``--collection docs`` answers from that collection's documents (questions are looked up
+first; the server's routing rule decides): the numbered sources the answer cites as
+``[n]`` are printed after it. ``--tool NAME`` (repeatable) lets the model call the
+server's tool NAME; each call's progress, chunks and result are lines on stderr
+(``[calculator] …``), the answer on stdout. On a terminal the answer renders as Markdown
+while it streams (rich.live); piped, it is plain text. Failures (server down, wrong key,
+unknown model) are one line on
 stderr and exit status 1. Everything goes through ``lmstream.cli.client``.
 """
 
@@ -31,7 +34,17 @@ from rich.markdown import Markdown
 
 from lmstream.cli.client import DEFAULT_URL, Client, ClientError, StreamEvent
 
-__all__ = ["ApiKeyOption", "Printer", "TurnResult", "UrlOption", "fail", "register", "run_turn", "tool_line"]
+__all__ = [
+    "ApiKeyOption",
+    "Printer",
+    "TurnResult",
+    "UrlOption",
+    "fail",
+    "register",
+    "run_turn",
+    "sources_text",
+    "tool_line",
+]
 
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="LMSTREAM_URL", help="The lmstream server.", show_default=True)
@@ -45,6 +58,8 @@ HELP = """commands:
   /new            start a new conversation
   /model NAME     answer with model NAME (/model alone: list the models)
   /profile NAME   use profile NAME (/profile alone: list the profiles)
+  /collection NAME  answer from the documents of collection NAME (/collection off: stop;
+                  alone: list the collections)
   /history        show this conversation
   /exit           leave (Ctrl-D and Ctrl-C at the prompt too)
 Ctrl-C during an answer stops it."""
@@ -111,6 +126,7 @@ class TurnResult:
     done: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     stopped: bool = False
+    sources: list[dict[str, Any]] | None = None
 
 
 def tool_line(event: StreamEvent, names: dict[str, str]) -> str | None:
@@ -154,8 +170,12 @@ def run_turn(client: Client, body: dict[str, Any], printer: Printer, path: str =
                     turn.model = event.data.get("model")
                 elif event.event == "token":
                     printer.token(event.data.get("text", ""))
+                elif event.event == "sources":
+                    turn.sources = list(event.data.get("items") or [])
                 elif event.event == "done":
                     turn.done = event.data
+                    if "sources" in event.data:
+                        turn.sources = list(event.data["sources"])
                     turn.stopped = event.data.get("finish_reason") == "cancelled"
                 elif event.event == "error":
                     turn.error = event.data
@@ -169,6 +189,23 @@ def run_turn(client: Client, body: dict[str, Any], printer: Printer, path: str =
             except ClientError as exc:
                 note(f"could not stop the generation on the server: {exc.message}")
     return turn
+
+
+def sources_text(sources: list[dict[str, Any]]) -> str:
+    """The numbered sources an answer cites, one a line, for after the answer."""
+    if not sources:
+        return "Sources: none found\n"
+    lines = ["Sources:"]
+    for source in sources:
+        where = f" · {source['source']}" if source.get("source") else ""
+        lines.append(f"  [{source['number']}] {source['title']}{where}")
+    return "\n".join(lines) + "\n"
+
+
+def print_sources(turn: TurnResult, mode: Mode) -> None:
+    if turn.sources is not None and mode != "json" and not turn.stopped:
+        sys.stdout.write("\n" + sources_text(turn.sources))
+        sys.stdout.flush()
 
 
 def stats_line(done: dict[str, Any]) -> str:
@@ -203,10 +240,11 @@ class Session:
     store: bool
     response_format: dict[str, Any] | None = field(default=None)
     tools: list[str] = field(default_factory=list)
+    collection: str | None = None
 
     def body(self, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"prompt": text, "store": self.store}
-        for key in ("model", "profile", "conversation_id", "response_format", "tools"):
+        for key in ("model", "profile", "conversation_id", "response_format", "tools", "collection"):
             if getattr(self, key):
                 body[key] = getattr(self, key)
         return body
@@ -215,6 +253,7 @@ class Session:
         turn = run_turn(self.client, self.body(text), self.printer)
         if turn.conversation_id:
             self.conversation_id = turn.conversation_id
+        print_sources(turn, self.printer.mode)
         if turn.stopped:
             note("[stopped]")
         elif turn.error is not None:
@@ -244,6 +283,15 @@ class Session:
             if arg:
                 self.profile = arg
             note(f"profile: {self.profile or profiles['default']} (available: {', '.join(names)})")
+        elif name == "/collection":
+            names = [c["name"] for c in self.client.json("GET", "/v1/collections")["data"]]
+            if arg == "off":
+                self.collection = None
+            elif arg and arg not in names:
+                raise ClientError(f"no collection {arg!r}; collections: {', '.join(names) or 'none yet'}")
+            elif arg:
+                self.collection = arg
+            note(f"collection: {self.collection or 'none'} (available: {', '.join(names) or 'none yet'})")
         elif name == "/history":
             self.history()
         else:
@@ -314,6 +362,10 @@ def register(app: typer.Typer) -> None:
         no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the whole answer at once.")] = False,
         json_: Annotated[bool, typer.Option("--json", help="Print the raw events, one JSON per line.")] = False,
         no_store: Annotated[bool, typer.Option("--no-store", help="Keep nothing on the server.")] = False,
+        collection: Annotated[
+            str | None,
+            typer.Option("--collection", help="Answer from this collection's documents, citing them [n]."),
+        ] = None,
         json_schema: Annotated[
             Path | None,
             typer.Option("--json-schema", help="Answer with JSON valid against the JSON schema in this file."),
@@ -333,7 +385,9 @@ def register(app: typer.Typer) -> None:
             raise fail(exc.message) from None
         printer = Printer("plain" if response_format and mode == "markdown" else mode)
         with Client(url, api_key) as client:
-            session = Session(client, printer, model, profile, conversation, not no_store, response_format, tool or [])
+            session = Session(
+                client, printer, model, profile, conversation, not no_store, response_format, tool or [], collection
+            )
             try:
                 if question is None:
                     client.profiles()  # fail now, not at the first question: server down, bad key
@@ -345,6 +399,7 @@ def register(app: typer.Typer) -> None:
                 turn = run_turn(client, session.body(text), printer)
             except ClientError as exc:
                 raise fail(exc.message) from None
+        print_sources(turn, printer.mode)
         if turn.error is not None:
             raise fail(str(turn.error.get("message")))
         if turn.stopped:

@@ -7,9 +7,11 @@ outage::
 
     Started    ─► conversation row (if new) + the user's message(s) + the assistant's
                   message, status "streaming", empty
+    Sources    ─► the retrieved sources the answer is given (at once: a reload while
+                  the model reads them shows them already)
     TextDelta  ─► every FLUSH_INTERVAL s / FLUSH_TOKENS tokens (and at the first
                   token): the text so far, still "streaming"
-    Done/Error ─► the final text, status, usage, ttft, tokens/s, error
+    Done/Error ─► the final text, status, usage, ttft, tokens/s, error, sources
 
 A generation with steps is kept step by step. A round that ends in tool calls: at the
 tool run's first event the assistant message is closed with its text and its
@@ -58,6 +60,7 @@ from lmstream.events import (
     Event,
     MessageDone,
     MessageStart,
+    Sources,
     Started,
     TextBlock,
     TextDelta,
@@ -176,6 +179,9 @@ class Recorder:
                     or time.monotonic() - answer.at >= self.flush_interval
                 ):
                     self._flush(answer, generation)
+            case Sources():
+                if answer.message_id is not None:
+                    self._flush(answer, generation, with_sources=True)
             case ToolCallDelta():
                 if answer.message_id is None:
                     self._open(answer, generation)
@@ -241,12 +247,16 @@ class Recorder:
         )
         self.writes.submit(self._guarded(generation, self._adding(message.conversation_id, [message])))
 
-    def _flush(self, answer: _Answer, generation: RunningStream) -> None:
-        answer.count += 1
+    def _flush(self, answer: _Answer, generation: RunningStream, *, with_sources: bool = False) -> None:
+        if not with_sources:
+            answer.count += 1  # (sources alone: the first token's flush is still to come)
         answer.unflushed = 0
         answer.at = time.monotonic()
         text, _ = _content(generation.completion.blocks[answer.first_block :])
-        update = MessageUpdate(content=text, status="streaming", name=answer.name)
+        # every flush carries the sources once there are any: flushes are coalesced (the
+        # latest replaces a pending one), so one that left them out could drop them
+        sources = generation.completion.sources or None
+        update = MessageUpdate(content=text, status="streaming", name=answer.name, sources=sources)
         message_id = answer.message_id
         assert message_id is not None
         self.writes.flush(message_id, update)  # coalesced with other answers' flushes
@@ -379,6 +389,7 @@ class Recorder:
                 tokens_per_second=timings.tokens_per_second if timings else None,
                 error=completion.error.message if completion.error else None,
                 tool_calls=calls or None,
+                sources=completion.sources or None,
                 name=name,
             ),
         )

@@ -16,10 +16,13 @@
     message      = {"id", "role", "content", "status", "model", "generation_id",
                     "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null,
                     "ttft_ms", "tokens_per_second", "created_at", "error",
-                    "tool_calls": [{"id", "name", "arguments"}], "tool_call_id", "name"}
+                    "tool_calls": [{"id", "name", "arguments"}], "tool_call_id", "name",
+                    "sources": [source]}
                    (an answer that ran tools: the assistant's text with the calls that ended
                    its round, a "tool" message per result, then the rest; a team's answer:
-                   one assistant message per speaker, "name" the speaker)
+                   one assistant message per speaker, "name" the speaker; an answer from
+                   documents: "sources", what it was given, numbered as its [n] citations)
+    source       = {"number", "title", "source", "snippet", "score", "document_id", "chunk"}
 
 A conversation belongs to the key owner that made it: other keys get 404 for it and
 never see it listed (``access.visible_to``; admin keys see all).
@@ -102,6 +105,7 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls],
         "tool_call_id": m.tool_call_id,
         "name": m.name,
+        "sources": [native.source_json(source) for source in m.sources],
     }
 
 
@@ -122,6 +126,9 @@ def render_markdown(c: Conversation, messages: list[StoredMessage]) -> str:
             lines += ["", f"## {heading}", "", m.content.rstrip() or "*(no text)*"]
         if m.status != "complete":
             lines += ["", f"*({m.status}{': ' + m.error if m.error else ''})*"]
+        if m.sources:
+            lines += ["", "Sources:", ""]
+            lines += [f"{s.number}. {s.title}" + (f" ({s.source})" if s.source else "") for s in m.sources]
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,8 @@ Events (``id:`` = the hub's sequence number, so ``Last-Event-ID`` resumes exactl
     message_done  {"speaker", "round"}             begins / is whole; its tokens between)
     <name>   an extension's own event (``Custom``), by its name
     done     {"finish_reason", "stop_sequence", "usage", "ttft_ms", "tokens_per_second",
-              "total_ms", "queued_ms", "prompt_ms", "cancel_reason"?}
+              "total_ms", "queued_ms", "prompt_ms", "cancel_reason"?, "sources"?}
+              (sources: the stream's, if any)
     error    {"message", "code"}
 
 The request takes OpenAI's ``response_format`` (``json_object`` or ``json_schema``),
@@ -31,7 +32,7 @@ messages with ``tool_call_id``); ``tool_choice`` as OpenAI's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -134,6 +135,7 @@ class NativeRequest(BaseModel):
     seed: int | None = None
     conversation_id: str | None = None
     profile: str | None = None
+    collection: str | None = Field(None, min_length=1, max_length=64)  # answer from its documents
     store: bool = True  # keep the exchange in its conversation (a new one if no conversation_id)
     response_format: dict[str, Any] | None = None
     logprobs: bool = False
@@ -177,6 +179,7 @@ def parse_request(body: bytes) -> ChatRequest:
         seed=req.seed,
         conversation_id=req.conversation_id,
         profile=req.profile,
+        collection=req.collection,
         response_format=openai_response_format(req.response_format),
         logprobs=(req.top_logprobs or 0) if req.logprobs else None,
         logit_bias=logit_bias(req.logit_bias),
@@ -211,11 +214,18 @@ def source_json(source: Source) -> dict[str, Any]:
 
 
 def encode_event(
-    seq: int, event: Event, *, base_path: str = "/v1/streams", events_url: str | None = None
+    seq: int,
+    event: Event,
+    *,
+    base_path: str = "/v1/streams",
+    events_url: str | None = None,
+    sources: Sequence[Source] = (),
 ) -> ServerSentEvent | None:
     """One internal event as one named SSE event; None for events the wire does not carry.
     ``events_url``: what ``start`` says (by default ``{base_path}/{id}/events``; with keys
-    on, the route adds the stream's token)."""
+    on, the route adds the stream's token). ``sources``: the stream's retrieved sources
+    (``Completion.sources``), listed again by ``done`` so a client that kept only the end
+    of the stream still has them."""
     name: str
     data: Mapping[str, Any]
     match event:
@@ -281,6 +291,8 @@ def encode_event(
             }
             if event.cancel_reason is not None:
                 done["cancel_reason"] = str(event.cancel_reason)
+            if sources:
+                done["sources"] = [source_json(source) for source in sources]
             data = done
         case Error():
             name, data = "error", {"message": event.message, "code": event.code}

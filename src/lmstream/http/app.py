@@ -4,7 +4,7 @@ The lifespan builds one backend per configured model (through the registry, like
 plugin would), starts them, and wires the router and the stream hub. Features hook in
 as ``Extension``s (``http/extension.py``): each brings its routes, and at startup gets
 the ``AppState`` to add hub preprocessors, planners and observers. ``extensions=None``
-installs ``default_extensions(settings)`` (metrics, conversations, tools, team chat); a caller that
+installs ``default_extensions(settings)`` (metrics, conversations, documents, tools, team chat); a caller that
 wants more passes ``[*default_extensions(settings), mine]``.
 """
 
@@ -41,6 +41,7 @@ from lmstream.http.tracing import TracingExtension, otlp_provider
 from lmstream.httpclient import HTTPClient
 from lmstream.hub import StreamHub
 from lmstream.metrics import MetricsExtension
+from lmstream.rag.extension import DocumentsExtension
 from lmstream.router import Router
 from lmstream.settings import Settings
 from lmstream.store import build_store
@@ -73,6 +74,7 @@ def default_extensions(settings: Settings) -> list[Extension]:
         MetricsExtension(),
         ConversationsExtension(settings),
         ClusterExtension(),
+        DocumentsExtension(settings),
         ToolsExtension(settings),
         TeamExtension(settings),
         OpenAPIExtension(),

@@ -18,7 +18,8 @@
 * **Body size.** A ``Content-Length`` over ``settings.max_body_bytes`` is answered 413
   before a byte of the body is read; a chunked body is counted as it arrives and the
   read that crosses the limit raises ``PayloadTooLarge`` (the route renders it), so a
-  100 MB body is never buffered first.
+  100 MB body is never buffered first. A path matching one of ``path_limits`` has that
+  limit instead (a document upload: ``rag.max_document_bytes`` and the form around it).
 * **Body pace.** While a body is incomplete, each read waits at most
   ``settings.body_timeout`` seconds (``RequestTimeout``, 408): a client that sends its
   headers and then stalls does not hold a route forever. Reads after the body (a
@@ -32,7 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -124,11 +126,16 @@ class RequestGuard:
         policy: HostPolicy,
         max_body_bytes: int,
         body_timeout: float,
+        path_limits: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.policy = policy
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.path_limits = tuple(path_limits)
+
+    def _limit(self, path: str) -> int:
+        return next((limit for pattern, limit in self.path_limits if pattern.fullmatch(path)), self.max_body_bytes)
 
     async def _keyless(self, scope: Scope) -> bool:
         """No key is configured and none was ever stored (``KeyRing.required``); also
@@ -148,12 +155,13 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        limit = self._limit(scope["path"])
         try:
             if await self._keyless(scope):
                 self.policy.check(headers)
             length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                raise self._too_large()
+            if length is not None and length.isdigit() and int(length) > limit:
+                raise self._too_large(limit)
         except LmstreamError as exc:
             await self._refuse(scope, receive, send, exc)
             return
@@ -166,21 +174,19 @@ class RequestGuard:
             await send(message)
 
         try:
-            await self.app(scope, self._limited(receive), send_wrapper)
+            await self.app(scope, self._limited(receive, limit), send_wrapper)
         except (PayloadTooLarge, RequestTimeout) as exc:  # read outside a route's `endpoint`
             if started:
                 raise
             await self._refuse(scope, receive, send, exc)
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"the request body is larger than {self.max_body_bytes} bytes (`max_body_bytes`)"
-        )
+    def _too_large(self, limit: int) -> PayloadTooLarge:
+        setting = "max_body_bytes" if limit == self.max_body_bytes else "rag.max_document_bytes"
+        return PayloadTooLarge(f"the request body is larger than {limit} bytes (`{setting}`)")
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         received = 0
         complete = False
-        limit = self.max_body_bytes
         timeout = self.body_timeout
 
         async def guarded() -> Message:
@@ -197,7 +203,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise self._too_large()
+                    raise self._too_large(limit)
                 complete = not message.get("more_body", False)
             else:
                 complete = True

@@ -15,6 +15,8 @@ runs the app (uvicorn, granian); the protections that need the connection itself
 
 from __future__ import annotations
 
+import re
+
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
@@ -26,6 +28,14 @@ from lmstream.settings import Settings
 __all__ = ["CORS_EXPOSED", "middleware"]
 
 CORS_EXPOSED = ("Location", "Retry-After", "Content-Disposition")
+
+
+def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
+    """A document upload may be as large as ``rag.max_document_bytes`` (and its form)."""
+    upload = settings.rag.max_document_bytes + 64 * 1024
+    if not settings.rag.enabled or upload <= settings.max_body_bytes:
+        return []
+    return [(re.compile(r"/v1/collections/[^/]+/documents"), upload)]
 
 
 def middleware(settings: Settings) -> list[Middleware]:
@@ -49,5 +59,6 @@ def middleware(settings: Settings) -> list[Middleware]:
             policy=policy,
             max_body_bytes=settings.max_body_bytes,
             body_timeout=settings.body_timeout,
+            path_limits=_upload_limits(settings),
         ),
     ]

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from lmstream.access import Principal, stream_scope, visible_to
 from lmstream.dialects import native
 from lmstream.errors import BadRequest, NotFound, StoreUnavailable
-from lmstream.events import CancelReason, Event, Started
+from lmstream.events import CancelReason, Done, Event, Started
 from lmstream.http.admission import start_stream
 from lmstream.http.auth import principal_of
 from lmstream.http.endpoint import endpoint
@@ -38,17 +38,21 @@ def events_url(state: AppState, principal: Principal, stream_id: str) -> str:
     return url if token is None else f"{url}?token={token[0]}"
 
 
-def encoder(url: str | None = None) -> Encoder:
-    """Native frames; ``url``: the ``events_url`` the ``start`` event gives."""
+def encoder(url: str | None = None, stream: StreamHandle | None = None) -> Encoder:
+    """Native frames; ``url``: the ``events_url`` the ``start`` event gives; ``stream``:
+    the stream whose retrieved sources ``done`` lists again."""
 
     def encode(seq: int, event: Event) -> list[Frame]:
-        frame = native.encode_event(seq, event, events_url=url if type(event) is Started else None)
+        kind = type(event)
+        frame = native.encode_event(
+            seq,
+            event,
+            events_url=url if kind is Started else None,
+            sources=stream.completion.sources if kind is Done and stream is not None else (),
+        )
         return [] if frame is None else [frame]
 
     return encode
-
-
-_encode = encoder()
 
 
 async def visible_stream(request: Request, stream_id: str) -> StreamHandle:
@@ -74,7 +78,7 @@ async def create_stream(request: Request) -> Response:
     generation = await start_stream(request, chat)
     follow_url = events_url(state, principal_of(request), generation.id)
     if _wants_stream(request):
-        frames = follow_frames(generation, encoder(follow_url), grace=state.settings.grace_period)
+        frames = follow_frames(generation, encoder(follow_url, generation), grace=state.settings.grace_period)
         return stream_response(frames, heartbeat=state.settings.heartbeat_interval, headers=ignored_header(generation))
     url = f"/v1/streams/{generation.id}"
     return JSON(
@@ -132,7 +136,7 @@ async def stream_events(request: Request) -> Response:
         raise ReplayGone(f"events before {stream.first_seq} of this stream are no longer kept")
     if stream.finished and after >= stream.next_seq - 1:
         return Response(status_code=204)  # tells EventSource there is nothing more
-    frames = follow_frames(stream, _encode, grace=state.settings.grace_period, after=after)
+    frames = follow_frames(stream, encoder(stream=stream), grace=state.settings.grace_period, after=after)
     return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
 
 

@@ -33,6 +33,12 @@ from lmstream.http.endpoint import endpoint
 from lmstream.http.keys import NewKey, NewToken
 from lmstream.http.state import AppState
 from lmstream.http.streaming import JSON
+from lmstream.rag.embedding_routes import (
+    OllamaEmbeddingsRequest,
+    OllamaEmbedRequest,
+    OpenAIEmbeddingRequest,
+)
+from lmstream.rag.routes import MAX_K, MAX_LIMIT, NewCollection, TextDocument
 from lmstream.team.extension import TeamBody
 from lmstream.tools.routes import ToolCall
 
@@ -51,6 +57,7 @@ class Op:
     error: str = "native"  # which dialect's error shape
     params: tuple[dict[str, Any], ...] = ()
     body_required: bool = True  # False: an empty body means the defaults
+    form: dict[str, Any] | None = None  # a multipart/form-data body, besides the JSON one
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -195,6 +202,39 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         params=(_q("format", {"type": "string", "enum": ["json", "markdown"]}, "json (default) or markdown"),),
     ),
     ("GET", "/v1/profiles"): Op("Profiles (modes)", "conversations", ok={200: {J: r.PROFILES}}),
+    ("GET", "/v1/collections"): Op("Document collections the key may see", "documents", ok={200: {J: r.COLLECTION_LIST}}),
+    ("POST", "/v1/collections"): Op("Create a collection", "documents", NewCollection, ok={201: {J: r.COLLECTION}}),
+    ("GET", "/v1/collections/{name}"): Op("One collection (a name, or its col_ id)", "documents", ok={200: {J: r.COLLECTION}}),
+    ("DELETE", "/v1/collections/{name}"): Op("Delete a collection and its documents", "documents", ok={204: {}}),
+    ("GET", "/v1/collections/{name}/documents"): Op(
+        "A collection's documents", "documents", ok={200: {J: r.DOCUMENT_PAGE}},
+        params=(
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "page size"),
+            _q("cursor", {"type": "string"}, "the next_cursor of the previous page"),
+        ),
+    ),
+    ("POST", "/v1/collections/{name}/documents"): Op(
+        "Add or update a document: JSON text, or a file (text, Markdown, HTML, PDF) in a multipart form", "documents",
+        TextDocument, ok={200: {J: r.DOCUMENT_ADDED}, 201: {J: r.DOCUMENT_ADDED}},
+        form={"type": "object", "required": ["file"],
+              "properties": {"file": {"type": "string", "format": "binary"}, "source": {"type": "string"}}},
+    ),
+    ("DELETE", "/v1/collections/{name}/documents/{document_id}"): Op("Remove a document", "documents", ok={204: {}}),
+    ("GET", "/v1/collections/{name}/search"): Op(
+        "Ranked passages for a query", "documents", ok={200: {J: r.SEARCH_HITS}},
+        params=(
+            {**_q("q", {"type": "string", "minLength": 1}, "the search text"), "required": True},
+            _q("k", {"type": "integer", "minimum": 1, "maximum": MAX_K}, "how many passages"),
+            _q("mode", {"type": "string", "enum": ["lexical", "dense", "hybrid"]}, "ranking (default: hybrid with an embedder)"),
+        ),
+    ),
+    ("POST", "/v1/embeddings"): Op(
+        "OpenAI Embeddings", "openai", OpenAIEmbeddingRequest, ok={200: {J: r.EMBEDDINGS}}, error="openai"
+    ),
+    ("POST", "/api/embed"): Op("Ollama embed", "ollama", OllamaEmbedRequest, ok={200: {J: r.OLLAMA_EMBED}}, error="ollama"),
+    ("POST", "/api/embeddings"): Op(
+        "Ollama embeddings (the older route)", "ollama", OllamaEmbeddingsRequest, ok={200: {J: r.OLLAMA_EMBEDDING}}, error="ollama"
+    ),
 }
 
 _ERRORS = {
@@ -243,7 +283,10 @@ def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         )
         operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "parameters": [*params, *op.params], "responses": responses}
         if op.body is not None:
-            operation["requestBody"] = {"required": op.body_required, "content": {J: {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}}
+            content = {J: {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}
+            if op.form is not None:
+                content["multipart/form-data"] = {"schema": op.form}
+            operation["requestBody"] = {"required": op.body_required, "content": content}
         item[method.lower()] = operation
     return {
         "openapi": "3.1.0",

@@ -12,11 +12,17 @@ __all__ = [
     "ANTHROPIC_ERROR",
     "ANTHROPIC_MESSAGE",
     "CHAT_COMPLETION",
+    "COLLECTION",
+    "COLLECTION_LIST",
     "CONVERSATION",
     "CONVERSATION_EXPORT",
     "CONVERSATION_PAGE",
     "CONVERSATION_WITH_MESSAGES",
     "COUNT_TOKENS",
+    "DOCUMENT",
+    "DOCUMENT_ADDED",
+    "DOCUMENT_PAGE",
+    "EMBEDDINGS",
     "HEALTH",
     "KEY",
     "KEY_CREATED",
@@ -25,12 +31,15 @@ __all__ = [
     "MODEL_LIST",
     "NATIVE_ERROR",
     "OLLAMA_CHUNK",
+    "OLLAMA_EMBED",
+    "OLLAMA_EMBEDDING",
     "OLLAMA_ERROR",
     "OLLAMA_MODELS",
     "OLLAMA_SHOW",
     "OLLAMA_VERSION",
     "OPENAI_ERROR",
     "PROFILES",
+    "SEARCH_HITS",
     "SSE_EVENT",
     "STREAM_CANCELLED",
     "STREAM_CREATED",
@@ -126,7 +135,7 @@ CONVERSATION = obj(
 )
 MESSAGE = obj(
     {"id": STR, "role": STR, "content": STR, "status": STR, "created_at": STR},
-    {"usage": maybe(USAGE), "error": maybe(STR), "model": maybe(STR)},
+    {"usage": maybe(USAGE), "error": maybe(STR), "model": maybe(STR), "sources": maybe(array({"type": "object"}))},
 )
 CONVERSATION_PAGE = obj({"data": array(CONVERSATION), "next_cursor": maybe(STR)})
 CONVERSATION_WITH_MESSAGES = {"allOf": [CONVERSATION, obj({"messages": array(MESSAGE)})]}
@@ -155,3 +164,47 @@ KEY_LIST = obj({"data": array(KEY)})
 TOOL_LIST = obj({"object": {"const": "list"}, "data": array(obj({"name": STR, "description": STR, "input_schema": {"type": "object"}}))})
 TOOL_RESULT = obj({"id": STR, "tool": STR, "execution_time": {"type": "number"}}, {"result": {}})
 TOKEN = obj({"token": STR, "scope": {"const": "start"}, "expires_at": INT})
+# Documents (lmstream.rag.routes, lmstream.rag.embedding_routes).
+COLLECTION = obj(
+    {
+        "id": STR,
+        "name": STR,
+        "description": STR,
+        "owner": maybe(STR),
+        "document_count": INT,
+        "chunk_count": INT,
+        "created_at": STR,
+        "updated_at": STR,
+    }
+)
+COLLECTION_LIST = obj({"data": array(COLLECTION)})
+DOCUMENT = obj(
+    {
+        "id": STR,
+        "title": STR,
+        "source": maybe(STR),
+        "media_type": STR,
+        "size": INT,
+        "chunk_count": INT,
+        "content_hash": STR,
+        "created_at": STR,
+        "updated_at": STR,
+    }
+)
+DOCUMENT_PAGE = obj({"data": array(DOCUMENT), "next_cursor": maybe(STR)})
+DOCUMENT_ADDED = obj({"status": {"enum": ["created", "updated", "unchanged", "duplicate"]}, "document": DOCUMENT})
+HIT = obj(
+    {"document_id": STR, "title": STR, "source": maybe(STR), "chunk": INT, "score": NUM, "text": STR},
+    {"heading": maybe(STR)},
+)
+SEARCH_HITS = obj({"data": array(HIT), "mode": {"enum": ["lexical", "dense", "hybrid"]}})
+EMBEDDINGS = obj(
+    {
+        "object": {"const": "list"},
+        "data": array(obj({"object": {"const": "embedding"}, "index": INT, "embedding": {"anyOf": [array(NUM), STR]}})),
+        "model": STR,
+        "usage": obj({"prompt_tokens": INT, "total_tokens": INT}),
+    }
+)
+OLLAMA_EMBED = obj({"model": STR, "embeddings": array(array(NUM))}, {"total_duration": INT, "prompt_eval_count": INT})
+OLLAMA_EMBEDDING = obj({"embedding": array(NUM)})

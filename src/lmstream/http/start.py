@@ -114,7 +114,7 @@ async def start_with_get(request: Request) -> Response:
     else:
         stream = await start_stream(request, native.parse_request(_body(request)))
         after = -1
-    encode = _resumable(stream.id, encoder(events_url(state, principal_of(request), stream.id)))
+    encode = _resumable(stream.id, encoder(events_url(state, principal_of(request), stream.id), stream))
     frames = follow_frames(stream, encode, grace=state.settings.grace_period, after=after)
     return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
 

@@ -22,6 +22,8 @@ periodically), then ``complete``, ``stopped`` (the user cancelled it), ``interru
 answer records the ``instance_id`` of the lmstream instance running its generation,
 so when several instances share one database, the answers a dead instance left can
 be marked interrupted (``interrupt_streaming``) without touching the others' live ones.
+An answer grounded in documents keeps the numbered ``sources`` it was given (stored
+as JSON, ``sources_json``/``sources_from_json``).
 
 Pagination is by ``(updated_at, id)`` descending; the cursor is opaque to clients
 (``encode_cursor``/``decode_cursor`` are shared by every implementation).
@@ -30,6 +32,7 @@ Pagination is by ``(updated_at, id)`` descending; the cursor is opaque to client
 from __future__ import annotations
 
 import base64
+import dataclasses
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 import orjson
 
 from lmstream.errors import BadRequest
-from lmstream.events import ToolCall
+from lmstream.events import Source, ToolCall
 from lmstream.store.health import StoreHealth
 
 __all__ = [
@@ -52,8 +55,11 @@ __all__ = [
     "calls_json",
     "decode_cursor",
     "encode_cursor",
+    "latest_updates",
     "new_id",
     "now",
+    "sources_from_json",
+    "sources_json",
     "stored_message",
 ]
 
@@ -100,7 +106,8 @@ class StoredMessage:
     tokens_per_second: float | None = None
     error: str | None = None
     instance_id: str | None = None  # the lmstream instance whose generation writes this answer
-    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls (m003)
+    sources: tuple[Source, ...] = ()  # the retrieved passages the answer was given, cited [n] (m005)
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls (m004)
     tool_call_id: str | None = None  # a tool message: the call it answers
     name: str | None = None  # a tool message: the tool; an assistant's: the speaker (team chat)
 
@@ -113,10 +120,11 @@ def calls_json(calls: tuple[ToolCall, ...]) -> str | None:
 
 
 def stored_message(fields: dict[str, Any]) -> StoredMessage:
-    """A row's columns (``tool_calls`` as JSON text) as a ``StoredMessage``."""
+    """A row's columns (``tool_calls`` and ``sources`` as JSON text) as a ``StoredMessage``."""
     raw = fields.pop("tool_calls", None)
     calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in orjson.loads(raw)) if raw else ()
-    return StoredMessage(**fields, tool_calls=calls)
+    sources = sources_from_json(fields.pop("sources", None))
+    return StoredMessage(**fields, tool_calls=calls, sources=sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +142,7 @@ class MessageUpdate:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     error: str | None = None
+    sources: tuple[Source, ...] | None = None  # None: leave the stored sources as they are
     tool_calls: tuple[ToolCall, ...] | None = None
     name: str | None = None
 
@@ -147,6 +156,38 @@ class ConversationPage:
 def encode_cursor(updated_at: str, conversation_id: str) -> str:
     raw = orjson.dumps([updated_at, conversation_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sources_json(sources: Sequence[Source] | None) -> str | None:
+    """Sources as the JSON text a store keeps (None stays None: "unchanged")."""
+    if sources is None:
+        return None
+    return orjson.dumps([dataclasses.asdict(source) for source in sources]).decode()
+
+
+def sources_from_json(text: str | None) -> tuple[Source, ...]:
+    """The sources ``sources_json`` wrote (none for NULL)."""
+    if not text:
+        return ()
+    return tuple(Source(**item) for item in orjson.loads(text))
+
+
+def latest_updates(updates: Sequence[tuple[str, MessageUpdate]]) -> dict[str, MessageUpdate]:
+    """The last update of each message, keeping the sources, tool calls and name an
+    earlier one set when the last leaves them unchanged (what applying them one after
+    another would give: the stores ``COALESCE`` those columns)."""
+    latest: dict[str, MessageUpdate] = {}
+    for message_id, update in updates:
+        previous = latest.get(message_id)
+        if previous is not None:
+            update = dataclasses.replace(
+                update,
+                sources=previous.sources if update.sources is None else update.sources,
+                tool_calls=update.tool_calls or previous.tool_calls,
+                name=previous.name if update.name is None else update.name,
+            )
+        latest[message_id] = update
+    return latest
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:

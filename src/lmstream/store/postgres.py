@@ -46,6 +46,8 @@ from lmstream.store.base import (
     calls_json,
     decode_cursor,
     encode_cursor,
+    latest_updates,
+    sources_json,
     stored_message,
 )
 from lmstream.store.health import StoreHealth
@@ -160,7 +162,7 @@ def _message_row(seq: int, conversation_id: str, m: StoredMessage) -> tuple[Any,
     return _args(
         seq, created, m.id, conversation_id, m.role, m.content, m.status, created, m.model,
         m.generation_id, m.prompt_tokens, m.completion_tokens, m.ttft_ms, m.tokens_per_second,
-        m.error, m.instance_id, calls_json(m.tool_calls), m.tool_call_id, m.name,
+        m.error, m.instance_id, calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
     )  # fmt: skip
 
 
@@ -168,7 +170,7 @@ def _update_fields(u: MessageUpdate) -> tuple[Any, ...]:
     """A ``MessageUpdate``'s values in ``UPDATE_MESSAGES``' column order (after the id)."""
     return (
         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms, u.tokens_per_second, u.error,
-        calls_json(u.tool_calls or ()), u.name,
+        calls_json(u.tool_calls or ()), u.name, sources_json(u.sources),
     )  # fmt: skip
 
 
@@ -409,12 +411,12 @@ class PostgresStore:
                 *_args(
                     u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
                     u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name,
-                    datetime.now(UTC), message_id,
+                    sources_json(u.sources), datetime.now(UTC), message_id,
                 ),
             )  # fmt: skip
 
     async def update_messages(self, updates: Sequence[tuple[str, MessageUpdate]]) -> None:
-        latest = {message_id: update for message_id, update in updates}
+        latest = latest_updates(updates)
         if not latest:
             return
         ids = sorted(latest)

@@ -19,6 +19,8 @@ for times, ``double precision`` for rates — plus one thing several writers nee
 * ``messages.tool_calls`` (JSON text), ``tool_call_id`` and ``name`` (m004) keep a
   generation's tool steps and a team member's name; an update that leaves them NULL
   keeps what the row has.
+* ``messages.sources`` (m005) is the JSON of an answer's numbered sources; an update
+  that carries none leaves them (``COALESCE``).
 
 m003 adds what API keys need (``store/keys.py``): ``conversations.owner`` and the
 ``api_keys`` table, SQLite's columns with ``boolean`` for ``admin`` and ``text[]`` for
@@ -142,6 +144,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE messages ADD COLUMN name text;
         """,
     ),
+    (
+        # SQLite's m005: the numbered sources of an answer grounded in documents, JSON text.
+        # (IF NOT EXISTS: the documents branch shipped it as m004_message_sources.)
+        "m005_message_sources",
+        """
+        ALTER TABLE messages ADD COLUMN IF NOT EXISTS sources text;
+        """,
+    ),
 ]
 
 # The pg_advisory_xact_lock key of "migrating lmstream's schema" (any fixed bigint will
@@ -151,7 +161,7 @@ MIGRATION_LOCK = int.from_bytes(b"lmstream", "big") >> 1
 MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
     "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
-    "tool_calls, tool_call_id, name"
+    "tool_calls, tool_call_id, name, sources"
 )
 
 _CONVERSATION = """
@@ -177,7 +187,7 @@ DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %s"  # after LOCK_CO
 BUMP_SEQ = "UPDATE conversations SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s RETURNING last_seq"
 ADD_MESSAGE = (
     f"INSERT INTO messages (seq, updated_at, {MESSAGE_COLUMNS}) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 # One statement, so one round trip for the hot path (a flush while an answer streams).
@@ -185,7 +195,7 @@ UPDATE_MESSAGE = """
     WITH changed AS (
         UPDATE messages SET content = %s, status = %s, prompt_tokens = %s, completion_tokens = %s,
                ttft_ms = %s, tokens_per_second = %s, error = %s, tool_calls = COALESCE(%s, tool_calls),
-               name = COALESCE(%s, name), updated_at = %s
+               name = COALESCE(%s, name), sources = COALESCE(%s, sources), updated_at = %s
         WHERE id = %s
         RETURNING conversation_id, updated_at
     )
@@ -201,11 +211,13 @@ UPDATE_MESSAGES = """
     UPDATE messages m SET content = u.content, status = u.status, prompt_tokens = u.prompt_tokens,
            completion_tokens = u.completion_tokens, ttft_ms = u.ttft_ms,
            tokens_per_second = u.tokens_per_second, error = u.error,
-           tool_calls = COALESCE(u.tool_calls, m.tool_calls), name = COALESCE(u.name, m.name), updated_at = %s
+           tool_calls = COALESCE(u.tool_calls, m.tool_calls), name = COALESCE(u.name, m.name),
+           sources = COALESCE(u.sources, m.sources), updated_at = %s
     FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],
-                %s::double precision[], %s::double precision[], %s::text[], %s::text[], %s::text[])
+                %s::double precision[], %s::double precision[], %s::text[], %s::text[], %s::text[],
+                %s::text[])
          AS u (id, content, status, prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error,
-               tool_calls, name)
+               tool_calls, name, sources)
     WHERE m.id = u.id
 """
 TOUCH_CONVERSATIONS = """

@@ -46,6 +46,7 @@ from lmstream.store.base import (
     decode_cursor,
     encode_cursor,
     now,
+    sources_json,
     stored_message,
 )
 from lmstream.store.health import StoreHealth
@@ -151,13 +152,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE messages ADD COLUMN name TEXT;
         """,
     ),
+    (
+        # The numbered sources an answer grounded in documents was given (lmstream.rag),
+        # as JSON.
+        "m005_message_sources",
+        """
+        ALTER TABLE messages ADD COLUMN sources TEXT;
+        """,
+    ),
 ]
 
 # Migrations that were renumbered after some database had applied them under their old
 # name: old name -> the name in MIGRATIONS (same script). The keys branch (issue 14)
 # shipped its migration as m002 while m002_streaming_owner landed first; a database it
 # made holds m001 + m002_owners_and_keys, so it gets m002_streaming_owner and nothing twice.
-RENAMED_MIGRATIONS: dict[str, str] = {"m002_owners_and_keys": "m003_owners_and_keys"}
+# Likewise the documents branch (issue 11) shipped m004_message_sources before the tools
+# branch's m004_tool_steps landed.
+RENAMED_MIGRATIONS: dict[str, str] = {
+    "m002_owners_and_keys": "m003_owners_and_keys",
+    "m004_message_sources": "m005_message_sources",
+}
 
 _CONVERSATION = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile, c.owner,
@@ -167,7 +181,7 @@ _CONVERSATION = """
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, status, created_at, model, generation_id, "
     "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
-    "tool_calls, tool_call_id, name"
+    "tool_calls, tool_call_id, name, sources"
 )
 
 
@@ -217,15 +231,19 @@ def _statements(sql: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
 
 
-def migrate(db: sqlite3.Connection) -> list[str]:
-    """Apply the migrations not yet recorded; the names of those applied now."""
+def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] | None = None) -> list[str]:
+    """Apply the migrations not yet recorded; the names of those applied now.
+
+    Another module that keeps its tables in the same file (``lmstream.rag``) passes its
+    own list, with names of its own, recorded in the same ``schema_migrations`` table.
+    """
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     with transaction(db):
         for old, new in RENAMED_MIGRATIONS.items():
             db.execute("UPDATE schema_migrations SET name = ? WHERE name = ?", (new, old))
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
     applied: list[str] = []
-    for name, sql in MIGRATIONS:
+    for name, sql in MIGRATIONS if migrations is None else migrations:
         if name in done:
             continue
         with transaction(db):  # all of a migration or none of it (DDL included)
@@ -387,12 +405,12 @@ class SQLiteStore:
             for offset, m in enumerate(messages, start=1):
                 db.execute(
                     f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
                         m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
                         m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
-                        calls_json(m.tool_calls), m.tool_call_id, m.name,
+                        calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
                     ),
                 )
             if messages:
@@ -411,10 +429,11 @@ class SQLiteStore:
                 db.execute(
                     "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
                     "ttft_ms = ?, tokens_per_second = ?, error = ?, tool_calls = COALESCE(?, tool_calls), "
-                    "name = COALESCE(?, name), updated_at = ? WHERE id = ?",
+                    "name = COALESCE(?, name), sources = COALESCE(?, sources), updated_at = ? WHERE id = ?",
                     (
                         u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                        u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name, stamp, message_id,
+                        u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name,
+                        sources_json(u.sources), stamp, message_id,
                     ),
                 )
                 db.execute(

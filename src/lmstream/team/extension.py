@@ -132,7 +132,7 @@ class TeamExtension:
         generation = await start_stream(request, chat)
         follow_url = events_url(state, principal_of(request), generation.id)
         if "text/event-stream" in request.headers.get("accept", ""):
-            frames = follow_frames(generation, encoder(follow_url), grace=state.settings.grace_period)
+            frames = follow_frames(generation, encoder(follow_url, generation), grace=state.settings.grace_period)
             return stream_response(frames, heartbeat=state.settings.heartbeat_interval)
         url = f"/v1/streams/{generation.id}"
         body_json = {"id": generation.id, "object": "stream", "model": generation.model, "state": generation.state,
