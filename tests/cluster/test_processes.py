@@ -192,9 +192,12 @@ def test_postgres_unreachable_at_start_and_mid_run(
             assert pg.password not in refused.text
             first = list(events(client, "POST", "/v1/streams", json={"prompt": "Written later"}))
             assert first[-1].name == "done"  # answered without the database
+            documents = client.get("/v1/collections")  # the documents live in PostgreSQL too
+            assert documents.status_code == 503 and "PostgreSQL cannot be reached" in documents.text
             pg.start()
             # (the store component stays degraded a minute after its last failure: store/health.py)
             assert until(lambda: health(a)["components"]["conversations"]["status"] == "ok", "the store back")
+            assert until(lambda: client.get("/v1/collections").status_code == 200, "the documents back")
             conversation_id = first[0].data["conversation_id"]
             kept = client.get(f"/v1/conversations/{conversation_id}").json()
             assert [(m["content"], m["status"]) for m in kept["messages"]] == [

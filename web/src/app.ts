@@ -113,19 +113,23 @@ export class App {
       return;
     }
     this.hideBanner();
-    this.setStatus("online");
     byId("key-field").hidden = !this.authRequired && !prefs.apiKey;
     if (this.authRequired && !prefs.apiKey) {
+      this.setStatus("online");
       this.askForKey();
       return;
     }
     try {
       await Promise.all([this.loadModels(), this.loadProfiles(), this.loadCollections(), this.loadTools(), this.sidebar.reload()]);
     } catch (err) {
+      this.setStatus("online");
       this.handleError(err);
       return;
     }
     await this.route();
+    // "online" once the first view is up: a message sent before it would be cleared by
+    // that first route (seen: a browser test typed between the model list and the route)
+    this.setStatus("online");
   }
 
   private async loadModels(): Promise<void> {
@@ -323,7 +327,8 @@ export class App {
 
   private send(): void {
     const text = this.el.input.value.trim();
-    if (!text || (this.live && !this.live.done)) return;
+    // (view 0: the first route has not run yet and would clear the thread; the text stays)
+    if (!text || this.view === 0 || (this.live && !this.live.done)) return;
     let live: LiveGeneration;
     let shown = text;
     if (this.el.teamToggle.checked) {

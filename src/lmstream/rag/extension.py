@@ -18,6 +18,8 @@ so does a request that names a collection; the rest of the server runs on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -63,6 +65,7 @@ class DocumentsExtension:
         self.planner: RetrievalPlanner | None = None
         self._index: DocumentIndex | None = None
         self.unavailable: str | None = None  # why documents cannot be served (a damaged file)
+        self._reopening: asyncio.Task[None] | None = None  # PostgreSQL was unreachable at start
         self._routes = DocumentRoutes(self._current)
         self._embedding_routes = EmbeddingRoutes(self._current)
 
@@ -89,14 +92,41 @@ class DocumentsExtension:
             await index.aclose()
             self._unavailable(app, f"the database (lmstream.db) cannot be read: {exc}")
             return
+        except (OSError, TimeoutError) as exc:  # PostgreSQL not there yet: serve, and keep trying
+            await index.aclose()
+            self._unavailable(app, f"PostgreSQL cannot be reached ({exc}); retrying")
+            self._reopening = asyncio.create_task(self._reopen(app))
+            return
+        await self._serve(app, index)
+
+    async def _serve(self, app: AppState, index: DocumentIndex) -> None:
         try:
-            documents = await Documents.from_settings(settings, index, app.http)
+            documents = await Documents.from_settings(self.settings, index, app.http)
         except BaseException:
             await index.aclose()
             raise
-        self._index, self.documents = index, documents
-        self.planner = RetrievalPlanner(documents, app.hub.router, Profiles.from_settings(settings), settings)
-        app.hub.planners.append(self.planner.plan)
+        self._index, self.documents, self.unavailable = index, documents, None
+        if self.planner is None:
+            self.planner = RetrievalPlanner(documents, app.hub.router, Profiles.from_settings(self.settings), self.settings)
+            app.hub.planners.append(self.planner.plan)
+        else:  # the planner that refused while PostgreSQL was away
+            self.planner.documents = documents
+
+    async def _reopen(self, app: AppState) -> None:
+        """Open the PostgreSQL index once the server answers (backing off to 5 s)."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)  # a retry interval: nothing signals PostgreSQL's return
+            index = build_index(self.settings)
+            try:
+                await index.open()
+            except (OSError, TimeoutError):
+                await index.aclose()
+                delay = min(delay * 2, 5.0)
+                continue
+            await self._serve(app, index)
+            log.warning("documents are available again (PostgreSQL answers)")
+            return
 
     def _unavailable(self, app: AppState, why: str) -> None:
         unavailable = self.unavailable = f"documents are unavailable: {why}; see the server log to recover it"
@@ -110,6 +140,11 @@ class DocumentsExtension:
         app.hub.planners.append(self.planner.plan)
 
     async def aclose(self) -> None:
+        if self._reopening is not None:
+            self._reopening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopening
+            self._reopening = None
         documents, index = self.documents, self._index
         self.documents = self._index = None
         if documents is not None:
