@@ -22,7 +22,6 @@ source at once serialise instead of both inserting.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +40,7 @@ from lmstream.rag.base import (
     Vectors,
 )
 from lmstream.rag.errors import Conflict
-from lmstream.rag.sqlite_index import STOP_WORDS
+from lmstream.rag.sql import CHUNK_SQL, COLLECTION_SQL, DOCUMENT_SQL, query_words
 from lmstream.store.base import decode_cursor, encode_cursor, new_id, now
 
 __all__ = ["MIGRATIONS", "PostgresIndex", "tsquery"]
@@ -109,29 +108,10 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_COLLECTION = """
-    SELECT c.id, c.name, c.description, c.created_at, c.updated_at, c.version, c.owner,
-           (SELECT COUNT(*) FROM rag_documents d WHERE d.collection_id = c.id) AS document_count,
-           (SELECT COALESCE(SUM(d.chunk_count), 0) FROM rag_documents d WHERE d.collection_id = c.id)
-               AS chunk_count
-    FROM rag_collections c
-"""
-_DOCUMENT = (
-    "SELECT id, collection_id, title, source, content_hash, media_type, size, chunk_count, "
-    "created_at, updated_at FROM rag_documents"
-)
-_CHUNK = (
-    "SELECT c.id AS chunk_id, c.document_id, c.seq, c.title, d.source, c.heading, c.text "
-    "FROM rag_chunks c JOIN rag_documents d ON d.id = c.document_id"
-)
-
-
 def tsquery(text: str) -> str | None:
     """A user's words ORed for ``to_tsquery('english', …)``; None when there are none."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
-    kept = [w for w in words if w not in STOP_WORDS] or words
-    return " | ".join(kept[:32]) if kept else None
+    words = query_words(text)
+    return " | ".join(words) if words else None
 
 
 def _collection(row: asyncpg.Record) -> CollectionInfo:
@@ -213,20 +193,20 @@ class PostgresIndex:
 
     async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
         row = await self._p().fetchrow(
-            _COLLECTION + " WHERE c.name = $1 AND c.owner IS NOT DISTINCT FROM $2", name, owner
+            COLLECTION_SQL + " WHERE c.name = $1 AND c.owner IS NOT DISTINCT FROM $2", name, owner
         )
         return None if row is None else _collection(row)
 
     async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
-        row = await self._p().fetchrow(_COLLECTION + " WHERE c.id = $1", collection_id)
+        row = await self._p().fetchrow(COLLECTION_SQL + " WHERE c.id = $1", collection_id)
         return None if row is None else _collection(row)
 
     async def collections_named(self, name: str) -> list[CollectionInfo]:
-        rows = await self._p().fetch(_COLLECTION + " WHERE c.name = $1 ORDER BY c.created_at", name)
+        rows = await self._p().fetch(COLLECTION_SQL + " WHERE c.name = $1 ORDER BY c.created_at", name)
         return [_collection(row) for row in rows]
 
     async def list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in await self._p().fetch(_COLLECTION + " ORDER BY c.name, c.created_at")]
+        return [_collection(row) for row in await self._p().fetch(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
 
     async def delete_collection(self, collection_id: str) -> bool:
         status = await self._p().execute("DELETE FROM rag_collections WHERE id = $1", collection_id)
@@ -239,12 +219,12 @@ class PostgresIndex:
         conn: Any, collection_id: str, source: str | None, content_hash: str
     ) -> tuple[DocumentInfo | None, tuple[DocumentInfo, PutStatus] | None]:
         if source is not None:
-            row = await conn.fetchrow(_DOCUMENT + " WHERE collection_id = $1 AND source = $2", collection_id, source)
+            row = await conn.fetchrow(DOCUMENT_SQL + " WHERE collection_id = $1 AND source = $2", collection_id, source)
             if row is not None:
                 same = _document(row)
                 return same, ((same, "unchanged") if same.content_hash == content_hash else None)
         row = await conn.fetchrow(
-            _DOCUMENT + " WHERE collection_id = $1 AND content_hash = $2 LIMIT 1", collection_id, content_hash
+            DOCUMENT_SQL + " WHERE collection_id = $1 AND content_hash = $2 LIMIT 1", collection_id, content_hash
         )
         return None, (None if row is None else (_document(row), "duplicate"))
 
@@ -304,7 +284,7 @@ class PostgresIndex:
         return info, status
 
     async def list_documents(self, collection_id: str, *, limit: int, cursor: str | None = None) -> DocumentPage:
-        sql, params = _DOCUMENT + " WHERE collection_id = $1", [collection_id]
+        sql, params = DOCUMENT_SQL + " WHERE collection_id = $1", [collection_id]
         if cursor is not None:
             updated_at, after_id = decode_cursor(cursor)
             sql += " AND (updated_at, id) < ($2, $3)"
@@ -358,6 +338,6 @@ class PostgresIndex:
     async def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
         if not chunk_ids:
             return []
-        rows = await self._p().fetch(_CHUNK + " WHERE c.id = ANY($1::bigint[])", [int(i) for i in chunk_ids])
+        rows = await self._p().fetch(CHUNK_SQL + " WHERE c.id = ANY($1::bigint[])", [int(i) for i in chunk_ids])
         by_id = {row["chunk_id"]: _chunk(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -58,10 +57,11 @@ from lmstream.rag.base import (
     Vectors,
 )
 from lmstream.rag.errors import Conflict
+from lmstream.rag.sql import CHUNK_SQL, COLLECTION_SQL, DOCUMENT_SQL, query_words
 from lmstream.store.base import decode_cursor, encode_cursor, new_id, now
 from lmstream.store.sqlite import migrate, transaction
 
-__all__ = ["MIGRATIONS", "STOP_WORDS", "SQLiteIndex", "collection_match", "fts_query"]
+__all__ = ["MIGRATIONS", "SQLiteIndex", "collection_match", "fts_query"]
 
 T = TypeVar("T")
 
@@ -147,39 +147,10 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
-# Words too common to rank by; a query of nothing else keeps them.
-STOP_WORDS = frozenset(
-    "a an and are as at be but by can could do does did for from has have how i if in into is "
-    "it its me my no not of on or our should so than that the their them then there these they "
-    "this to was we what when where which who whom why will with would you your".split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-_MAX_TERMS = 32
-
-_COLLECTION = """
-    SELECT c.id, c.name, c.description, c.created_at, c.updated_at, c.version, c.owner,
-           (SELECT COUNT(*) FROM rag_documents d WHERE d.collection_id = c.id) AS document_count,
-           (SELECT COALESCE(SUM(d.chunk_count), 0) FROM rag_documents d WHERE d.collection_id = c.id)
-               AS chunk_count
-    FROM rag_collections c
-"""
-_DOCUMENT = (
-    "SELECT id, collection_id, title, source, content_hash, media_type, size, chunk_count, "
-    "created_at, updated_at FROM rag_documents"
-)
-_CHUNK = (
-    "SELECT c.id AS chunk_id, c.document_id, c.seq, c.title, d.source, c.heading, c.text "
-    "FROM rag_chunks c JOIN rag_documents d ON d.id = c.document_id"
-)
-
-
 def fts_query(text: str) -> str | None:
     """A user's words as an FTS5 query: each word quoted, ORed; None when there are none."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
-    kept = [w for w in words if w not in STOP_WORDS] or words
-    if not kept:
-        return None
-    return " OR ".join(f'"{w}"' for w in kept[:_MAX_TERMS])
+    words = query_words(text)
+    return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
 def collection_match(collection_id: str, query: str) -> str:
@@ -343,28 +314,28 @@ class SQLiteIndex:
         return await self._write(self._create_collection, name, description, owner)
 
     def _get_collection(self, name: str, owner: str | None) -> CollectionInfo | None:
-        row = self._r().execute(_COLLECTION + " WHERE c.name = ? AND c.owner IS ?", (name, owner)).fetchone()
+        row = self._r().execute(COLLECTION_SQL + " WHERE c.name = ? AND c.owner IS ?", (name, owner)).fetchone()
         return None if row is None else _collection(row)
 
     async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
         return await self._read(self._get_collection, name, owner)
 
     def _collection_by_id(self, collection_id: str) -> CollectionInfo | None:
-        row = self._r().execute(_COLLECTION + " WHERE c.id = ?", (collection_id,)).fetchone()
+        row = self._r().execute(COLLECTION_SQL + " WHERE c.id = ?", (collection_id,)).fetchone()
         return None if row is None else _collection(row)
 
     async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
         return await self._read(self._collection_by_id, collection_id)
 
     def _collections_named(self, name: str) -> list[CollectionInfo]:
-        rows = self._r().execute(_COLLECTION + " WHERE c.name = ? ORDER BY c.created_at", (name,))
+        rows = self._r().execute(COLLECTION_SQL + " WHERE c.name = ? ORDER BY c.created_at", (name,))
         return [_collection(row) for row in rows]
 
     async def collections_named(self, name: str) -> list[CollectionInfo]:
         return await self._read(self._collections_named, name)
 
     def _list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in self._r().execute(_COLLECTION + " ORDER BY c.name, c.created_at")]
+        return [_collection(row) for row in self._r().execute(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
 
     async def list_collections(self) -> list[CollectionInfo]:
         return await self._read(self._list_collections)
@@ -386,7 +357,7 @@ class SQLiteIndex:
         same_source = None
         if source is not None:
             row = db.execute(
-                _DOCUMENT + " WHERE collection_id = ? AND source = ?", (collection_id, source)
+                DOCUMENT_SQL + " WHERE collection_id = ? AND source = ?", (collection_id, source)
             ).fetchone()
             if row is not None:
                 same_source = _document(row)
@@ -394,7 +365,7 @@ class SQLiteIndex:
                     return same_source, (same_source, "unchanged")
                 return same_source, None  # changed content replaces it, even if it matches another
         row = db.execute(
-            _DOCUMENT + " WHERE collection_id = ? AND content_hash = ? LIMIT 1", (collection_id, content_hash)
+            DOCUMENT_SQL + " WHERE collection_id = ? AND content_hash = ? LIMIT 1", (collection_id, content_hash)
         ).fetchone()
         return None, (None if row is None else (_document(row), "duplicate"))
 
@@ -459,7 +430,7 @@ class SQLiteIndex:
         return await self._write(self._put_document, collection_id, document)
 
     def _list_documents(self, collection_id: str, limit: int, cursor: str | None) -> DocumentPage:
-        sql, params = _DOCUMENT + " WHERE collection_id = ?", [collection_id]
+        sql, params = DOCUMENT_SQL + " WHERE collection_id = ?", [collection_id]
         if cursor is not None:
             updated_at, after_id = decode_cursor(cursor)
             sql += " AND (updated_at, id) < (?, ?)"
@@ -529,7 +500,7 @@ class SQLiteIndex:
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
-        rows = self._r().execute(_CHUNK + f" WHERE c.id IN ({marks})", list(chunk_ids)).fetchall()
+        rows = self._r().execute(CHUNK_SQL + f" WHERE c.id IN ({marks})", list(chunk_ids)).fetchall()
         by_id = {row["chunk_id"]: _chunk(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]
 
