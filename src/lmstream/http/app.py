@@ -150,7 +150,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=middleware(settings),
+        middleware=middleware(settings, routes, tracing=any(isinstance(e, TracingExtension) for e in installed)),
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
 

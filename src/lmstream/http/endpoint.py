@@ -61,6 +61,7 @@ def endpoint(
                 return error_response(LmstreamError(f"internal error: {type(exc).__name__}"), body)
 
         wrapped.public = public  # type: ignore[attr-defined]
+        wrapped.answers_errors = True  # type: ignore[attr-defined]  # http/direct.py may call it without the router
         return wrapped
 
     return wrap

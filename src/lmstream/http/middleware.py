@@ -6,7 +6,8 @@
     TraceRequests  a server span per request, when tracing is on           (http/tracing.py)
     CORS        preflights for `cors_origins`, their response headers   (starlette)
     RequestGuard  Host/Origin when keyless, body size and pace           (http/guard.py)
-    the routes
+    DirectRoutes  static POST routes straight to their handler           (http/direct.py)
+    the routes (Starlette's exception middleware and router)
 
 Everything here works on the ASGI scope alone, so it stays the same whatever server
 runs the app (uvicorn, granian); the protections that need the connection itself
@@ -16,11 +17,14 @@ runs the app (uvicorn, granian); the protections that need the connection itself
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from lmstream.http.accesslog import AccessLog
+from lmstream.http.direct import DirectRoutes, direct_table
 from lmstream.http.guard import HostPolicy, RequestGuard
 from lmstream.http.tracing import TraceRequests
 from lmstream.settings import Settings
@@ -38,13 +42,18 @@ def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
     return [(re.compile(r"/v1/collections/[^/]+/documents"), upload)]
 
 
-def middleware(settings: Settings) -> list[Middleware]:
+def middleware(settings: Settings, routes: Sequence[BaseRoute], *, tracing: bool) -> list[Middleware]:
+    """The stack for an app with these routes; ``tracing``: a tracing extension is installed.
+
+    A layer that would do nothing is left out rather than passed through: every layer's
+    frame is held for as long as a stream is open.
+    """
     policy = HostPolicy(
         bound_host=settings.host, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
     )
     return [
-        Middleware(AccessLog, enabled=settings.access_log),
-        Middleware(TraceRequests),
+        *([Middleware(AccessLog)] if settings.access_log else []),
+        *([Middleware(TraceRequests)] if tracing else []),
         Middleware(
             CORSMiddleware,
             allow_origins=[origin.rstrip("/") for origin in settings.cors_origins],
@@ -61,4 +70,5 @@ def middleware(settings: Settings) -> list[Middleware]:
             body_timeout=settings.body_timeout,
             path_limits=_upload_limits(settings),
         ),
+        Middleware(DirectRoutes, table=direct_table(routes)),
     ]
