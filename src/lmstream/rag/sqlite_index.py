@@ -30,7 +30,15 @@ from lmstream.rag.base import (
     Vectors,
 )
 from lmstream.rag.errors import Conflict
-from lmstream.rag.sql import CHUNK_SQL, COLLECTION_SQL, DOCUMENT_SQL, query_words
+from lmstream.rag.sql import (
+    CHUNK_SQL,
+    COLLECTION_SQL,
+    DOCUMENT_SQL,
+    query_words,
+    read_chunk,
+    read_collection,
+    read_document,
+)
 from lmstream.rag.sqlite_schema import MIGRATIONS
 from lmstream.rag.sqlite_threads import IndexThreads
 from lmstream.store.base import decode_cursor, encode_cursor, new_id, now
@@ -49,18 +57,6 @@ def collection_match(collection_id: str, query: str) -> str:
     """``query`` within one collection: the words in the text columns AND the collection's id."""
     quoted = collection_id.replace('"', '""')
     return f'collection_id : "{quoted}" AND {{title heading text}} : ({query})'
-
-
-def _collection(row: sqlite3.Row) -> CollectionInfo:
-    return CollectionInfo(**{key: row[key] for key in row.keys()})
-
-
-def _document(row: sqlite3.Row) -> DocumentInfo:
-    return DocumentInfo(**{key: row[key] for key in row.keys()})
-
-
-def _chunk(row: sqlite3.Row) -> Chunk:
-    return Chunk(**{key: row[key] for key in Chunk.__slots__})
 
 
 class SQLiteIndex:
@@ -109,27 +105,27 @@ class SQLiteIndex:
 
     def _get_collection(self, name: str, owner: str | None) -> CollectionInfo | None:
         row = self._r().execute(COLLECTION_SQL + " WHERE c.name = ? AND c.owner IS ?", (name, owner)).fetchone()
-        return None if row is None else _collection(row)
+        return None if row is None else read_collection(row)
 
     async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
         return await self._read(self._get_collection, name, owner)
 
     def _collection_by_id(self, collection_id: str) -> CollectionInfo | None:
         row = self._r().execute(COLLECTION_SQL + " WHERE c.id = ?", (collection_id,)).fetchone()
-        return None if row is None else _collection(row)
+        return None if row is None else read_collection(row)
 
     async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
         return await self._read(self._collection_by_id, collection_id)
 
     def _collections_named(self, name: str) -> list[CollectionInfo]:
         rows = self._r().execute(COLLECTION_SQL + " WHERE c.name = ? ORDER BY c.created_at", (name,))
-        return [_collection(row) for row in rows]
+        return [read_collection(row) for row in rows]
 
     async def collections_named(self, name: str) -> list[CollectionInfo]:
         return await self._read(self._collections_named, name)
 
     def _list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in self._r().execute(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
+        return [read_collection(row) for row in self._r().execute(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
 
     async def list_collections(self) -> list[CollectionInfo]:
         return await self._read(self._list_collections)
@@ -154,14 +150,14 @@ class SQLiteIndex:
                 DOCUMENT_SQL + " WHERE collection_id = ? AND source = ?", (collection_id, source)
             ).fetchone()
             if row is not None:
-                same_source = _document(row)
+                same_source = read_document(row)
                 if same_source.content_hash == content_hash:
                     return same_source, (same_source, "unchanged")
                 return same_source, None  # changed content replaces it, even if it matches another
         row = db.execute(
             DOCUMENT_SQL + " WHERE collection_id = ? AND content_hash = ? LIMIT 1", (collection_id, content_hash)
         ).fetchone()
-        return None, (None if row is None else (_document(row), "duplicate"))
+        return None, (None if row is None else (read_document(row), "duplicate"))
 
     def _find_document(
         self, collection_id: str, source: str | None, content_hash: str
@@ -231,7 +227,7 @@ class SQLiteIndex:
             params += [updated_at, after_id]
         sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
         rows = self._r().execute(sql, [*params, limit + 1]).fetchall()
-        data = [_document(row) for row in rows[:limit]]
+        data = [read_document(row) for row in rows[:limit]]
         more = len(rows) > limit and data
         return DocumentPage(data, encode_cursor(data[-1].updated_at, data[-1].id) if more else None)
 
@@ -269,7 +265,7 @@ class SQLiteIndex:
             "ORDER BY f.rank",
             (collection_match(collection_id, match), k),
         )
-        return [Hit(_chunk(row), -float(row["rank"])) for row in rows]
+        return [Hit(read_chunk(row), -float(row["rank"])) for row in rows]
 
     async def lexical_search(self, collection_id: str, query: str, k: int) -> list[Hit]:
         return await self._read(self._lexical_search, collection_id, query, k)
@@ -295,7 +291,7 @@ class SQLiteIndex:
             return []
         marks = ",".join("?" * len(chunk_ids))
         rows = self._r().execute(CHUNK_SQL + f" WHERE c.id IN ({marks})", list(chunk_ids)).fetchall()
-        by_id = {row["chunk_id"]: _chunk(row) for row in rows}
+        by_id = {row["chunk_id"]: read_chunk(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]
 
     async def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:

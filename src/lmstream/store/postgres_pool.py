@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -72,9 +72,18 @@ def describe(url: str) -> str:
     return f"PostgreSQL at {host}:{port}/{database}"
 
 
-async def migrate(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> list[str]:
-    """Apply the migrations not yet recorded; the names of those applied now."""
-    await conn.execute("SELECT pg_advisory_lock($1)", sql.MIGRATION_LOCK)
+async def migrate(
+    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+    migrations: Sequence[tuple[str, str]] | None = None,
+    lock: int = sql.MIGRATION_LOCK,
+) -> list[str]:
+    """Apply the migrations not yet recorded; the names of those applied now.
+
+    ``migrations`` (None: ``postgres_sql.MIGRATIONS``, read now): another module that
+    keeps its tables in the same database (``lmstream.rag``) passes its own list, with
+    names of its own, recorded in the same ``schema_migrations`` table, and its own
+    advisory ``lock``."""
+    await conn.execute("SELECT pg_advisory_lock($1)", lock)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -82,7 +91,7 @@ async def migrate(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> l
         )
         done = {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
         applied: list[str] = []
-        for name, script in sql.MIGRATIONS:
+        for name, script in sql.MIGRATIONS if migrations is None else migrations:
             if name in done:
                 continue
             async with conn.transaction():  # all of a migration or none of it (DDL included)
@@ -91,7 +100,7 @@ async def migrate(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> l
             applied.append(name)
         return applied
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", sql.MIGRATION_LOCK)
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock)
 
 
 class StorePool:
