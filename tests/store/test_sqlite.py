@@ -12,8 +12,9 @@ import pytest
 
 from lmstream.access.keys import make_key
 from lmstream.events import Source
-from lmstream.store import sqlite as sqlite_store
-from lmstream.store.sqlite import SQLiteStore, migrate
+from lmstream.store import sqlite_schema
+from lmstream.store.sqlite import SQLiteStore
+from lmstream.store.sqlite_schema import migrate
 from tests.store.records import conversation, message
 
 
@@ -25,7 +26,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await store.aclose()
 
 
-ALL_MIGRATIONS = sorted(name for name, _ in sqlite_store.MIGRATIONS)
+ALL_MIGRATIONS = sorted(name for name, _ in sqlite_schema.MIGRATIONS)
 
 
 def applied(path: Path) -> list[str]:
@@ -59,7 +60,7 @@ async def test_a_new_migration_applies_to_an_existing_database(
         "CREATE TRIGGER no_empty_ids BEFORE INSERT ON conversations WHEN NEW.id = '' BEGIN\n"
         "  SELECT RAISE(ABORT, 'empty id');\nEND;\n",
     )
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, m999])
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [*sqlite_schema.MIGRATIONS, m999])
     store = SQLiteStore(path)
     await store.open()
     assert (await store.get_conversation(kept.id)) == kept
@@ -73,7 +74,7 @@ async def test_the_owner_migration_keeps_what_an_m001_database_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "lmstream.db"
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:1])
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:1])
     db = sqlite3.connect(path, isolation_level=None)
     migrate(db)
     c = conversation()
@@ -102,8 +103,8 @@ async def test_a_database_at_mains_schema_gains_owners_and_keys(tmp_path: Path, 
     """A database made before keys (m001 + m002_streaming_owner) keeps its conversations,
     which belong to no owner, and can store keys."""
     path = tmp_path / "lmstream.db"
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
-    assert [name for name, _ in sqlite_store.MIGRATIONS] == ["m001_initial", "m002_streaming_owner"]
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:2])
+    assert [name for name, _ in sqlite_schema.MIGRATIONS] == ["m001_initial", "m002_streaming_owner"]
     db = sqlite3.connect(path, isolation_level=None)
     assert migrate(db) == ["m001_initial", "m002_streaming_owner"]
     c = conversation("before keys")
@@ -142,9 +143,9 @@ async def test_a_database_made_by_the_keys_branch_gains_the_streaming_owner(
     """Before the merge the keys migration was numbered m002 (m002_owners_and_keys); a
     database that applied it gets m002_streaming_owner and never the keys script twice."""
     path = tmp_path / "lmstream.db"
-    (m001, _, (name, keys_script), *_) = sqlite_store.MIGRATIONS
+    (m001, _, (name, keys_script), *_) = sqlite_schema.MIGRATIONS
     assert name == "m003_owners_and_keys"
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [m001, ("m002_owners_and_keys", keys_script)])
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [m001, ("m002_owners_and_keys", keys_script)])
     db = sqlite3.connect(path, isolation_level=None)
     assert migrate(db) == ["m001_initial", "m002_owners_and_keys"]
     c = conversation("owned")
@@ -178,9 +179,9 @@ async def test_a_database_made_by_the_documents_branch_gains_the_tool_steps(
     """Before the merge the sources migration was numbered m004 (m004_message_sources); a
     database that applied it gets m004_tool_steps and keeps its sources."""
     path = tmp_path / "lmstream.db"
-    *first, (tools, _), (name, sources_script) = sqlite_store.MIGRATIONS
+    *first, (tools, _), (name, sources_script) = sqlite_schema.MIGRATIONS
     assert (tools, name) == ("m004_tool_steps", "m005_message_sources")
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*first, ("m004_message_sources", sources_script)])
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [*first, ("m004_message_sources", sources_script)])
     db = sqlite3.connect(path, isolation_level=None)
     migrate(db)
     db.close()
@@ -203,7 +204,7 @@ async def test_a_database_made_by_the_documents_branch_gains_the_tool_steps(
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bad = ("m999_bad", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, bad])
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", [*sqlite_schema.MIGRATIONS, bad])
     db = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
         migrate(db)

@@ -40,8 +40,17 @@ from lmstream.rag.base import (
     Vectors,
 )
 from lmstream.rag.errors import Conflict
-from lmstream.rag.sql import CHUNK_SQL, COLLECTION_SQL, DOCUMENT_SQL, query_words
+from lmstream.rag.sql import (
+    CHUNK_SQL,
+    COLLECTION_SQL,
+    DOCUMENT_SQL,
+    query_words,
+    read_chunk,
+    read_collection,
+    read_document,
+)
 from lmstream.store.base import decode_cursor, encode_cursor, new_id, now
+from lmstream.store.postgres_pool import migrate as store_migrate
 
 __all__ = ["MIGRATIONS", "PostgresIndex", "tsquery"]
 
@@ -114,38 +123,10 @@ def tsquery(text: str) -> str | None:
     return " | ".join(words) if words else None
 
 
-def _collection(row: asyncpg.Record) -> CollectionInfo:
-    return CollectionInfo(**{key: row[key] for key in row.keys()})
-
-
-def _document(row: asyncpg.Record) -> DocumentInfo:
-    return DocumentInfo(**{key: row[key] for key in row.keys()})
-
-
-def _chunk(row: asyncpg.Record) -> Chunk:
-    return Chunk(**{key: row[key] for key in Chunk.__slots__})
-
-
 async def migrate(conn: Any) -> list[str]:
-    """Apply this module's migrations not yet recorded (the store's table, its own lock)."""
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
-        applied: list[str] = []
-        for name, script in MIGRATIONS:
-            if name in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(script)
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
-            applied.append(name)
-        return applied
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    """Apply this module's migrations not yet recorded (the store's table, its own lock);
+    ``MIGRATIONS`` is read now (a test may patch it)."""
+    return await store_migrate(conn, MIGRATIONS, MIGRATION_LOCK)
 
 
 class PostgresIndex:
@@ -195,18 +176,18 @@ class PostgresIndex:
         row = await self._p().fetchrow(
             COLLECTION_SQL + " WHERE c.name = $1 AND c.owner IS NOT DISTINCT FROM $2", name, owner
         )
-        return None if row is None else _collection(row)
+        return None if row is None else read_collection(row)
 
     async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
         row = await self._p().fetchrow(COLLECTION_SQL + " WHERE c.id = $1", collection_id)
-        return None if row is None else _collection(row)
+        return None if row is None else read_collection(row)
 
     async def collections_named(self, name: str) -> list[CollectionInfo]:
         rows = await self._p().fetch(COLLECTION_SQL + " WHERE c.name = $1 ORDER BY c.created_at", name)
-        return [_collection(row) for row in rows]
+        return [read_collection(row) for row in rows]
 
     async def list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in await self._p().fetch(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
+        return [read_collection(row) for row in await self._p().fetch(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
 
     async def delete_collection(self, collection_id: str) -> bool:
         status = await self._p().execute("DELETE FROM rag_collections WHERE id = $1", collection_id)
@@ -221,12 +202,12 @@ class PostgresIndex:
         if source is not None:
             row = await conn.fetchrow(DOCUMENT_SQL + " WHERE collection_id = $1 AND source = $2", collection_id, source)
             if row is not None:
-                same = _document(row)
+                same = read_document(row)
                 return same, ((same, "unchanged") if same.content_hash == content_hash else None)
         row = await conn.fetchrow(
             DOCUMENT_SQL + " WHERE collection_id = $1 AND content_hash = $2 LIMIT 1", collection_id, content_hash
         )
-        return None, (None if row is None else (_document(row), "duplicate"))
+        return None, (None if row is None else (read_document(row), "duplicate"))
 
     async def find_document(
         self, collection_id: str, *, source: str | None, content_hash: str
@@ -291,7 +272,7 @@ class PostgresIndex:
             params += [updated_at, after_id]
         sql += f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params) + 1}"
         rows = await self._p().fetch(sql, *params, limit + 1)
-        data = [_document(row) for row in rows[:limit]]
+        data = [read_document(row) for row in rows[:limit]]
         more = len(rows) > limit and data
         return DocumentPage(data, encode_cursor(data[-1].updated_at, data[-1].id) if more else None)
 
@@ -321,7 +302,7 @@ class PostgresIndex:
             "WHERE c.collection_id = $1 AND c.tsv @@ q ORDER BY rank DESC, c.id LIMIT $3",
             collection_id, words, k,
         )
-        return [Hit(_chunk(row), float(row["rank"])) for row in rows]
+        return [Hit(read_chunk(row), float(row["rank"])) for row in rows]
 
     async def load_vectors(self, collection_id: str, model: str) -> tuple[npt.NDArray[np.int64], Vectors]:
         rows = await self._p().fetch(
@@ -339,5 +320,5 @@ class PostgresIndex:
         if not chunk_ids:
             return []
         rows = await self._p().fetch(CHUNK_SQL + " WHERE c.id = ANY($1::bigint[])", [int(i) for i in chunk_ids])
-        by_id = {row["chunk_id"]: _chunk(row) for row in rows}
+        by_id = {row["chunk_id"]: read_chunk(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]

@@ -1,5 +1,6 @@
 """What the two document indexes share: the rows they read (collections with their
-counts, documents, chunks with their document's source) and a question's search words.
+counts, documents, chunks with their document's source), those rows as records, and a
+question's search words.
 
 Both indexes keep the same tables (``rag_collections``, ``rag_documents``,
 ``rag_chunks``); only their placeholders and full-text syntax differ, so each appends
@@ -10,7 +11,20 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CHUNK_SQL", "COLLECTION_SQL", "DOCUMENT_SQL", "MAX_TERMS", "STOP_WORDS", "query_words"]
+from lmstream.rag.base import Chunk, CollectionInfo, DocumentInfo
+from lmstream.store.rows import Row
+
+__all__ = [
+    "CHUNK_SQL",
+    "COLLECTION_SQL",
+    "DOCUMENT_SQL",
+    "MAX_TERMS",
+    "STOP_WORDS",
+    "query_words",
+    "read_chunk",
+    "read_collection",
+    "read_document",
+]
 
 # Words too common to rank by; a query of nothing else keeps them.
 STOP_WORDS = frozenset(
@@ -44,3 +58,18 @@ def query_words(text: str) -> list[str]:
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
     kept = [w for w in words if w not in STOP_WORDS] or words
     return kept[:MAX_TERMS]
+
+
+def read_collection(row: Row) -> CollectionInfo:
+    """A ``COLLECTION_SQL`` row as a record."""
+    return CollectionInfo(**{key: row[key] for key in row.keys()})
+
+
+def read_document(row: Row) -> DocumentInfo:
+    """A ``DOCUMENT_SQL`` row as a record."""
+    return DocumentInfo(**{key: row[key] for key in row.keys()})
+
+
+def read_chunk(row: Row) -> Chunk:
+    """A row with ``CHUNK_SQL``'s columns (a search's may have more) as a ``Chunk``."""
+    return Chunk(**{key: row[key] for key in Chunk.__slots__})

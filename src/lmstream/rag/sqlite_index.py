@@ -1,30 +1,8 @@
 """``DocumentIndex`` in SQLite: the same ``lmstream.db`` as conversations, FTS5 + BM25.
 
-Tables (migrations ``rag_m001_…`` in the store's ``schema_migrations``)::
-
-    rag_collections (id, owner, name, description, version, ...; UNIQUE (owner, name))
-    rag_documents   (id, collection_id → collections ON DELETE CASCADE, title, source,
-                     content_hash, media_type, size, chunk_count, ...; UNIQUE (collection, source))
-    rag_chunks      (id INTEGER, document_id → documents ON DELETE CASCADE, collection_id,
-                     seq, title, heading, text)
-    rag_chunks_fts  FTS5 over rag_chunks (title, heading, text, collection_id), external
-                    content, kept in step by triggers (cascaded deletes fire them too);
-                    porter stemming. A search matches the collection's id AND the words,
-                    so the index itself scopes it to one collection
-    rag_vectors     (chunk_id → chunks ON DELETE CASCADE, model, vector float32 BLOB)
-
-Threads: one writer connection on its own thread (every write is one ``BEGIN
-IMMEDIATE`` transaction: a document's row, chunks, full-text entries and vectors
-appear together or not at all), and one reader connection on another, so searches do
-not queue behind a long ingestion (WAL: readers see the last committed state).
-
-A read whose caller is cancelled (a retrieval step of a cancelled generation) stops at
-once: not yet started, it never runs; running, the reader connection is interrupted
-(``sqlite3.Connection.interrupt``, safe from another thread), so the query ends with
-"interrupted" on the reader thread instead of running to the end; and the reader's
-progress handler stops any statement of a read whose caller is gone (an interrupt
-that lands between two statements is otherwise lost). A lock makes sure a cancel only
-ever reaches the cancelled caller's own read.
+The tables and their migrations are in ``rag/sqlite_schema.py``; the writer and reader
+connections, each on its own thread, with reads that stop when their caller is
+cancelled, in ``rag/sqlite_threads.py``. This module is what the index does with them.
 
 Ranking: ``bm25(rag_chunks_fts, 4, 2, 1, 0)`` — a match in the title weighs more than one
 in the heading path, which weighs more than one in the text. A query becomes an OR of
@@ -34,14 +12,9 @@ words, best first (FTS5's own syntax is never exposed to users).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -57,95 +30,22 @@ from lmstream.rag.base import (
     Vectors,
 )
 from lmstream.rag.errors import Conflict
-from lmstream.rag.sql import CHUNK_SQL, COLLECTION_SQL, DOCUMENT_SQL, query_words
+from lmstream.rag.sql import (
+    CHUNK_SQL,
+    COLLECTION_SQL,
+    DOCUMENT_SQL,
+    query_words,
+    read_chunk,
+    read_collection,
+    read_document,
+)
+from lmstream.rag.sqlite_schema import MIGRATIONS
+from lmstream.rag.sqlite_threads import IndexThreads
 from lmstream.store.base import decode_cursor, encode_cursor, new_id, now
-from lmstream.store.sqlite import migrate, transaction
+from lmstream.store.sqlite_schema import transaction
 
 __all__ = ["MIGRATIONS", "SQLiteIndex", "collection_match", "fts_query"]
 
-T = TypeVar("T")
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "rag_m001_documents",
-        """
-        CREATE TABLE rag_collections (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            description TEXT NOT NULL DEFAULT '',
-            version INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE TABLE rag_documents (
-            id TEXT PRIMARY KEY,
-            collection_id TEXT NOT NULL REFERENCES rag_collections (id) ON DELETE CASCADE,
-            title TEXT NOT NULL,
-            source TEXT,
-            content_hash TEXT NOT NULL,
-            media_type TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            chunk_count INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            UNIQUE (collection_id, source)
-        );
-        CREATE INDEX rag_documents_by_hash ON rag_documents (collection_id, content_hash);
-        CREATE INDEX rag_documents_by_update ON rag_documents (collection_id, updated_at DESC, id DESC);
-        CREATE TABLE rag_chunks (
-            id INTEGER PRIMARY KEY,
-            document_id TEXT NOT NULL REFERENCES rag_documents (id) ON DELETE CASCADE,
-            collection_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            title TEXT NOT NULL,
-            heading TEXT NOT NULL,
-            text TEXT NOT NULL,
-            UNIQUE (document_id, seq)
-        );
-        CREATE VIRTUAL TABLE rag_chunks_fts USING fts5(
-            title, heading, text, collection_id,
-            content='rag_chunks', content_rowid='id',
-            tokenize='porter unicode61 remove_diacritics 2'
-        );
-        CREATE TRIGGER rag_chunks_ai AFTER INSERT ON rag_chunks BEGIN
-            INSERT INTO rag_chunks_fts (rowid, title, heading, text, collection_id)
-            VALUES (new.id, new.title, new.heading, new.text, new.collection_id);
-        END;
-        CREATE TRIGGER rag_chunks_ad AFTER DELETE ON rag_chunks BEGIN
-            INSERT INTO rag_chunks_fts (rag_chunks_fts, rowid, title, heading, text, collection_id)
-            VALUES ('delete', old.id, old.title, old.heading, old.text, old.collection_id);
-        END;
-        CREATE TABLE rag_vectors (
-            chunk_id INTEGER PRIMARY KEY REFERENCES rag_chunks (id) ON DELETE CASCADE,
-            model TEXT NOT NULL,
-            vector BLOB NOT NULL
-        );
-        """,
-    ),
-    (
-        # A collection belongs to the owner of the key that made it (NULL: made with no
-        # keys on); names are unique per owner. SQLite cannot drop the old UNIQUE (name),
-        # so the table is rebuilt (foreign keys are off while migrations run: documents
-        # keep pointing at the same ids).
-        "rag_m002_collection_owners",
-        """
-        CREATE TABLE rag_collections_new (
-            id TEXT PRIMARY KEY,
-            owner TEXT,
-            name TEXT NOT NULL,
-            description TEXT NOT NULL DEFAULT '',
-            version INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        INSERT INTO rag_collections_new (id, owner, name, description, version, created_at, updated_at)
-            SELECT id, NULL, name, description, version, created_at, updated_at FROM rag_collections;
-        DROP TABLE rag_collections;
-        ALTER TABLE rag_collections_new RENAME TO rag_collections;
-        CREATE UNIQUE INDEX rag_collections_by_owner ON rag_collections (COALESCE(owner, ''), name);
-        """,
-    ),
-]
 
 def fts_query(text: str) -> str | None:
     """A user's words as an FTS5 query: each word quoted, ORed; None when there are none."""
@@ -159,140 +59,30 @@ def collection_match(collection_id: str, query: str) -> str:
     return f'collection_id : "{quoted}" AND {{title heading text}} : ({query})'
 
 
-
-# SQLite calls the reader's progress handler every this many VM instructions.
-PROGRESS_OPS = 2000
-
-
-class _Read:
-    """One read on the reader thread; ``cancelled`` once its caller is gone."""
-
-    __slots__ = ("cancelled",)
-
-    def __init__(self) -> None:
-        self.cancelled = False
-
-
-def _collection(row: sqlite3.Row) -> CollectionInfo:
-    return CollectionInfo(**{key: row[key] for key in row.keys()})
-
-
-def _document(row: sqlite3.Row) -> DocumentInfo:
-    return DocumentInfo(**{key: row[key] for key in row.keys()})
-
-
-def _chunk(row: sqlite3.Row) -> Chunk:
-    return Chunk(**{key: row[key] for key in Chunk.__slots__})
-
-
 class SQLiteIndex:
     """Collections, documents and chunks in one SQLite file (usually ``lmstream.db``)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-rag-write")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmstream-rag-read")
-        self._write_db: sqlite3.Connection | None = None
-        self._read_db: sqlite3.Connection | None = None
-        self._reading: _Read | None = None  # the read running on the reader thread
-        self._reading_lock = threading.Lock()
-        self.interrupts = 0  # reads stopped mid-query (cancelled callers)
+        self._threads = IndexThreads(self.path)
+        self._write = self._threads.write
+        self._read = self._threads.read
+        self._w = self._threads.writer
+        self._r = self._threads.reader
 
-    # Threads ---------------------------------------------------------------------------
-
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, functools.partial(fn, *args))
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        read = _Read()
-
-        def run() -> T:
-            with self._reading_lock:
-                if read.cancelled:
-                    raise asyncio.CancelledError
-                self._reading = read
-            try:
-                return fn(*args)
-            finally:
-                with self._reading_lock:
-                    self._reading = None
-
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._reader, run)
-        except asyncio.CancelledError:
-            with self._reading_lock:
-                read.cancelled = True
-                if self._reading is read and self._read_db is not None:
-                    self._read_db.interrupt()  # now, if a statement is running
-                    self.interrupts += 1
-            raise
-
-    def _abandoned(self) -> int:
-        """The reader's progress handler: non-zero stops the statement ("interrupted").
-        It catches a cancel that came between two statements of one read, or just
-        before the first one started, which ``interrupt()`` alone would miss."""
-        read = self._reading
-        return 1 if read is not None and read.cancelled else 0
-
-    def _connect(self, *, foreign_keys: bool = True) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
-        db.execute("PRAGMA busy_timeout = 10000")
-        return db
-
-    def _w(self) -> sqlite3.Connection:
-        if self._write_db is None:
-            raise RuntimeError("the document index is not open")
-        return self._write_db
-
-    def _r(self) -> sqlite3.Connection:
-        if self._read_db is None:
-            raise RuntimeError("the document index is not open")
-        return self._read_db
+    @property
+    def interrupts(self) -> int:
+        """Reads stopped mid-query because their caller was cancelled."""
+        return self._threads.interrupts
 
     # Lifecycle -------------------------------------------------------------------------
 
-    def _open_writer(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Migrations run with foreign keys off (a table rebuild must not cascade), the
-        # way SQLite's ALTER TABLE documentation does it; then they are on for good.
-        db = self._connect(foreign_keys=False)
-        try:
-            migrate(db, MIGRATIONS)
-            broken = db.execute("PRAGMA foreign_key_check").fetchall()
-            if broken:
-                raise RuntimeError(f"document index migrations broke {len(broken)} foreign key(s)")
-            db.execute("PRAGMA foreign_keys = ON")
-        except BaseException:
-            db.close()
-            raise
-        self._write_db = db
-
-    def _open_reader(self) -> None:
-        db = self._connect()
-        db.set_progress_handler(self._abandoned, PROGRESS_OPS)
-        self._read_db = db
-
     async def open(self) -> None:
-        await self._write(self._open_writer)
-        await self._read(self._open_reader)
-
-    @staticmethod
-    def _close(db: sqlite3.Connection | None) -> None:
-        if db is not None:
-            db.close()
+        # MIGRATIONS is looked up here, when the index opens (a test may patch it).
+        await self._threads.open(MIGRATIONS)
 
     async def aclose(self) -> None:
-        await self._read(self._close, self._read_db)
-        await self._write(self._close, self._write_db)
-        self._read_db = self._write_db = None
-        self._reader.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
+        await self._threads.aclose()
 
     # Collections -----------------------------------------------------------------------
 
@@ -315,27 +105,27 @@ class SQLiteIndex:
 
     def _get_collection(self, name: str, owner: str | None) -> CollectionInfo | None:
         row = self._r().execute(COLLECTION_SQL + " WHERE c.name = ? AND c.owner IS ?", (name, owner)).fetchone()
-        return None if row is None else _collection(row)
+        return None if row is None else read_collection(row)
 
     async def get_collection(self, name: str, owner: str | None = None) -> CollectionInfo | None:
         return await self._read(self._get_collection, name, owner)
 
     def _collection_by_id(self, collection_id: str) -> CollectionInfo | None:
         row = self._r().execute(COLLECTION_SQL + " WHERE c.id = ?", (collection_id,)).fetchone()
-        return None if row is None else _collection(row)
+        return None if row is None else read_collection(row)
 
     async def collection_by_id(self, collection_id: str) -> CollectionInfo | None:
         return await self._read(self._collection_by_id, collection_id)
 
     def _collections_named(self, name: str) -> list[CollectionInfo]:
         rows = self._r().execute(COLLECTION_SQL + " WHERE c.name = ? ORDER BY c.created_at", (name,))
-        return [_collection(row) for row in rows]
+        return [read_collection(row) for row in rows]
 
     async def collections_named(self, name: str) -> list[CollectionInfo]:
         return await self._read(self._collections_named, name)
 
     def _list_collections(self) -> list[CollectionInfo]:
-        return [_collection(row) for row in self._r().execute(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
+        return [read_collection(row) for row in self._r().execute(COLLECTION_SQL + " ORDER BY c.name, c.created_at")]
 
     async def list_collections(self) -> list[CollectionInfo]:
         return await self._read(self._list_collections)
@@ -360,14 +150,14 @@ class SQLiteIndex:
                 DOCUMENT_SQL + " WHERE collection_id = ? AND source = ?", (collection_id, source)
             ).fetchone()
             if row is not None:
-                same_source = _document(row)
+                same_source = read_document(row)
                 if same_source.content_hash == content_hash:
                     return same_source, (same_source, "unchanged")
                 return same_source, None  # changed content replaces it, even if it matches another
         row = db.execute(
             DOCUMENT_SQL + " WHERE collection_id = ? AND content_hash = ? LIMIT 1", (collection_id, content_hash)
         ).fetchone()
-        return None, (None if row is None else (_document(row), "duplicate"))
+        return None, (None if row is None else (read_document(row), "duplicate"))
 
     def _find_document(
         self, collection_id: str, source: str | None, content_hash: str
@@ -437,7 +227,7 @@ class SQLiteIndex:
             params += [updated_at, after_id]
         sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
         rows = self._r().execute(sql, [*params, limit + 1]).fetchall()
-        data = [_document(row) for row in rows[:limit]]
+        data = [read_document(row) for row in rows[:limit]]
         more = len(rows) > limit and data
         return DocumentPage(data, encode_cursor(data[-1].updated_at, data[-1].id) if more else None)
 
@@ -475,7 +265,7 @@ class SQLiteIndex:
             "ORDER BY f.rank",
             (collection_match(collection_id, match), k),
         )
-        return [Hit(_chunk(row), -float(row["rank"])) for row in rows]
+        return [Hit(read_chunk(row), -float(row["rank"])) for row in rows]
 
     async def lexical_search(self, collection_id: str, query: str, k: int) -> list[Hit]:
         return await self._read(self._lexical_search, collection_id, query, k)
@@ -501,7 +291,7 @@ class SQLiteIndex:
             return []
         marks = ",".join("?" * len(chunk_ids))
         rows = self._r().execute(CHUNK_SQL + f" WHERE c.id IN ({marks})", list(chunk_ids)).fetchall()
-        by_id = {row["chunk_id"]: _chunk(row) for row in rows}
+        by_id = {row["chunk_id"]: read_chunk(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]
 
     async def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:

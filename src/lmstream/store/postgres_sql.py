@@ -5,7 +5,7 @@ in one place, and so ``bench/scenarios/store_drivers.py`` runs exactly these
 statements through each candidate driver. Parameters are positional ``%s``
 (``numbered()`` turns them into ``$1, $2, …`` for drivers that want that).
 
-The schema is SQLite's (``store/sqlite.py``) in PostgreSQL's types — ``timestamptz``
+The schema is SQLite's (``store/sqlite_schema.py``) in PostgreSQL's types — ``timestamptz``
 for times, ``double precision`` for rates — plus one thing several writers need:
 
 * ``conversations.last_seq`` numbers a conversation's messages. ``add_messages`` bumps
@@ -32,6 +32,8 @@ Add a migration, never edit one: a database records the names it has applied.
 from __future__ import annotations
 
 import re
+
+from lmstream.store import rows
 
 __all__ = [
     "ADD_MESSAGE",
@@ -158,11 +160,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 # do): instances that start at once take turns, and the later ones find nothing to do.
 MIGRATION_LOCK = int.from_bytes(b"lmstream", "big") >> 1
 
-MESSAGE_COLUMNS = (
-    "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
-    "tool_calls, tool_call_id, name, sources"
-)
+MESSAGE_COLUMNS = rows.MESSAGE_COLUMNS  # the order of rows.message_values
 
 _CONVERSATION = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile,
@@ -239,10 +237,7 @@ INTERRUPT_UNLESS_ALIVE = _INTERRUPT.format("AND (instance_id IS NULL OR NOT inst
 
 
 # API keys (store/keys.py): one statement each.
-KEY_COLUMNS = (
-    "id, prefix, hash, name, owner, admin, models, requests_per_minute, concurrent_streams, "
-    "tokens_per_minute, created_at, expires_at, last_used_at, revoked_at"
-)
+KEY_COLUMNS = rows.KEY_COLUMNS  # the order of rows.key_values
 CREATE_KEY = f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 FIND_KEY = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = %s"
 GET_KEY = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s"

@@ -18,10 +18,9 @@ it, and no locking is needed.
   counted in ``health`` and raised; the recorder tells the client.
 * The data directory is made ``0700`` and the database ``0600`` (SQLite gives its
   ``-wal`` and ``-shm`` files the database's mode).
-* The schema evolves through numbered migrations (``m001_initial``, ``m002_…``) in the
-  manner of simonw/llm: each runs once, in order, inside a transaction, and is
-  recorded in the ``schema_migrations`` table. Add a migration, never edit one
-  (``RENAMED_MIGRATIONS`` records a renumbering).
+* The schema and its numbered migrations are in ``store/sqlite_schema.py`` (their
+  names are re-exported here); API keys' rows in ``sqlite_keys.py``; what a row means,
+  shared with PostgreSQL, in ``rows.py``.
 """
 
 from __future__ import annotations
@@ -30,29 +29,26 @@ import asyncio
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lmstream.store import sqlite_keys
+from lmstream.store import rows, sqlite_keys
 from lmstream.store.base import (
     Conversation,
     ConversationPage,
     MessageUpdate,
     StoredMessage,
-    calls_json,
     decode_cursor,
     encode_cursor,
     now,
-    sources_json,
-    stored_message,
 )
 from lmstream.store.health import StoreHealth
 from lmstream.store.keys import StoredKey
 from lmstream.store.opening import StoreDamaged, StoreUnavailable, open_database
 from lmstream.store.read_only import present_current_schema
+from lmstream.store.sqlite_schema import MIGRATIONS, RENAMED_MIGRATIONS, migrate, transaction
 
 __all__ = [
     "MIGRATIONS",
@@ -72,186 +68,16 @@ _KEYS_READ_ONLY = (
     "is repaired or restored (GET /health lists what was found); existing keys keep working"
 )
 
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "m001_initial",
-        """
-        CREATE TABLE conversations (
-            id TEXT PRIMARY KEY,
-            title TEXT NOT NULL DEFAULT '',
-            profile TEXT,
-            model TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE INDEX conversations_by_update ON conversations (updated_at DESC, id DESC);
-        CREATE TABLE messages (
-            id TEXT PRIMARY KEY,
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            role TEXT NOT NULL,
-            content TEXT NOT NULL,
-            status TEXT NOT NULL,
-            model TEXT,
-            generation_id TEXT,
-            prompt_tokens INTEGER,
-            completion_tokens INTEGER,
-            ttft_ms REAL,
-            tokens_per_second REAL,
-            error TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            UNIQUE (conversation_id, seq)
-        );
-        CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
-        """,
-    ),
-    (
-        # The instance whose generation writes a streaming answer (several instances,
-        # one database): see Store.interrupt_streaming.
-        "m002_streaming_owner",
-        """
-        ALTER TABLE messages ADD COLUMN instance_id TEXT;
-        DROP INDEX messages_streaming;
-        CREATE INDEX messages_streaming ON messages (instance_id) WHERE status = 'streaming';
-        """,
-    ),
-    (
-        # Who a conversation belongs to (an API key's owner; NULL: made with no keys on),
-        # and the stored API keys (store/keys.py).
-        "m003_owners_and_keys",
-        """
-        ALTER TABLE conversations ADD COLUMN owner TEXT;
-        CREATE INDEX conversations_by_owner ON conversations (owner, updated_at DESC, id DESC);
-        CREATE TABLE api_keys (
-            id TEXT PRIMARY KEY,
-            prefix TEXT NOT NULL,
-            hash TEXT NOT NULL UNIQUE,
-            name TEXT NOT NULL,
-            owner TEXT NOT NULL,
-            admin INTEGER NOT NULL DEFAULT 0,
-            models TEXT,
-            requests_per_minute INTEGER,
-            concurrent_streams INTEGER,
-            tokens_per_minute INTEGER,
-            created_at TEXT NOT NULL,
-            expires_at TEXT,
-            last_used_at TEXT,
-            revoked_at TEXT
-        );
-        CREATE INDEX api_keys_by_owner ON api_keys (owner);
-        """,
-    ),
-    (
-        # A generation's steps: an assistant's tool calls (JSON), the call a tool message
-        # answers, and a name (the tool's; a team member's).
-        "m004_tool_steps",
-        """
-        ALTER TABLE messages ADD COLUMN tool_calls TEXT;
-        ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
-        ALTER TABLE messages ADD COLUMN name TEXT;
-        """,
-    ),
-    (
-        # The numbered sources an answer grounded in documents was given (lmstream.rag),
-        # as JSON.
-        "m005_message_sources",
-        """
-        ALTER TABLE messages ADD COLUMN sources TEXT;
-        """,
-    ),
-]
-
-# Migrations that were renumbered after some database had applied them under their old
-# name: old name -> the name in MIGRATIONS (same script). The keys branch (issue 14)
-# shipped its migration as m002 while m002_streaming_owner landed first; a database it
-# made holds m001 + m002_owners_and_keys, so it gets m002_streaming_owner and nothing twice.
-# Likewise the documents branch (issue 11) shipped m004_message_sources before the tools
-# branch's m004_tool_steps landed.
-RENAMED_MIGRATIONS: dict[str, str] = {
-    "m002_owners_and_keys": "m003_owners_and_keys",
-    "m004_message_sources": "m005_message_sources",
-}
-
 _CONVERSATION = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.model, c.profile, c.owner,
            (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
     FROM conversations c
 """
-_MESSAGE_COLUMNS = (
-    "id, conversation_id, role, content, status, created_at, model, generation_id, "
-    "prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, error, instance_id, "
-    "tool_calls, tool_call_id, name, sources"
-)
-
-
-def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        model=row["model"],
-        profile=row["profile"],
-        message_count=row["message_count"],
-        owner=row["owner"],
-    )
-
-
-def _message(row: sqlite3.Row) -> StoredMessage:
-    return stored_message({key: row[key] for key in row.keys()})
-
-
-@contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _like(query: str) -> str:
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def _statements(sql: str) -> Iterator[str]:
-    """The complete statements of a script (a trigger's inner ``;`` does not split it)."""
-    pending = ""
-    for line in sql.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending.strip()
-            pending = ""
-    if pending.strip():
-        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
-
-
-def migrate(db: sqlite3.Connection, migrations: Sequence[tuple[str, str]] | None = None) -> list[str]:
-    """Apply the migrations not yet recorded; the names of those applied now.
-
-    Another module that keeps its tables in the same file (``lmstream.rag``) passes its
-    own list, with names of its own, recorded in the same ``schema_migrations`` table.
-    """
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    with transaction(db):
-        for old, new in RENAMED_MIGRATIONS.items():
-            db.execute("UPDATE schema_migrations SET name = ? WHERE name = ?", (new, old))
-    done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
-    applied: list[str] = []
-    for name, sql in MIGRATIONS if migrations is None else migrations:
-        if name in done:
-            continue
-        with transaction(db):  # all of a migration or none of it (DDL included)
-            for statement in _statements(sql):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, now()))
-        applied.append(name)
-    return applied
 
 
 class SQLiteStore:
@@ -329,7 +155,7 @@ class SQLiteStore:
 
     def _get(self, conversation_id: str) -> Conversation | None:
         row = self._conn().execute(_CONVERSATION + " WHERE c.id = ?", (conversation_id,)).fetchone()
-        return None if row is None else _conversation(row)
+        return None if row is None else rows.conversation(row)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._call(self._get, conversation_id)
@@ -349,9 +175,9 @@ class SQLiteStore:
             params.append(_like(query))
         sql = _CONVERSATION + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
-        rows = self._conn().execute(sql, [*params, limit + 1]).fetchall()
-        data = [_conversation(row) for row in rows[:limit]]
-        more = len(rows) > limit and data
+        found = self._conn().execute(sql, [*params, limit + 1]).fetchall()
+        data = [rows.conversation(row) for row in found[:limit]]
+        more = len(found) > limit and data
         return ConversationPage(data, encode_cursor(data[-1].updated_at, data[-1].id) if more else None)
 
     async def list_conversations(
@@ -402,17 +228,11 @@ class SQLiteStore:
             (last,) = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?", (conversation_id,)
             ).fetchone()
-            for offset, m in enumerate(messages, start=1):
-                db.execute(
-                    f"INSERT INTO messages (seq, updated_at, {_MESSAGE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        last + offset, m.created_at, m.id, conversation_id, m.role, m.content,
-                        m.status, m.created_at, m.model, m.generation_id, m.prompt_tokens,
-                        m.completion_tokens, m.ttft_ms, m.tokens_per_second, m.error, m.instance_id,
-                        calls_json(m.tool_calls), m.tool_call_id, m.name, sources_json(m.sources or None),
-                    ),
-                )
+            db.executemany(
+                f"INSERT INTO messages (seq, updated_at, {rows.MESSAGE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [rows.message_values(last + i, conversation_id, m, m.created_at) for i, m in enumerate(messages, 1)],
+            )
             if messages:
                 db.execute(
                     "UPDATE conversations SET updated_at = ? WHERE id = ?",
@@ -430,11 +250,7 @@ class SQLiteStore:
                     "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ?, "
                     "ttft_ms = ?, tokens_per_second = ?, error = ?, tool_calls = COALESCE(?, tool_calls), "
                     "name = COALESCE(?, name), sources = COALESCE(?, sources), updated_at = ? WHERE id = ?",
-                    (
-                        u.content, u.status, u.prompt_tokens, u.completion_tokens, u.ttft_ms,
-                        u.tokens_per_second, u.error, calls_json(u.tool_calls or ()), u.name,
-                        sources_json(u.sources), stamp, message_id,
-                    ),
+                    (*rows.update_values(u), stamp, message_id),
                 )
                 db.execute(
                     "UPDATE conversations SET updated_at = ? "
@@ -450,11 +266,11 @@ class SQLiteStore:
             await self._write(self._update_messages, list(updates))
 
     def _messages(self, conversation_id: str) -> list[StoredMessage]:
-        rows = self._conn().execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
+        found = self._conn().execute(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
             (conversation_id,),
         )
-        return [_message(row) for row in rows]
+        return [rows.message(row) for row in found]
 
     async def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         return await self._call(self._messages, conversation_id)

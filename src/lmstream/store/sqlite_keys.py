@@ -22,7 +22,8 @@ from pathlib import Path
 
 import orjson
 
-from lmstream.store.keys import KeyLimits, StoredKey
+from lmstream.store import rows
+from lmstream.store.keys import StoredKey
 
 __all__ = [
     "create_key",
@@ -38,39 +39,18 @@ __all__ = [
 
 log = logging.getLogger("lmstream.store")
 
-_COLUMNS = (
-    "id, prefix, hash, name, owner, admin, models, requests_per_minute, concurrent_streams, "
-    "tokens_per_minute, created_at, expires_at, last_used_at, revoked_at"
-)
+_COLUMNS = rows.KEY_COLUMNS
 
 
 def _key(row: sqlite3.Row) -> StoredKey:
-    models = None if row["models"] is None else tuple(orjson.loads(row["models"]))
-    return StoredKey(
-        id=row["id"],
-        prefix=row["prefix"],
-        hash=row["hash"],
-        name=row["name"],
-        owner=row["owner"],
-        admin=bool(row["admin"]),
-        models=models,
-        limits=KeyLimits(row["requests_per_minute"], row["concurrent_streams"], row["tokens_per_minute"]),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_used_at=row["last_used_at"],
-        revoked_at=row["revoked_at"],
-    )
+    return rows.key(row, models=orjson.loads)  # models: a JSON list
 
 
 def create_key(db: sqlite3.Connection, k: StoredKey) -> None:
     models = None if k.models is None else orjson.dumps(list(k.models)).decode()
     db.execute(
         f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            k.id, k.prefix, k.hash, k.name, k.owner, int(k.admin), models, k.limits.requests_per_minute,
-            k.limits.concurrent_streams, k.limits.tokens_per_minute, k.created_at, k.expires_at,
-            k.last_used_at, k.revoked_at,
-        ),
+        rows.key_values(k, models),
     )
 
 
