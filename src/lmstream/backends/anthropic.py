@@ -28,14 +28,9 @@ from typing import Any
 import orjson
 
 from lmstream.backends.base import BackendContext
-from lmstream.backends.upstream import (
-    SSEWire,
-    UpstreamBackend,
-    UpstreamUnavailable,
-    WireDecoder,
-    parse_json,
-    text_of,
-)
+from lmstream.backends.upstream import UpstreamBackend
+from lmstream.backends.upstream_errors import UpstreamUnavailable, parse_json, text_of
+from lmstream.backends.upstream_wire import SSEWire, WireDecoder
 from lmstream.capabilities import Capabilities
 from lmstream.errors import Overloaded, UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, ToolCallDelta, Usage

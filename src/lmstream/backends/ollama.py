@@ -30,14 +30,9 @@ from typing import Any
 
 from lmstream.backends.blocks import BlockNumbers
 from lmstream.backends.openai import decode_logprobs, tools_json
-from lmstream.backends.upstream import (
-    NdjsonWire,
-    UpstreamBackend,
-    UpstreamUnavailable,
-    WireDecoder,
-    parse_json,
-    text_of,
-)
+from lmstream.backends.upstream import UpstreamBackend
+from lmstream.backends.upstream_errors import UpstreamUnavailable, parse_json, text_of
+from lmstream.backends.upstream_wire import NdjsonWire, WireDecoder
 from lmstream.capabilities import Capabilities
 from lmstream.errors import BadRequest, UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, ToolCallDelta, Usage

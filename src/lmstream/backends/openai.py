@@ -12,8 +12,8 @@ the text deltas. Deliberate choices: only choice 0 is read; ``finish_reason`` "s
 becomes ``stop_sequence`` only when the upstream names the sequence (vLLM's
 ``stop_reason``), since the OpenAI format does not say which stop ended the answer;
 ``top_k`` is sent only when the client set it (vLLM and llama.cpp accept it, OpenAI
-does not); a raw prompt (legacy completions) is sent as one user message. Timeouts,
-retries, error mapping: ``backends/upstream.py``.
+does not); a raw prompt (legacy completions) is sent as one user message. Timeouts and
+retries: ``backends/upstream.py``; error mapping: ``backends/upstream_errors.py``.
 
 Tools: ``tools`` and ``tool_choice`` go out as Chat Completions' functions, earlier
 calls and their results as assistant ``tool_calls`` and ``tool`` messages. Streamed
@@ -33,15 +33,14 @@ import orjson
 
 from lmstream.backends.base import BackendContext
 from lmstream.backends.blocks import BlockNumbers
-from lmstream.backends.upstream import (
-    SSEWire,
-    UpstreamBackend,
+from lmstream.backends.upstream import UpstreamBackend
+from lmstream.backends.upstream_errors import (
     UpstreamUnavailable,
-    WireDecoder,
     error_message,
     parse_json,
     text_of,
 )
+from lmstream.backends.upstream_wire import SSEWire, WireDecoder
 from lmstream.capabilities import Capabilities
 from lmstream.errors import UpstreamError
 from lmstream.events import Done, Event, FinishReason, TextDelta, TokenLogprob, ToolCallDelta, Usage

@@ -2,8 +2,8 @@
 
 Each upstream kind subclasses :class:`UpstreamBackend` and says only what is specific
 to its wire format: the request (``build``) and how the response becomes internal
-events (``decoder``: framing over a pure payload fold). Everything else is here,
-once::
+events (``decoder``: framing over a pure payload fold). Everything else is shared,
+once, here and in the three modules named under "Where the rest lives"::
 
     open(request)
       └─ send ──► POST, connect_timeout ──► status within status_wait?
@@ -35,16 +35,12 @@ Deliberate choices:
   caller hands one (tests mock upstreams at httpx's transport).
 * Streams are requested with ``Accept-Encoding: identity``: a compressing upstream or
   proxy would buffer the tokens.
-* Bodies are decoded as bytes (``backends/framing.py``: ``SSEDecoder``, ``NdjsonDecoder``)
-  and only whole frames reach the kinds' payload folds; both survive a split at any byte.
-  A kind says how with ``decoder()``: a :class:`WireDecoder` (``feed(bytes)``, ``end()``),
-  usually :class:`SSEWire` or :class:`NdjsonWire` over its pure fold.
+* Bodies are decoded as bytes, whole frames only, by the kind's ``decoder()``
+  (``backends/upstream_wire.py``).
 
-Per-model ``options`` (all optional): ``headers`` (extra request headers),
-``connect_timeout``, ``first_token_timeout``, ``token_timeout`` (default: Settings),
-``retries`` (default ``Settings.upstream_retries``), ``status_wait`` (default 2 s),
-``context_window``, ``capabilities`` (a table overriding what the kind passes
-through, e.g. ``{ logprobs = false }`` for an Ollama older than 0.12.11).
+Where the rest lives: failures mapped to our exceptions and the retry budget in
+``backends/upstream_errors.py``; the per-model ``options`` (headers, timeouts, retries,
+``status_wait``, ``context_window``, ``capabilities``) in ``backends/upstream_config.py``.
 
 Each kind says what it passes through (``capabilities``: structured output in the
 upstream's own form, logprobs, logit bias); ``capabilities.admit`` refuses the rest
@@ -54,18 +50,16 @@ before the request is sent.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import Any, ClassVar, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import orjson
 
 from lmstream.backends.base import BackendContext, BackendStats, EventStream, ModelInfo
-from lmstream.backends.framing import NdjsonDecoder, SSEDecoder
+from lmstream.backends.framing import NdjsonDecoder
 from lmstream.backends.transport import (
     TransportError,
     UpstreamClient,
@@ -74,13 +68,27 @@ from lmstream.backends.transport import (
     ndjson_lines,
     sse_events,
 )
+from lmstream.backends.upstream_config import UpstreamConfig, model_capabilities
+from lmstream.backends.upstream_errors import (
+    MAX_ERROR_BODY,
+    RetryBudget,
+    UpstreamUnavailable,
+    error_message,
+    is_retryable,
+    parse_json,
+    status_error,
+    text_of,
+)
+from lmstream.backends.upstream_wire import NdjsonWire, SSEWire, WireDecoder
 from lmstream.capabilities import Capabilities
-from lmstream.errors import LmstreamError, Overloaded, UpstreamError, UpstreamTimeout
+from lmstream.errors import LmstreamError, UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.request import ChatRequest
 from lmstream.settings import ModelConfig
 from lmstream.text import PendingLogprobs, StopMatcher
 
+# The names the upstream kinds and their tests have always imported from here are
+# re-exported; each is defined in the module named above it.
 __all__ = [
     "NdjsonDecoder",
     "NdjsonWire",
@@ -100,200 +108,12 @@ __all__ = [
 
 log = logging.getLogger("lmstream.upstream")
 
-DEFAULT_STATUS_WAIT = 2.0
 DRAIN_SECONDS = 0.05
-_MAX_BACKOFF = 2.0
-_MAX_ERROR_BODY = 64 * 1024
-# 4xx statuses that describe our client's request, so they are passed on as they are;
-# any other upstream status (401/403: our credentials, 5xx) is a 502 to our client.
-_CLIENT_STATUSES = frozenset({400, 404, 413, 422})
-
-
-class UpstreamUnavailable(UpstreamError):
-    """The upstream could not be reached, failed with a 5xx, or broke its stream: retryable."""
-
-
-def is_retryable(exc: LmstreamError) -> bool:
-    if isinstance(exc, Overloaded | UpstreamUnavailable):
-        return True
-    if isinstance(exc, UpstreamTimeout):
-        return False
-    return isinstance(exc, UpstreamError) and (exc.upstream_status or 0) >= 500
-
-
-def error_message(body: bytes, fallback: str) -> str:
-    """The human message inside an upstream error body, whatever its dialect."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        text = body.decode("utf-8", "replace").strip()
-        return text[:500] or fallback
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, str):
-            return error
-        if isinstance(error, dict):
-            for key in ("message", "detail", "error"):
-                if isinstance(error.get(key), str):
-                    return str(error[key])
-    return fallback
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "error"
-
-
-def status_error(kind: str, status: int, body: bytes, retry_after: str | None = None) -> LmstreamError:
-    """One upstream HTTP error status → our exception (see the module docstring)."""
-    message = error_message(body, _reason(status))
-    text = f"the {kind} upstream answered {status}: {message}"
-    if status in (429, 503):
-        seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
-        return Overloaded(text, retry_after=max(1, seconds))
-    if status >= 500:
-        return UpstreamUnavailable(text, upstream_status=status)
-    error = UpstreamError(text, upstream_status=status)
-    if status in _CLIENT_STATUSES:
-        error.status_code = status
-    return error
-
-
-def text_of(data: str | bytes, limit: int = 200) -> str:
-    """The start of a payload, for an error message."""
-    return (data if isinstance(data, str) else data[: limit * 4].decode("utf-8", "replace"))[:limit]
-
-
-def parse_json(text: str | bytes, kind: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"the {kind} upstream sent malformed JSON ({exc}): {text_of(text)}") from None
-
-
-class WireDecoder(Protocol):
-    """A response body's bytes in, internal events out (a kind's framing and payload fold).
-
-    Events go into the caller's ``out`` list, so the events decoded before an in-band
-    error (raised as ``LmstreamError``) are still delivered, in order, before it.
-    """
-
-    def feed(self, data: bytes, out: list[Event]) -> None: ...
-
-    def end(self, out: list[Event]) -> None:
-        """The body ended without the kind's end marker: the closing events, or raise."""
-        ...
-
-
-class SSEWire:
-    """SSE framing over a fold of ``(event name, data)``."""
-
-    __slots__ = ("_end", "_fold", "_sse")
-
-    def __init__(self, fold: Callable[[str, bytes], list[Event]], end: Callable[[], list[Event]]) -> None:
-        self._sse = SSEDecoder()
-        self._fold = fold
-        self._end = end
-
-    def feed(self, data: bytes, out: list[Event]) -> None:
-        for name, payload in self._sse.feed(data):
-            out += self._fold(name, payload)
-
-    def end(self, out: list[Event]) -> None:
-        out += self._end()
-
-
-class NdjsonWire:
-    """NDJSON framing over a fold of one line."""
-
-    __slots__ = ("_end", "_fold", "_lines")
-
-    def __init__(self, fold: Callable[[bytes], list[Event]], end: Callable[[], list[Event]]) -> None:
-        self._lines = NdjsonDecoder()
-        self._fold = fold
-        self._end = end
-
-    def feed(self, data: bytes, out: list[Event]) -> None:
-        for line in self._lines.feed_bytes(data):
-            out += self._fold(line)
-
-    def end(self, out: list[Event]) -> None:
-        for line in self._lines.flush():
-            out += self._fold(line.encode())
-        if not any(isinstance(event, Done) for event in out):
-            out += self._end()
 
 
 def _delta(text: str, logprobs: PendingLogprobs | None) -> TextDelta:
     """Text the stop matcher released, with the log-probabilities of its tokens (if asked)."""
     return TextDelta(text) if logprobs is None else TextDelta(text, logprobs=logprobs.take(len(text)))
-
-
-def _capabilities(default: Capabilities, config: ModelConfig) -> Capabilities:
-    override = config.options.get("capabilities") or {}
-    known = {f.name for f in dataclasses.fields(Capabilities)}
-    if not isinstance(override, dict) or not set(override) <= known:
-        raise ValueError(f"model {config.name!r}: options.capabilities takes {', '.join(sorted(known))}")
-    return dataclasses.replace(default, **{name: bool(value) for name, value in override.items()})
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
-    kind: str
-    base_url: str
-    model: str
-    api_key: str | None
-    headers: dict[str, str]
-    connect_timeout: float
-    first_token_timeout: float
-    token_timeout: float
-    retries: int
-    status_wait: float
-    context_window: int | None
-
-    @classmethod
-    def from_model(cls, kind: str, config: ModelConfig, context: BackendContext) -> UpstreamConfig:
-        if not config.url:
-            raise ValueError(f"model {config.name!r}: backend {kind!r} needs `url` (the upstream's base URL)")
-        parts = urlsplit(config.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"model {config.name!r}: `url` must be an http(s) URL, got {config.url!r}")
-        options, settings = config.options, context.settings
-        headers = options.get("headers") or {}
-        if not isinstance(headers, dict):
-            raise ValueError(f"model {config.name!r}: options.headers must be a table of strings")
-        window = options.get("context_window")
-        return cls(
-            kind=kind,
-            base_url=config.url.rstrip("/"),
-            model=config.upstream_model or config.name,
-            api_key=config.api_key,
-            headers={str(k): str(v) for k, v in headers.items()},
-            connect_timeout=float(options.get("connect_timeout", settings.connect_timeout)),
-            first_token_timeout=float(options.get("first_token_timeout", settings.first_token_timeout)),
-            token_timeout=float(options.get("token_timeout", settings.token_timeout)),
-            retries=max(0, int(options.get("retries", settings.upstream_retries))),
-            status_wait=float(options.get("status_wait", DEFAULT_STATUS_WAIT)),
-            context_window=None if window is None else int(window),
-        )
-
-
-@dataclass(slots=True)
-class _Budget:
-    """Attempts left for one generation (shared by the send and the stream)."""
-
-    left: int
-    used: int = field(default=0)
-
-    def take(self) -> float | None:
-        """The backoff before the next attempt, or None when none is left."""
-        if self.left <= 0:
-            return None
-        self.left -= 1
-        self.used += 1
-        return min(0.1 * 2.0**self.used, _MAX_BACKOFF)
 
 
 @dataclass(slots=True)
@@ -352,7 +172,7 @@ class UpstreamBackend:
             aliases=tuple(config.aliases),
             owned_by=urlsplit(self.config.base_url).netloc,
             details={"family": self.kind, "upstream": self.config.base_url, "upstream_model": self.config.model},
-            capabilities=_capabilities(self.capabilities, config),
+            capabilities=model_capabilities(self.capabilities, config),
             default_max_tokens=context.settings.max_tokens_default(config, None),
             supports_images=True if config.supports_images is None else config.supports_images,
         )
@@ -391,7 +211,7 @@ class UpstreamBackend:
         return BackendStats(active=self.active, tokens_generated=self.tokens_generated)
 
     async def open(self, request: ChatRequest) -> EventStream:
-        budget = _Budget(self.config.retries)
+        budget = RetryBudget(self.config.retries)
         pending = asyncio.ensure_future(self._send(request, budget))
         try:
             await asyncio.wait({pending}, timeout=self.config.status_wait)
@@ -404,7 +224,7 @@ class UpstreamBackend:
 
     # Plumbing ------------------------------------------------------------------------
 
-    async def _send(self, request: ChatRequest, budget: _Budget) -> _Sent:
+    async def _send(self, request: ChatRequest, budget: RetryBudget) -> _Sent:
         body, headers = self.build(request)
         content = orjson.dumps(body)
         headers = {"content-type": "application/json", "accept-encoding": "identity", **self.config.headers, **headers}
@@ -421,7 +241,7 @@ class UpstreamBackend:
                         raw = await response.read()
                     finally:
                         await response.aclose()
-                error = status_error(self.kind, response.status, raw[:_MAX_ERROR_BODY], response.header("retry-after"))
+                error = status_error(self.kind, response.status, raw[:MAX_ERROR_BODY], response.header("retry-after"))
             except TimeoutError:
                 raise UpstreamTimeout(
                     f"the {self.kind} upstream at {self.url} did not answer within "
@@ -429,7 +249,7 @@ class UpstreamBackend:
                 ) from None
             except TransportError as exc:
                 error = UpstreamUnavailable(f"cannot reach the {self.kind} upstream at {self.url}: {exc or type(exc).__name__}")
-            backoff = budget.take() if is_retryable(error) else None
+            backoff = budget.backoff(error)
             if backoff is None:
                 raise error
             log.warning("%s; retrying in %.2fs", error.message, backoff)
@@ -444,7 +264,7 @@ class UpstreamBackend:
             raise UpstreamUnavailable(f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}") from None
 
     async def _generate(
-        self, request: ChatRequest, pending: asyncio.Future[_Sent], budget: _Budget
+        self, request: ChatRequest, pending: asyncio.Future[_Sent], budget: RetryBudget
     ) -> AsyncGenerator[Event, None]:
         self.active += 1
         loop = asyncio.get_running_loop()
@@ -500,7 +320,7 @@ class UpstreamBackend:
                         if not data:
                             raise UpstreamUnavailable(f"the {self.kind} upstream ended its stream before it was done")
                 except LmstreamError as exc:
-                    backoff = None if received or not is_retryable(exc) else budget.take()
+                    backoff = None if received else budget.backoff(exc)
                     if backoff is None:
                         raise
                     log.warning("%s; retrying in %.2fs", exc.message, backoff)
