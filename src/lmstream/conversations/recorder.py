@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from lmstream.completion import TextBlock, ToolCallBlock
 from lmstream.conversations.writes import Write, WriteQueue
 from lmstream.events import (
     CancelReason,
@@ -62,10 +63,8 @@ from lmstream.events import (
     MessageStart,
     Sources,
     Started,
-    TextBlock,
     TextDelta,
     ToolCall,
-    ToolCallBlock,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,

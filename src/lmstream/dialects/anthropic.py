@@ -37,6 +37,7 @@ from typing import Any, Literal, assert_never
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
+from lmstream.completion import Completion, TextBlock
 from lmstream.dialects.common import dumps, load_object, parse_body, sse, validate
 from lmstream.dialects.features import json_schema_format
 from lmstream.dialects.fields import FieldTable, Unsupported, only
@@ -44,7 +45,6 @@ from lmstream.dialects.images import from_base64
 from lmstream.dialects.toolcalls import CallLedger
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,
@@ -56,7 +56,6 @@ from lmstream.events import (
     Queued,
     Sources,
     Started,
-    TextBlock,
     TextDelta,
     ToolCall,
     ToolCallDelta,

@@ -28,13 +28,13 @@ from typing import Any, assert_never
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
+from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, load_object, sse, validate
 from lmstream.dialects.features import MAX_TOP_LOGPROBS, logit_bias
 from lmstream.dialects.fields import FieldTable, Unsupported, only
 from lmstream.dialects.openai import StreamOptions, finish_reason
 from lmstream.errors import BadRequest
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
 from lmstream.backends.base import ModelInfo
+from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, load_object, sse, validate
 from lmstream.dialects.features import (
     MAX_TOP_LOGPROBS,
@@ -38,7 +39,6 @@ from lmstream.dialects.images import from_data_url
 from lmstream.dialects.toolcalls import CallLedger, openai_tool_calls
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,
