@@ -32,7 +32,8 @@ from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, load_object, sse, validate
 from lmstream.dialects.features import MAX_TOP_LOGPROBS, logit_bias
 from lmstream.dialects.fields import FieldTable, Unsupported, only
-from lmstream.dialects.openai import StreamOptions, finish_reason
+from lmstream.dialects.openai import finish_reason
+from lmstream.dialects.openai_requests import StreamOptions
 from lmstream.errors import BadRequest
 from lmstream.events import (
     Custom,

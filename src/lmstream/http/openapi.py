@@ -27,7 +27,7 @@ from lmstream.dialects.anthropic_requests import CountTokensRequest, MessagesReq
 from lmstream.dialects.completions import CompletionRequest
 from lmstream.dialects.native import NativeRequest
 from lmstream.dialects.ollama_requests import ChatBody, GenerateBody, ShowBody
-from lmstream.dialects.openai import ChatCompletionRequest
+from lmstream.dialects.openai_requests import ChatCompletionRequest
 from lmstream.http import responses as r
 from lmstream.http.endpoint import endpoint
 from lmstream.http.keys import NewKey, NewToken
