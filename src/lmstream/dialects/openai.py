@@ -51,6 +51,7 @@ __all__ = [
     "models_list",
     "parse_request",
     "render_completion",
+    "usage_json",
 ]
 
 
@@ -60,7 +61,9 @@ def finish_reason(reason: FinishReason | None) -> str:
     return "stop"
 
 
-def _usage(usage: Usage | None) -> dict[str, int]:
+def usage_json(usage: Usage | None) -> dict[str, int]:
+    """The ``usage`` object (zeros when the backend did not count), Chat Completions' and
+    legacy Completions' alike."""
     return (usage or Usage(0, 0)).as_dict()
 
 
@@ -121,7 +124,7 @@ class ChunkEncoder:
                         "model": self.model,
                         "system_fingerprint": None,
                         "choices": [],
-                        "usage": _usage(event.usage),
+                        "usage": usage_json(event.usage),
                     }
                     frames.append(sse(dumps(usage)))
                 frames.append(sse("[DONE]"))
@@ -156,7 +159,7 @@ def render_completion(completion_id: str, model: str, completion: Completion) ->
                 "finish_reason": finish_reason(completion.finish_reason),
             }
         ],
-        "usage": _usage(completion.usage),
+        "usage": usage_json(completion.usage),
     }
 
 
