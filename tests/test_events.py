@@ -5,9 +5,9 @@ from typing import get_args
 import pytest
 
 from lmstream.codec import from_json, to_json
+from lmstream.completion import Completion, accumulate
 from lmstream.events import (
     CancelReason,
-    Completion,
     Custom,
     Done,
     Error,
@@ -28,7 +28,6 @@ from lmstream.events import (
     ToolProgress,
     ToolResult,
     Usage,
-    accumulate,
 )
 
 

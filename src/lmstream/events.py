@@ -1,9 +1,8 @@
 """The one internal event vocabulary.
 
 Backends and steps emit these; the hub numbers them; dialects translate them to the
-wire. Nothing here does I/O. ``accumulate`` folds a stream of events into the final
-:class:`Completion` (the non-streaming answer), in the manner of the Anthropic SDK's
-``accumulate_event``: a pure function, testable without a server.
+wire. Nothing here does I/O. ``lmstream.completion`` folds a stream of them into the
+final answer (``accumulate``, ``Completion``).
 
 Order of a generation, as the hub records it::
 
@@ -41,7 +40,6 @@ from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "CancelReason",
-    "Completion",
     "Custom",
     "Done",
     "Error",
@@ -54,18 +52,15 @@ __all__ = [
     "Source",
     "Sources",
     "Started",
-    "TextBlock",
     "TextDelta",
     "Timings",
     "TokenLogprob",
     "ToolCall",
-    "ToolCallBlock",
     "ToolCallDelta",
     "ToolChunk",
     "ToolProgress",
     "ToolResult",
     "Usage",
-    "accumulate",
 ]
 
 FinishReason: TypeAlias = Literal["stop", "length", "stop_sequence", "tool_calls", "cancelled", "error"]
@@ -146,6 +141,15 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     kind: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A whole tool call: ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,113 +320,3 @@ Event: TypeAlias = (
     | Sources
     | Custom
 )
-
-
-# The fold ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A whole tool call: ``arguments`` is the JSON text the model wrote."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(slots=True)
-class TextBlock:
-    index: int
-    parts: list[str] = field(default_factory=list)
-    kind: Literal["text"] = "text"
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-@dataclass(slots=True)
-class ToolCallBlock:
-    index: int
-    id: str = ""
-    name: str = ""
-    parts: list[str] = field(default_factory=list)
-    kind: Literal["tool_call"] = "tool_call"
-
-    @property
-    def call(self) -> ToolCall:
-        return ToolCall(self.id, self.name, "".join(self.parts))
-
-
-@dataclass(slots=True)
-class Completion:
-    """The fold of a whole generation."""
-
-    finish_reason: FinishReason | None = None
-    stop_sequence: str | None = None
-    cancel_reason: CancelReason | None = None
-    usage: Usage | None = None
-    timings: Timings | None = None
-    error: Error | None = None
-    model: str | None = None
-    generation_id: str | None = None
-    created: int | None = None
-    sources: tuple[Source, ...] = ()
-    blocks: list[TextBlock | ToolCallBlock] = field(default_factory=list)
-    tool_results: list[ToolResult] = field(default_factory=list)
-    logprobs: list[TokenLogprob] | None = None  # when the deltas carried them
-
-    @property
-    def text(self) -> str:
-        return "".join(part for block in self.blocks if isinstance(block, TextBlock) for part in block.parts)
-
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        return [block.call for block in self.blocks if isinstance(block, ToolCallBlock)]
-
-
-def accumulate(event: Event, snapshot: Completion) -> Completion:
-    """Fold one event into the snapshot (mutated and returned)."""
-    match event:
-        case TextDelta():
-            last = snapshot.blocks[-1] if snapshot.blocks else None
-            if isinstance(last, TextBlock) and last.index == event.index:
-                last.parts.append(event.text)
-            else:
-                snapshot.blocks.append(TextBlock(event.index, [event.text]))
-            if event.logprobs is not None:
-                if snapshot.logprobs is None:
-                    snapshot.logprobs = []
-                snapshot.logprobs.extend(event.logprobs)
-        case ToolCallDelta():
-            last = snapshot.blocks[-1] if snapshot.blocks else None
-            if not (isinstance(last, ToolCallBlock) and last.index == event.index):
-                last = ToolCallBlock(event.index)
-                snapshot.blocks.append(last)
-            if event.id:
-                last.id = event.id
-            if event.name:
-                last.name = event.name
-            last.parts.append(event.arguments)
-        case Started():
-            snapshot.generation_id = event.generation_id
-            snapshot.model = event.model
-            snapshot.created = event.created
-        case Usage():
-            snapshot.usage = event
-        case Done():
-            snapshot.finish_reason = event.finish_reason
-            snapshot.stop_sequence = event.stop_sequence
-            snapshot.cancel_reason = event.cancel_reason
-            snapshot.usage = event.usage or snapshot.usage
-            snapshot.timings = event.timings
-        case Error():
-            snapshot.error = event
-            snapshot.finish_reason = "error"
-        case Sources():
-            snapshot.sources = snapshot.sources + event.items
-        case ToolResult():
-            snapshot.tool_results.append(event)
-        case Queued() | Progress() | ToolProgress() | ToolChunk() | MessageStart() | MessageDone() | Custom():
-            pass
-    return snapshot

@@ -17,7 +17,8 @@ from lmstream.backends.base import BackendContext
 from lmstream.backends.ollama import OllamaBackend
 from lmstream.backends.openai import OpenAIBackend
 from lmstream.backends.upstream import UpstreamBackend
-from lmstream.events import Completion, Done, Event, TextBlock, ToolCallBlock, accumulate
+from lmstream.completion import Completion, TextBlock, ToolCallBlock, accumulate
+from lmstream.events import Done, Event
 from lmstream.settings import ModelConfig, Settings
 from tests.tools.tool_upstream import EXPECTED, KINDS, TEXT, body
 

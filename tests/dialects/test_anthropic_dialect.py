@@ -7,19 +7,10 @@ from typing import Any
 
 import pytest
 
+from lmstream.completion import Completion, accumulate
 from lmstream.dialects import anthropic
 from lmstream.errors import BadRequest, ModelNotFound, Overloaded
-from lmstream.events import (
-    Completion,
-    Done,
-    Error,
-    Event,
-    Queued,
-    Started,
-    TextDelta,
-    Usage,
-    accumulate,
-)
+from lmstream.events import Done, Error, Event, Queued, Started, TextDelta, Usage
 
 
 def body(**fields: Any) -> bytes:

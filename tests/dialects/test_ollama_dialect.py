@@ -9,19 +9,10 @@ from typing import Any
 import pytest
 
 from lmstream.backends.base import ModelInfo
+from lmstream.completion import Completion, accumulate
 from lmstream.dialects import ollama
 from lmstream.errors import BadRequest, ModelNotFound
-from lmstream.events import (
-    Completion,
-    Done,
-    Error,
-    Event,
-    Started,
-    TextDelta,
-    Timings,
-    Usage,
-    accumulate,
-)
+from lmstream.events import Done, Error, Event, Started, TextDelta, Timings, Usage
 
 
 def raw(**fields: Any) -> bytes:

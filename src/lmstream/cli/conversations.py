@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lmstream.cli.chat import ApiKeyOption, UrlOption, fail
 from lmstream.cli.client import DEFAULT_URL, Client, ClientError
+from lmstream.cli.options import ApiKeyOption, UrlOption, fail
 
 __all__ = ["conversations_app", "register"]
 

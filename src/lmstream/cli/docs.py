@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lmstream.cli.chat import ApiKeyOption, UrlOption, fail
 from lmstream.cli.client import DEFAULT_URL, Client, ClientError
+from lmstream.cli.options import ApiKeyOption, UrlOption, fail
 from lmstream.rag.ingest import find_files
 
 __all__ = ["docs_app", "register"]

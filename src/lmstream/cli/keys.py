@@ -23,7 +23,7 @@ from rich.table import Table
 
 from lmstream.access import key_json, make_key
 from lmstream.access.keys import MAX_EXPIRES_IN, MAX_LIMIT, expiry_in
-from lmstream.cli.chat import fail
+from lmstream.cli.options import fail
 from lmstream.errors import StoreUnavailable
 from lmstream.settings import load_settings
 from lmstream.store import build_store

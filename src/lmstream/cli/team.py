@@ -16,8 +16,9 @@ from typing import Annotated, Any
 
 import typer
 
-from lmstream.cli.chat import ApiKeyOption, UrlOption, fail, note, stats_line
+from lmstream.cli.answer import stats_line
 from lmstream.cli.client import DEFAULT_URL, Client, ClientError
+from lmstream.cli.options import ApiKeyOption, UrlOption, fail, note
 
 __all__ = ["parse_member", "register"]
 

@@ -17,8 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from lmstream.cli.chat import ApiKeyOption, UrlOption, fail, note
 from lmstream.cli.client import DEFAULT_URL, Client, ClientError
+from lmstream.cli.options import ApiKeyOption, UrlOption, fail, note
 
 __all__ = ["parse_arguments", "register"]
 

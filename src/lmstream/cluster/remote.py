@@ -22,8 +22,9 @@ from lmstream.cluster.keys import entry_id, seq_of
 from lmstream.cluster.reader import FellBehind, is_final
 from lmstream.cluster.writer import REDIS_DOWN
 from lmstream.codec import from_json
+from lmstream.completion import Completion, accumulate
 from lmstream.errors import ClusterUnavailable
-from lmstream.events import CancelReason, Completion, Done, Error, Event, accumulate
+from lmstream.events import CancelReason, Done, Error, Event
 from lmstream.hub.handle import StreamState
 from lmstream.hub.log import Batch, ReplayGone
 

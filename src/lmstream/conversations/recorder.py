@@ -3,7 +3,8 @@
 The hub calls observers synchronously as it records each event, so the ``Recorder``
 only *queues* writes; one writer task (``writes.py``: ``WriteQueue``) applies them in
 order, coalesces the flushes of streaming answers, and retries through a store
-outage::
+outage. The rows themselves (a ``Turn``'s, an assistant message as it starts and as it
+ends) are made in ``turns.py``; the recorder decides when each is written::
 
     Started    ─► conversation row (if new) + the user's message(s) + the assistant's
                   message, status "streaming", empty
@@ -48,9 +49,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lmstream.completion import TextBlock, ToolCallBlock
+from lmstream.conversations.turns import (
+    Turn,
+    adding,
+    assistant_message,
+    beginning,
+    final_update,
+    message_content,
+)
 from lmstream.conversations.writes import Write, WriteQueue
 from lmstream.events import (
     CancelReason,
@@ -62,10 +72,7 @@ from lmstream.events import (
     MessageStart,
     Sources,
     Started,
-    TextBlock,
     TextDelta,
-    ToolCall,
-    ToolCallBlock,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,
@@ -73,7 +80,6 @@ from lmstream.events import (
 )
 from lmstream.hub import RunningStream
 from lmstream.store.base import (
-    Conversation,
     MessageStatus,
     MessageUpdate,
     Store,
@@ -88,19 +94,6 @@ log = logging.getLogger("lmstream.conversations")
 
 FLUSH_INTERVAL = 0.5
 FLUSH_TOKENS = 32
-
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One exchange to record, made by the preprocessor and attached to the request."""
-
-    conversation_id: str
-    assistant_id: str
-    messages: tuple[StoredMessage, ...]  # the new messages the request brought (user's)
-    create: Conversation | None = None  # a new conversation, inserted at Started
-    model: str | None = None  # becomes the conversation's model (None: leave it)
-    wants_title: bool = False
 
 
 @dataclass(slots=True)
@@ -163,7 +156,10 @@ class Recorder:
                 if health.read_only:
                     return  # nothing can be written: no bookkeeping, no writes
                 self._streaming[generation.id] = _Answer(turn, turn.assistant_id)
-                self.writes.submit(self._guarded(generation, self._begin(turn, generation)))
+                assistant = assistant_message(
+                    turn.conversation_id, turn.assistant_id, generation, instance_id=self.instance_id
+                )
+                self.writes.submit(self._guarded(generation, beginning(self.store, self.writes, turn, assistant)))
             return
         answer = self._streaming.get(generation.id)
         if answer is None:
@@ -221,7 +217,11 @@ class Recorder:
                     first, end = answer.first_block, len(generation.completion.blocks)
                 name = answer.name
                 self._warned.discard(generation.id)
-                self.writes.submit(lambda: self._finish(target, first, end, name, generation, status))
+                self.writes.submit(
+                    lambda: self.store.update_message(
+                        target, final_update(generation.completion, first, end, name, status)
+                    )
+                )
                 if self.on_finished is not None:
                     self.on_finished(answer.turn, generation, status)
             case _:
@@ -233,26 +233,18 @@ class Recorder:
         answer.first_block = len(blocks) - 1 if blocks and _started_now(blocks, answer) else len(blocks)
         answer.message_id = new_id("msg")
         answer.count = answer.unflushed = 0
-        message = StoredMessage(
-            id=answer.message_id,
-            conversation_id=answer.turn.conversation_id,
-            role="assistant",
-            content="",
-            status="streaming",
-            created_at=now(),
-            model=generation.model,
-            generation_id=generation.id,
-            name=answer.name,
-            instance_id=self.instance_id,
+        conversation_id = answer.turn.conversation_id
+        message = assistant_message(
+            conversation_id, answer.message_id, generation, instance_id=self.instance_id, name=answer.name
         )
-        self.writes.submit(self._guarded(generation, self._adding(message.conversation_id, [message])))
+        self.writes.submit(self._guarded(generation, adding(self.store, self.writes, conversation_id, [message])))
 
     def _flush(self, answer: _Answer, generation: RunningStream, *, with_sources: bool = False) -> None:
         if not with_sources:
             answer.count += 1  # (sources alone: the first token's flush is still to come)
         answer.unflushed = 0
         answer.at = time.monotonic()
-        text, _ = _content(generation.completion.blocks[answer.first_block :])
+        text, _ = message_content(generation.completion.blocks[answer.first_block :])
         # every flush carries the sources once there are any: flushes are coalesced (the
         # latest replaces a pending one), so one that left them out could drop them
         sources = generation.completion.sources or None
@@ -268,7 +260,7 @@ class Recorder:
         message_id = answer.message_id
         assert message_id is not None
         end = len(generation.completion.blocks)
-        text, calls = _content(generation.completion.blocks[answer.first_block : end])
+        text, calls = message_content(generation.completion.blocks[answer.first_block : end])
         update = MessageUpdate(content=text, status=status, tool_calls=calls or None, name=answer.name)
         self.writes.finished(message_id)
         self.writes.submit(lambda: self.store.update_message(message_id, update))
@@ -292,25 +284,7 @@ class Recorder:
             tool_call_id=result.call_id,
             name=call.name if call is not None else result.name,
         )
-        self.writes.submit(self._adding(message.conversation_id, [message]))
-
-    def _adding(self, conversation_id: str, messages: Sequence[StoredMessage]) -> Write:
-        """The write that adds ``messages`` once: tried again after a store outage, it
-        first looks whether the failed attempt committed them. Their flushes may go out
-        once they exist (``WriteQueue.begun``)."""
-        tried = False
-
-        async def add() -> None:
-            nonlocal tried
-            store = self.store
-            if not tried or all(m.id != messages[-1].id for m in await store.list_messages(conversation_id)):
-                tried = True
-                await store.add_messages(conversation_id, list(messages))
-            for message in messages:
-                if message.status == "streaming":  # an assistant message still being written
-                    self.writes.begun(message.id)
-
-        return add
+        self.writes.submit(adding(self.store, self.writes, message.conversation_id, [message]))
 
     def _guarded(self, generation: RunningStream, write: Write) -> Write:
         """``write``, telling the client when it fails while the answer still streams."""
@@ -334,71 +308,6 @@ class Recorder:
     def _tell(self, generation: RunningStream, message: str) -> None:
         if not generation.finished:
             generation.emit(not_stored(message))
-
-
-    def _begin(self, turn: Turn, generation: RunningStream) -> Write:
-        """The turn's rows (conversation, the user's messages, the assistant's); tried
-        again after a store outage, it first looks at what the failed attempt committed."""
-        store = self.store
-        assistant = StoredMessage(
-            id=turn.assistant_id,
-            conversation_id=turn.conversation_id,
-            role="assistant",
-            content="",
-            status="streaming",
-            created_at=now(),
-            model=generation.model,
-            generation_id=generation.id,
-            instance_id=self.instance_id,
-        )
-        add = self._adding(turn.conversation_id, [*turn.messages, assistant])
-        tried = False
-
-        async def begin() -> None:
-            nonlocal tried
-            retry, tried = tried, True
-            if turn.create is not None:
-                if not retry or await store.get_conversation(turn.conversation_id) is None:
-                    await store.create_conversation(turn.create)
-            elif turn.model is not None:
-                await store.update_conversation(turn.conversation_id, model=turn.model)
-            await add()
-
-        return begin
-
-    async def _finish(
-        self,
-        message_id: str,
-        first: int,
-        end: int,
-        name: str | None,
-        generation: RunningStream,
-        status: MessageStatus,
-    ) -> None:
-        completion = generation.completion
-        usage, timings = completion.usage, completion.timings
-        text, calls = _content(completion.blocks[first:end])
-        await self.store.update_message(
-            message_id,
-            MessageUpdate(
-                content=text,
-                status=status,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                ttft_ms=timings.ttft_ms if timings else None,
-                tokens_per_second=timings.tokens_per_second if timings else None,
-                error=completion.error.message if completion.error else None,
-                tool_calls=calls or None,
-                sources=completion.sources or None,
-                name=name,
-            ),
-        )
-
-
-def _content(blocks: list[TextBlock | ToolCallBlock]) -> tuple[str, tuple[ToolCall, ...]]:
-    """A message's text and tool calls, from its content blocks."""
-    text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
-    return text, tuple(b.call for b in blocks if isinstance(b, ToolCallBlock))
 
 
 def _started_now(blocks: list[TextBlock | ToolCallBlock], answer: _Answer) -> bool:

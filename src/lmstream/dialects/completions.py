@@ -28,13 +28,14 @@ from typing import Any, assert_never
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
+from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, load_object, sse, validate
 from lmstream.dialects.features import MAX_TOP_LOGPROBS, logit_bias
 from lmstream.dialects.fields import FieldTable, Unsupported, only
-from lmstream.dialects.openai import StreamOptions, finish_reason
+from lmstream.dialects.openai import finish_reason, usage_json
+from lmstream.dialects.openai_requests import StreamOptions
 from lmstream.errors import BadRequest
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,
@@ -157,10 +158,6 @@ class _Offsets:
         }
 
 
-def _usage(usage: Usage | None) -> dict[str, int]:
-    return (usage or Usage(0, 0)).as_dict()
-
-
 class CompletionEncoder:
     """Internal events → ``text_completion`` SSE chunks, then ``[DONE]``."""
 
@@ -194,7 +191,7 @@ class CompletionEncoder:
             case Done():
                 frames = [self._chunk("", finish_reason(event.finish_reason))]
                 if self.include_usage:
-                    frames.append(sse(dumps({**self._object([]), "usage": _usage(event.usage)})))
+                    frames.append(sse(dumps({**self._object([]), "usage": usage_json(event.usage)})))
                 frames.append(sse("[DONE]"))
                 return frames
             case Error():
@@ -228,5 +225,5 @@ def render_completion(completion_id: str, model: str, completion: Completion, ec
                 "finish_reason": finish_reason(completion.finish_reason),
             }
         ],
-        "usage": _usage(completion.usage),
+        "usage": usage_json(completion.usage),
     }

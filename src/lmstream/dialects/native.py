@@ -38,6 +38,7 @@ from typing import Any, Literal, assert_never
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import ServerSentEvent
 
+from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, parse_body, sse
 from lmstream.dialects.features import (
     MAX_TOP_LOGPROBS,
@@ -49,7 +50,6 @@ from lmstream.dialects.features import (
 from lmstream.dialects.images import from_data_url
 from lmstream.errors import BadRequest, LmstreamError
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,

@@ -32,6 +32,7 @@ from typing import Any, Literal, assert_never
 import orjson
 
 from lmstream.backends.base import ModelInfo
+from lmstream.completion import Completion, ToolCallBlock
 from lmstream.dialects.common import dumps
 from lmstream.dialects.features import logprob_json
 from lmstream.dialects.ollama_requests import (
@@ -44,7 +45,6 @@ from lmstream.dialects.ollama_requests import (
 )
 from lmstream.errors import LmstreamError
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,
@@ -60,7 +60,6 @@ from lmstream.events import (
     Timings,
     TokenLogprob,
     ToolCall,
-    ToolCallBlock,
     ToolCallDelta,
     ToolChunk,
     ToolProgress,

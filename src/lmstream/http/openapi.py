@@ -23,11 +23,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from lmstream.conversations.routes import ConversationPatch, NewConversation
-from lmstream.dialects.anthropic import CountTokensRequest, MessagesRequest
+from lmstream.dialects.anthropic_requests import CountTokensRequest, MessagesRequest
 from lmstream.dialects.completions import CompletionRequest
 from lmstream.dialects.native import NativeRequest
 from lmstream.dialects.ollama_requests import ChatBody, GenerateBody, ShowBody
-from lmstream.dialects.openai import ChatCompletionRequest
+from lmstream.dialects.openai_requests import ChatCompletionRequest
 from lmstream.http import responses as r
 from lmstream.http.endpoint import endpoint
 from lmstream.http.keys import NewKey, NewToken

@@ -46,8 +46,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from lmstream.completion import Completion
 from lmstream.errors import error_from_code
-from lmstream.events import Completion, Error, Event
+from lmstream.events import Error, Event
 from lmstream.hub import ReplayGone, RunningStream, StreamHandle
 
 __all__ = [

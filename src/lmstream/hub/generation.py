@@ -22,23 +22,20 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from lmstream.backends.base import EventStream
+from lmstream.completion import Completion, TextBlock, ToolCallBlock, accumulate
 from lmstream.errors import LmstreamError, error_from_code
 from lmstream.events import (
     CancelReason,
-    Completion,
     Done,
     Error,
     Event,
     FinishReason,
     Queued,
     Started,
-    TextBlock,
     TextDelta,
     Timings,
-    ToolCallBlock,
     ToolCallDelta,
     Usage,
-    accumulate,
 )
 from lmstream.hub.handle import GenerationObserver, StreamState
 from lmstream.hub.log import Batch, EventLog

@@ -17,7 +17,8 @@ from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from lmstream.events import CancelReason, Completion, Event
+from lmstream.completion import Completion
+from lmstream.events import CancelReason, Event
 from lmstream.hub.log import Batch
 from lmstream.request import ChatRequest
 

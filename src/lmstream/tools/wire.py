@@ -25,10 +25,10 @@ from typing import Any, assert_never
 
 from sse_starlette import ServerSentEvent
 
+from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, sse
 from lmstream.errors import BadRequest
 from lmstream.events import (
-    Completion,
     Custom,
     Done,
     Error,
