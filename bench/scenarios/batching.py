@@ -20,7 +20,10 @@ Phases, targets alternating within each so that ratios come from one run:
 * ``four``: 4 clients at once: each client's TTFT against the lone TTFT, the aggregate
   tokens/s (all tokens over first request to last token) against one client's;
 * ``cancel`` (lmstream, llama.cpp-server): 4 clients x 128 tokens, then the same with
-  one client leaving after 16 tokens: the other three's inter-token gap p99, each way;
+  one client leaving after 16 tokens: the other three's inter-token gap p99, each way,
+  over whole answers and over the tokens after the 16th only (the leave's own effect,
+  without the prompts being read at the start: the leaver has its own load generator,
+  so the four prompts do not arrive in the same order in both runs);
 * ``openwebui`` (lmstream): the Open WebUI replay (``replay.py``), both connections:
   each user message's time to first token.
 """
@@ -49,6 +52,7 @@ N_THREADS = 2
 N_CTX = 4096
 MODEL = "gemma3-270m"
 ANSWER = 64
+LEAVE = 16  # the leaving client disconnects after this many tokens
 BASELINE = os.environ.get("BENCH_BASELINE", "b0ade0d")
 
 
@@ -168,29 +172,41 @@ def run(options: Options) -> dict[str, Any]:
                 continue
             steady: list[float] = []
             cancelled: list[float] = []
+            steady_after: list[float] = []
+            cancelled_after: list[float] = []
             for r in range(rounds):
                 question = QUESTION.format(n=f"{7 + r}__I__")
                 base = run_load(target.spec(question, 128, clients=4))
                 steady += [g for s in base.streams if s.client != 0 for g in s.gaps]
+                steady_after += [g for s in base.streams if s.client != 0 for g in s.gaps[LEAVE:]]
                 # the leaver runs beside the other three (its own load generator, same start)
-                leaver = threading.Thread(target=run_load, args=(target.spec("9" + question, 128, disconnect_after=16),))
+                leaver = threading.Thread(target=run_load, args=(target.spec("9" + question, 128, disconnect_after=LEAVE),))
                 leaver.start()
                 others = run_load(target.spec(question, 128, clients=3))
                 leaver.join(300)
                 cancelled += [g for s in others.streams for g in s.gaps]
+                cancelled_after += [g for s in others.streams for g in s.gaps[LEAVE:]]
             p99_steady, p99_cancel = pct(steady, 99), pct(cancelled, 99)
+            p99_steady_after, p99_cancel_after = pct(steady_after, 99), pct(cancelled_after, 99)
             entry = {
                 "gap_p99_ms_four_running": _ms(p99_steady),
                 "gap_p99_ms_one_leaves": _ms(p99_cancel),
                 "ratio": _round(p99_cancel / p99_steady) if p99_steady and p99_cancel else None,
-            }
+                # the same, over the tokens after the leave only (no prompt reading in the window)
+                "after_leave_gap_p99_ms_four_running": _ms(p99_steady_after),
+                "after_leave_gap_p99_ms_one_left": _ms(p99_cancel_after),
+                "after_leave_ratio": _round(p99_cancel_after / p99_steady_after) if p99_steady_after and p99_cancel_after else None,
+            }  # fmt: skip
             out["cancel"][target.name] = entry
-            rows.append([target.name, entry["gap_p99_ms_four_running"], entry["gap_p99_ms_one_leaves"], entry["ratio"]])
+            rows.append([target.name, entry["gap_p99_ms_four_running"], entry["gap_p99_ms_one_leaves"], entry["ratio"],
+                         entry["after_leave_gap_p99_ms_four_running"], entry["after_leave_gap_p99_ms_one_left"],
+                         entry["after_leave_ratio"]])  # fmt: skip
         out["cancel_table"] = print_table(
-            "Batching: one of 4 clients leaves after 16 tokens (the other three's inter-token gaps)",
-            ["server", "gap p99 ms, 4 running", "gap p99 ms, one leaves", "ratio"],
+            f"Batching: one of 4 clients leaves after {LEAVE} tokens (the other three's inter-token gaps)",
+            ["server", "gap p99 ms, 4 running", "gap p99 ms, one leaves", "ratio",
+             f"after token {LEAVE}: 4 running", "one left", "ratio"],
             rows,
-        )
+        )  # fmt: skip
 
         # the Open WebUI replay ---------------------------------------------------------------------------
         out["openwebui"] = {}
