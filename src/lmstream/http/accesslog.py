@@ -75,13 +75,12 @@ class AccessLogObserver:
 class AccessLog:
     """The ASGI middleware that writes one line per request."""
 
-    def __init__(self, app: ASGIApp, *, enabled: bool = True, logger: logging.Logger | None = None) -> None:
-        self.app = app
-        self.enabled = enabled
+    def __init__(self, app: ASGIApp, *, logger: logging.Logger | None = None) -> None:
+        self.app = app  # installed only when ``access_log`` is on (``http/middleware.py``)
         self.log = logger or logging.getLogger(ACCESS_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         record = AccessRecord(started=time.perf_counter())

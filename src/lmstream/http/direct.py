@@ -5,9 +5,9 @@ last token: Starlette's ``ExceptionMiddleware``, ``Router``, ``Route.handle``,
 ``request_response`` and its two exception-handler wrappers hold ~4.5 KB per open
 stream (traced with tracemalloc over 2,000 idle streams; see BENCHMARKS.md, issue 13).
 The streaming routes need none of it: their handlers go through ``endpoint``
-(``http/endpoint.py``), which already turns every error into the dialect's answer. So the innermost middleware looks
-the path up in a table and calls the handler itself; everything else falls through to
-the router untouched.
+(``http/endpoint.py``), which already turns every error into the dialect's answer. So
+the innermost middleware looks the path up in a table and calls the handler itself;
+everything else falls through to the router untouched.
 
 The table is built from the app's own route list the way Starlette would match it: for
 each static path, the first route that fully matches a ``POST`` to it. A path another
@@ -19,16 +19,15 @@ router, so the answer is the same either way.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["DirectRoutes", "direct_table"]
+from lmstream.http.endpoint import Handler
 
-Handler = Callable[[Request], Awaitable[Response]]
+__all__ = ["DirectRoutes", "direct_table"]
 
 
 def _answers_errors(handler: object) -> bool:
