@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.idle_memory [N]        # N = 2000 by default
 
-Runs the app in-process under uvicorn (httptools, uvloop) on the ``scripted`` backend
+Runs the app in-process under uvicorn with lmstream's HTTP protocol (uvloop) on the ``scripted`` backend
 with a long prompt delay, so every stream stays open with nothing to say; opens 200
 streams to warm up, then snapshots, opens N more and snapshots again. Each allocation
 is charged to the newest frame of its traceback that is not asyncio's own machinery
@@ -24,11 +24,13 @@ import uvloop
 
 from lmstream.cli.serve import tune_gc
 from lmstream.http.app import create_app
+from lmstream.server.run import uvicorn_options
 from lmstream.settings import ModelConfig, Settings
 
 BODY = b'{"model":"s","messages":[{"role":"user","content":"hi"}],"stream":true}'
 OWNERS = (
     ("uvicorn/", "uvicorn"),
+    ("lmstream/server/", "HTTP protocol (lmstream.server)"),
     ("uvloop", "event loop"),
     ("starlette/routing", "starlette routing"),
     ("starlette/_exception", "starlette routing"),
@@ -60,7 +62,7 @@ async def _measure(n: int) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", http="httptools", loop="none", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", loop="none", access_log=False, **uvicorn_options(settings))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn.Server says it is up only by this flag

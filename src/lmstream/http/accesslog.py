@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +57,17 @@ class AccessRecord:
     status: int = 0
     sent: int = 0
     stream: RunningStream | None = None
+    out: Send | None = None  # the server's send, behind ``send``
+
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's send: notes the status and counts the bytes, then hands the server's
+        own awaitable through (no coroutine frame of the log's per token)."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        assert self.out is not None
+        return self.out(message)
 
 
 _current: ContextVar[AccessRecord | None] = ContextVar("lmstream_access_record", default=None)
@@ -83,18 +94,10 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = AccessRecord(started=time.perf_counter())
+        record = AccessRecord(started=time.perf_counter(), out=send)
         token = _current.set(record)
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-            elif message["type"] == "http.response.body":
-                record.sent += len(message.get("body", b""))
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, record.send)
         except BaseException:
             if record.status == 0:
                 record.status = 500

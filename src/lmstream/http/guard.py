@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -165,18 +165,11 @@ class RequestGuard:
         except LmstreamError as exc:
             await self._refuse(scope, receive, send, exc)
             return
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        guarded = _Guarded(self, receive, send, limit)
         try:
-            await self.app(scope, self._limited(receive, limit), send_wrapper)
+            await self.app(scope, guarded.receive, guarded.send)
         except (PayloadTooLarge, RequestTimeout) as exc:  # read outside a route's `endpoint`
-            if started:
+            if guarded.started:
                 raise
             await self._refuse(scope, receive, send, exc)
 
@@ -184,35 +177,52 @@ class RequestGuard:
         setting = "max_body_bytes" if limit == self.max_body_bytes else "rag.max_document_bytes"
         return PayloadTooLarge(f"the request body is larger than {limit} bytes (`{setting}`)")
 
-    def _limited(self, receive: Receive, limit: int) -> Receive:
-        received = 0
-        complete = False
-        timeout = self.body_timeout
-
-        async def guarded() -> Message:
-            nonlocal received, complete
-            if complete:
-                return await receive()
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"the request body stalled for {timeout:g} s (`body_timeout`)"
-                ) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise self._too_large(limit)
-                complete = not message.get("more_body", False)
-            else:
-                complete = True
-            return message
-
-        return guarded
-
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: LmstreamError) -> None:
         response = error_response(exc, error_shape(scope["path"]))
         if isinstance(exc, PayloadTooLarge):
             response.headers["Connection"] = "close"  # the rest of the body is not read
         await response(scope, receive, send)
+
+
+class _Guarded:
+    """The ``receive`` and ``send`` a guarded request's app gets.
+
+    Until the body is complete ``receive`` counts it and bounds each read's wait; after
+    that, like ``send``, it hands the server's own awaitable straight through — no
+    coroutine frame of the guard's is held for a stream's life or made per token.
+    """
+
+    __slots__ = ("complete", "guard", "inner_receive", "inner_send", "limit", "received", "started")
+
+    def __init__(self, guard: RequestGuard, receive: Receive, send: Send, limit: int) -> None:
+        self.guard = guard
+        self.inner_receive = receive
+        self.inner_send = send
+        self.limit = limit
+        self.received = 0
+        self.complete = False
+        self.started = False  # the response has begun: a late refusal cannot be sent
+
+    def receive(self) -> Awaitable[Message]:
+        return self.inner_receive() if self.complete else self._read_body()
+
+    def send(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self.started = True
+        return self.inner_send(message)
+
+    async def _read_body(self) -> Message:
+        timeout = self.guard.body_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                message = await self.inner_receive()
+        except TimeoutError:
+            raise RequestTimeout(f"the request body stalled for {timeout:g} s (`body_timeout`)") from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise self.guard._too_large(self.limit)
+            self.complete = not message.get("more_body", False)
+        else:
+            self.complete = True
+        return message

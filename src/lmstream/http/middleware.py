@@ -4,7 +4,7 @@
 
     AccessLog   one JSON line per request                               (http/accesslog.py)
     TraceRequests  a server span per request, when tracing is on           (http/tracing.py)
-    CORS        preflights for `cors_origins`, their response headers   (starlette)
+    CORS        preflights for `cors_origins`, their response headers   (starlette; only with origins)
     RequestGuard  Host/Origin when keyless, body size and pace           (http/guard.py)
     DirectRoutes  static POST routes straight to their handler           (http/direct.py)
     the routes (Starlette's exception middleware and router)
@@ -42,6 +42,24 @@ def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
     return [(re.compile(r"/v1/collections/[^/]+/documents"), upload)]
 
 
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS for ``cors_origins``; none configured, no layer (a preflight then gets the
+    router's 405, which a browser refuses as it would the layer's 400)."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=[origin.rstrip("/") for origin in settings.cors_origins],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["*"],  # keys travel in headers (Authorization, x-api-key), never cookies
+            expose_headers=list(CORS_EXPOSED),
+            allow_private_network=True,
+            max_age=600,
+        )
+    ]
+
+
 def middleware(settings: Settings, routes: Sequence[BaseRoute], *, tracing: bool) -> list[Middleware]:
     """The stack for an app with these routes; ``tracing``: a tracing extension is installed.
 
@@ -54,15 +72,7 @@ def middleware(settings: Settings, routes: Sequence[BaseRoute], *, tracing: bool
     return [
         *([Middleware(AccessLog)] if settings.access_log else []),
         *([Middleware(TraceRequests)] if tracing else []),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=[origin.rstrip("/") for origin in settings.cors_origins],
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["*"],  # keys travel in headers (Authorization, x-api-key), never cookies
-            expose_headers=list(CORS_EXPOSED),
-            allow_private_network=bool(settings.cors_origins),
-            max_age=600,
-        ),
+        *_cors(settings),
         Middleware(
             RequestGuard,
             policy=policy,

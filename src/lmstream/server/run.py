@@ -3,8 +3,8 @@
 =====================  ===============================  ===========================================
 setting                uvicorn (here)                   granian 2.8, if the server changes
 =====================  ===============================  ===========================================
-``header_timeout``     ``GuardedHttpToolsProtocol``      ``--http1-header-read-timeout`` (ms)
-``max_header_bytes``   ``GuardedHttpToolsProtocol``      ``--http1-buffer-size`` (hyper's read buffer)
+``header_timeout``     ``HttpProtocol``                  ``--http1-header-read-timeout`` (ms)
+``max_header_bytes``   ``HttpProtocol``                  ``--http1-buffer-size`` (hyper's read buffer)
 waiting heads evicted  ``PendingHeads``                 none: the header read timeout alone
 ``keep_alive_timeout`` ``timeout_keep_alive``           ``--http1-keep-alive`` is on/off only
 ``max_connections``    ``limit_concurrency`` (503)      ``--backpressure`` (requests per worker)
@@ -26,7 +26,7 @@ import socket
 from typing import Any
 
 from lmstream.server.connections import ConnectionPolicy
-from lmstream.server.protocol import guarded_protocol
+from lmstream.server.protocol import http_protocol
 from lmstream.settings import Settings
 
 __all__ = ["FILE_RESERVE", "connection_limit", "raise_file_limit", "reuse_port_socket", "serve", "uvicorn_options"]
@@ -61,7 +61,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         max_pending=max(16, limit // 4),
     )
     return {
-        "http": guarded_protocol(policy),
+        "http": http_protocol(policy),
         "timeout_keep_alive": settings.keep_alive_timeout,
         "limit_concurrency": limit,
     }

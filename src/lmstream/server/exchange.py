@@ -1,0 +1,213 @@
+"""One request and its response on an ``HttpProtocol`` connection: ASGI's ``receive``
+and ``send`` for that request, and the task that runs the app on them.
+
+Slotted, with no ``asyncio.Event``: ``receive`` makes a future only when it has to wait
+(for more body, or — the whole life of an open stream — for the client to leave), and
+``send`` waits only while the socket's buffer is over its high-water mark. A response's
+head is checked as uvicorn checks it (header names and values, ``content-length`` kept,
+chunked otherwise); a body chunk is one ``transport.write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lmstream.server.protocol import HttpProtocol
+
+__all__ = ["Exchange"]
+
+_log = logging.getLogger("uvicorn.error")
+_HEADER_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+_HEADER_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _status_line(code: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(code).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+
+
+_STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+_500 = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"), (b"connection", b"close")],
+}
+
+
+class Exchange:
+    __slots__ = (
+        "app", "body", "chunked", "complete", "conn", "disconnected", "expect_100", "head", "keep_alive", "length",
+        "more_body", "ready", "scope", "started", "waiter",
+    )  # fmt: skip
+
+    def __init__(self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, expect_100: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.app: Any = None
+        self.keep_alive = keep_alive
+        self.expect_100 = expect_100  # "100 Continue" goes out at the first receive()
+        self.head = scope["method"] == "HEAD"
+        self.body = b""  # request body received and not yet given to the app
+        self.more_body = True
+        self.ready = False  # something new for receive(): body, its end, a disconnect
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.started = False
+        self.complete = False
+        self.chunked: bool | None = None
+        self.length = 0  # content-length bytes still to send
+
+    # From the connection ---------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self.ready = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def add_body(self, data: bytes) -> int:
+        """Buffer request body; the bytes buffered now."""
+        if self.complete:
+            return 0  # the response is done: the rest of the body is not wanted
+        self.body += data
+        self._wake()
+        return len(self.body)
+
+    def body_complete(self) -> None:
+        if not self.complete:
+            self.more_body = False
+            self._wake()
+
+    def lost(self) -> None:
+        if not self.complete:
+            self.disconnected = True
+        self._wake()
+
+    # The app's task --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            _log.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.started:
+                await self._send_500()
+            else:
+                self.conn.transport.close()
+        else:
+            if result is not None:
+                _log.error("ASGI callable should return None, but returned '%s'.", result)
+                self.conn.transport.close()
+            elif not self.started and not self.disconnected:
+                _log.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.complete and not self.disconnected:
+                _log.error("ASGI callable returned without completing response.")
+                self.conn.transport.close()
+
+    async def _send_500(self) -> None:
+        await self.send(_500)
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error", "more_body": False})
+
+    # ASGI ------------------------------------------------------------------------------
+
+    async def receive(self) -> dict[str, Any]:
+        conn = self.conn
+        if self.expect_100 and not conn.transport.is_closing():
+            conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.expect_100 = False
+        if not self.disconnected and not self.complete:
+            if not self.ready:
+                conn.resume_reading()
+                self.waiter = conn.shared.loop.create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
+            self.ready = False
+        if self.disconnected or self.complete:
+            return {"type": "http.disconnect"}
+        body, self.body = self.body, b""
+        if conn.read_paused and self is conn.exchange:
+            conn.resume_reading()
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def send(self, message: Any) -> None:
+        conn = self.conn
+        if conn.write_paused and not self.disconnected:
+            await conn.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if self.complete:
+            raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")
+        if not self.started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
+            self._start(message["status"], message.get("headers", ()))
+            return
+        if kind != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        transport = conn.transport
+        if self.head:
+            self.length = 0
+        elif self.chunked:
+            if body and more_body:
+                transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+            elif body:
+                transport.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body))
+            elif not more_body:
+                transport.write(b"0\r\n\r\n")
+        else:
+            if len(body) > self.length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.length -= len(body)
+            if body:
+                transport.write(body)
+        if not more_body:
+            if self.length:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.complete = True
+            self._wake()
+            if not self.keep_alive:
+                transport.close()
+            conn.response_done()
+
+    def _start(self, status: int, headers: Any) -> None:
+        self.started = True
+        self.expect_100 = False
+        content = [_STATUS_LINES[status]]
+        close = False
+        for name, value in (*self.conn.shared.state.default_headers, *headers):
+            if _HEADER_NAME.search(name):
+                raise RuntimeError("Invalid HTTP header name.")
+            if _HEADER_VALUE.search(value):
+                raise RuntimeError("Invalid HTTP header value.")
+            name = name.lower()
+            if name == b"content-length" and self.chunked is None:
+                self.length = int(value.decode())
+                self.chunked = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.length = 0
+                self.chunked = True
+            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+                self.keep_alive = False
+                close = True
+            content.append(b"%s: %s\r\n" % (name, value))
+        if not self.keep_alive and not close:
+            content.append(b"connection: close\r\n")
+        if self.chunked is None and not self.head and status not in (204, 304):
+            self.chunked = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        self.conn.transport.write(b"".join(content))
