@@ -58,6 +58,12 @@ def test_json_prints_every_event_one_per_line(lmstream: Run, cli_server: LiveSer
     assert [m["content"] for m in conversation["messages"] if m["role"] == "user"] == ["What do you do?", "And then?"]
 
 
+def signal_state(pid: int) -> str:
+    """How a process treats signals (/proc: blocked, ignored, caught masks), for a failure's message."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return " ".join(line.replace("\t", "") for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+
+
 def test_tokens_reach_stdout_while_generating_and_ctrl_c_stops_the_server(cli_server: LiveServer) -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "lmstream", "chat", "--model", "slow", "Tell me a story."],
@@ -70,7 +76,17 @@ def test_tokens_reach_stdout_while_generating_and_ctrl_c_stops_the_server(cli_se
         first = child.stdout.read(len("word0 word1"))
         assert first == b"word0 word1" and child.poll() is None  # still generating
         child.send_signal(signal.SIGINT)
-        assert child.wait(15) == 130
+        try:
+            code = child.wait(15)
+        except subprocess.TimeoutExpired:  # say why: signal ignored or blocked, or a hung cancel
+            state = signal_state(child.pid)
+            child.kill()
+            _, err = child.communicate()
+            raise AssertionError(
+                f"the CLI went on after SIGINT ({state}); its stderr: {err[-1500:]!r}; "
+                f"the server's log: {cli_server.log()[-1500:]}"
+            ) from None
+        assert code == 130
     finally:
         child.kill()
     with api(cli_server) as client:
@@ -126,7 +142,11 @@ def test_ctrl_c_in_the_interactive_chat_stops_the_answer_on_the_server(cli_serve
         child.sendline("Tell me a story.")
         child.expect_exact("word3")  # the answer is streaming
         child.sendintr()
-        child.expect_exact("[stopped]")
+        try:
+            child.expect_exact("[stopped]")
+        except pexpect.TIMEOUT:  # say why: signal ignored or blocked, or a hung cancel
+            state = signal_state(child.pid)
+            raise AssertionError(f"no [stopped] after Ctrl-C ({state}); the server's log: {cli_server.log()[-1500:]}") from None
         child.expect_exact("you> ")
 
         with api(cli_server) as client:
