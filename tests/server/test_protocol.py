@@ -295,3 +295,52 @@ def test_connections_and_requests_carry_no_instance_dict() -> None:
 
     assert http_protocol(ConnectionPolicy()).__dictoffset__ == 0
     assert HttpProtocol.__dictoffset__ == 0 and Exchange.__dictoffset__ == 0
+
+
+async def test_receive_is_a_future_and_two_receivers_both_see_the_disconnect() -> None:
+    """A streaming response waits for the disconnect on ``receive()`` for its whole life:
+    lmstream's server hands it a future (no task needed), and a second receiver at the
+    same time is woken with the first."""
+    seen: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await read_body(receive)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        one, two = receive(), receive()
+        assert isinstance(one, asyncio.Future) and not one.done()
+        seen.set_result(await asyncio.gather(one, two))
+
+    async with serving(app) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        await reader.readuntil(b"first\r\n")
+        writer.close()
+        assert await asyncio.wait_for(seen, 5) == [{"type": "http.disconnect"}] * 2
+
+
+async def test_a_trusted_proxys_forwarded_headers_set_client_and_scheme() -> None:
+    """uvicorn's ``proxy_headers`` (on by default, trusting ``forwarded_allow_ips``) read
+    on the scope, as its middleware does."""
+    seen: list[tuple[Any, str]] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen.append((scope["client"], scope["scheme"]))
+        await reply(send, b"")
+
+    forwarded = b"x-forwarded-for: 203.0.113.7, 127.0.0.1\r\nx-forwarded-proto: https\r\n"
+    for options, expected in (
+        ({"forwarded_allow_ips": "127.0.0.1"}, (("203.0.113.7", 0), "https")),
+        ({"forwarded_allow_ips": "10.0.0.1"}, None),  # not from a trusted proxy: ignored
+        ({"proxy_headers": False}, None),
+    ):
+        async with serving(app, **options) as (port, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n" + forwarded + b"\r\n")
+            await read_response(reader)
+            writer.close()
+        client, scheme = seen.pop()
+        if expected is None:
+            assert client[0] == "127.0.0.1" and scheme == "http"
+        else:
+            assert (client, scheme) == expected

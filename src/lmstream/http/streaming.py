@@ -232,13 +232,14 @@ class StreamResponse(Response):
                 with contextlib.suppress(Exception):
                     await aclose()
 
-    # the disconnect: a bare receive() task, no coroutine of ours around it
+    # the disconnect: a bare receive(), no coroutine of ours around it; lmstream's own
+    # server returns a future from receive(), which needs no task (ensure_future keeps it)
 
     def _listen(self) -> None:
-        self._listener: asyncio.Task[Message] = asyncio.ensure_future(self._receive())
+        self._listener: asyncio.Future[Message] = asyncio.ensure_future(self._receive())
         self._listener.add_done_callback(self._received)
 
-    def _received(self, task: asyncio.Task[Message]) -> None:
+    def _received(self, task: asyncio.Future[Message]) -> None:
         if task.cancelled() or task.exception() is not None or self._done:
             return
         if task.result()["type"] == "http.disconnect":

@@ -1,9 +1,10 @@
 """One request and its response on an ``HttpProtocol`` connection: ASGI's ``receive``
 and ``send`` for that request, and the task that runs the app on them.
 
-Slotted, with no ``asyncio.Event``: ``receive`` makes a future only when it has to wait
-(for more body, or — the whole life of an open stream — for the client to leave), and
-``send`` waits only while the socket's buffer is over its high-water mark. A response's
+Slotted, with no ``asyncio.Event``: ``receive`` returns a future (no coroutine, so a
+streaming response waiting the whole life of its stream for the client to leave holds
+one future, not a task), and ``send`` waits only while the socket's buffer is over its
+high-water mark. A response's
 head is checked as uvicorn checks it (header names and values, ``content-length`` kept,
 chunked otherwise); a body chunk is one ``transport.write``.
 """
@@ -58,7 +59,7 @@ class Exchange:
         self.body = b""  # request body received and not yet given to the app
         self.more_body = True
         self.ready = False  # something new for receive(): body, its end, a disconnect
-        self.waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[dict[str, Any]] | None = None
         self.disconnected = False
         self.started = False
         self.complete = False
@@ -70,8 +71,10 @@ class Exchange:
     def _wake(self) -> None:
         self.ready = True
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():  # not cancelled: the message is taken now
+                waiter.set_result(self._take())
 
     def add_body(self, data: bytes) -> int:
         """Buffer request body; the bytes buffered now."""
@@ -119,23 +122,39 @@ class Exchange:
 
     # ASGI ------------------------------------------------------------------------------
 
-    async def receive(self) -> dict[str, Any]:
+    def receive(self) -> asyncio.Future[dict[str, Any]]:
+        """ASGI's ``receive``, as a future rather than a coroutine: what is already here
+        comes in a done future; otherwise the future is resolved when the body, its end
+        or a disconnect arrives. A caller that only waits for the disconnect (a
+        streaming response) needs no task of its own for it (``ensure_future`` returns
+        a future as it is)."""
         conn = self.conn
         if self.expect_100 and not conn.transport.is_closing():
             conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.expect_100 = False
-        if not self.disconnected and not self.complete:
-            if not self.ready:
-                conn.resume_reading()
-                self.waiter = conn.shared.loop.create_future()
-                try:
-                    await self.waiter
-                finally:
-                    self.waiter = None
-            self.ready = False
+        future: asyncio.Future[dict[str, Any]] = conn.shared.loop.create_future()
+        if self.ready or self.disconnected or self.complete:
+            future.set_result(self._take())
+        else:
+            first = self.waiter
+            if first is not None and not first.done():  # a second receiver at once (rare): it
+                # wakes with the first, as two waiters on one event would
+                first.add_done_callback(lambda _: self._settle(future))
+                return future
+            conn.resume_reading()
+            self.waiter = future
+        return future
+
+    def _settle(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        if not future.done():
+            future.set_result(self._take())
+
+    def _take(self) -> dict[str, Any]:
+        self.ready = False
         if self.disconnected or self.complete:
             return {"type": "http.disconnect"}
         body, self.body = self.body, b""
+        conn = self.conn
         if conn.read_paused and self is conn.exchange:
             conn.resume_reading()
         return {"type": "http.request", "body": body, "more_body": self.more_body}

@@ -43,7 +43,7 @@ import urllib.parse
 from typing import Any, ClassVar
 
 import httptools
-from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lmstream.server.connections import ConnectionPolicy, PendingHeads
 from lmstream.server.exchange import Exchange
@@ -53,17 +53,22 @@ __all__ = ["HttpProtocol", "http_protocol"]
 _log = logging.getLogger("uvicorn.error")
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 HIGH_WATER = 65536  # request body bytes buffered before reading pauses
+_ASGI = {"version": "3.0", "spec_version": "2.3"}  # one for every scope: nobody writes to it
 
 
 class _Shared:
     """What every connection of one uvicorn server shares (one reference per connection)."""
 
-    __slots__ = ("app", "app_state", "keep_alive", "limit", "loop", "root_path", "root_raw", "state")
+    __slots__ = ("app", "app_state", "keep_alive", "limit", "loop", "proxy", "root_path", "root_raw", "state")
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
         if not config.loaded:
             config.load()
-        self.app = config.loaded_app
+        app = config.loaded_app
+        self.proxy: ProxyHeadersMiddleware | None = None
+        if isinstance(app, ProxyHeadersMiddleware):  # its work is done on the scope here, not
+            self.proxy, app = app, app.app  # in a coroutine frame held for a stream's life
+        self.app = app
         self.state = server_state  # uvicorn's ServerState: connections, tasks, default_headers
         self.app_state = app_state
         self.loop = loop
@@ -114,9 +119,14 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.shared.state.connections.add(self)
         self.transport = transport  # type: ignore[assignment]
-        self.server = get_local_addr(self.transport)
-        self.client = get_remote_addr(self.transport)
-        if is_ssl(self.transport):
+        peer = transport.get_extra_info("peername")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple | list) and len(peer) >= 2 else None
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple | list) and len(local) >= 2:
+            self.server = (str(local[0]), int(local[1]))
+        elif isinstance(local, str):  # a Unix socket
+            self.server = (local, None)
+        if transport.get_extra_info("sslcontext"):
             self.scheme = "https"
         self._await_head()
 
@@ -204,7 +214,7 @@ class HttpProtocol(asyncio.Protocol):
             path = urllib.parse.unquote(path)
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "asgi": _ASGI,
             "http_version": version,
             "server": self.server,
             "client": self.client,
@@ -218,6 +228,8 @@ class HttpProtocol(asyncio.Protocol):
         }
         if shared.app_state:
             scope["state"] = shared.app_state.copy()
+        if shared.proxy is not None and self.client is not None and self.client[0] in shared.proxy.trusted_hosts:
+            _forwarded(scope, shared.proxy)
         expect_100 = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
         keep_alive = version != "1.0" and parser.should_keep_alive()
         exchange = Exchange(self, scope, keep_alive, expect_100)
@@ -333,6 +345,24 @@ class HttpProtocol(asyncio.Protocol):
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], head, len(body), body)
         )
         transport.close()
+
+
+def _forwarded(scope: dict[str, Any], proxy: ProxyHeadersMiddleware) -> None:
+    """``X-Forwarded-Proto`` and ``-For`` from a trusted proxy, as uvicorn's
+    ``ProxyHeadersMiddleware`` reads them (its trusted hosts: ``forwarded_allow_ips``)."""
+    proto: bytes | None = None
+    forwarded_for: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            proto = value
+        elif name == b"x-forwarded-for":
+            forwarded_for.append(value)
+    if proto is not None and (scheme := proto.decode("latin1").strip()) in ("http", "https"):
+        scope["scheme"] = scheme
+    if forwarded_for:
+        host, port = proxy.trusted_hosts.get_trusted_client_address(b", ".join(forwarded_for).decode("latin1"))
+        if host:
+            scope["client"] = (host, port)
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
