@@ -30,6 +30,7 @@ from lmstream.errors import LmstreamError, NotFound, StoreUnavailable
 from lmstream.http import anthropic, keys, native, ollama, openai, start, web
 from lmstream.http.accesslog import AccessLogExtension
 from lmstream.http.admission import AccessHooks
+from lmstream.http.application import App
 from lmstream.http.bounds import BoundsExtension
 from lmstream.http.endpoint import error_response
 from lmstream.http.extension import Extension
@@ -147,7 +148,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] | None = None
     for extension in installed:
         routes.extend(extension.routes())
     routes.extend(web.routes)  # the web chat last, so API routes always win
-    return Starlette(
+    return App(
         routes=routes,
         lifespan=lifespan,
         middleware=middleware(settings, routes, tracing=any(isinstance(e, TracingExtension) for e in installed)),

@@ -2,7 +2,7 @@
 
 Cancellation flows through structure (see ARCHITECTURE.md)::
 
-    client closes ─► the response's receive() task ─► cancels the sending task
+    client closes ─► the response's receive() (a future) ─► cancels the sending task
     ─► ``follow_frames`` leaves ``stream.attach`` ─► last consumer gone: the hub cancels
     the generation (now, or after the grace period) ─► backend stream ``aclose()``
     ─► worker thread stop flag / upstream response closed.
@@ -20,10 +20,11 @@ timing the connection out.
 
 Deliberate divergence from sse-starlette's ``EventSourceResponse`` (whose framing,
 ``ServerSentEvent``, every SSE dialect still uses): :class:`StreamResponse` runs each
-stream with one bare ``receive()`` task instead of a task group of four (body sender,
+stream with one bare ``receive()`` instead of a task group of four (body sender,
 pinger, exit watcher, disconnect listener) and no per-send cancel scope. The request's
-own task sends the body; the ``receive()`` task's done-callback cancels the sender when
-the client leaves. Heartbeats and server shutdown are one task per event loop for all
+own task sends the body; the done-callback of ``receive()``'s awaitable cancels the
+sender when the client leaves (lmstream's server returns a future there, so no task at
+all; another server's coroutine gets a task). Heartbeats and server shutdown are one task per event loop for all
 streams (:class:`_OpenStreams`): it sends a heartbeat comment to each stream silent for
 its interval, and ends every stream when uvicorn is told to exit
 (``AppStatus.should_exit``, set by sse-starlette's uvicorn hook), as sse-starlette does.
@@ -163,8 +164,8 @@ class StreamResponse(Response):
     """A streamed body, a heartbeat before ``heartbeat`` silent seconds (0 = none), and the
     sender cancelled as soon as the client disconnects or the server shuts down.
 
-    Per stream: the request's own task sends the body, one bare ``receive()`` task waits
-    for the disconnect (its done-callback cancels the sender), and the loop's
+    Per stream: the request's own task sends the body, one bare ``receive()`` waits for
+    the disconnect (its done-callback cancels the sender), and the loop's
     :class:`_OpenStreams` sends the heartbeats and ends the streams at shutdown.
     """
 
