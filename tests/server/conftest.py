@@ -1,0 +1,16 @@
+"""The protocol's tests run on both event loops lmstream meets: asyncio's and uvloop's
+(``lmstream serve`` runs on uvloop, whose transports are not asyncio's classes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+import pytest
+import uvloop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
