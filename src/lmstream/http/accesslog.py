@@ -54,10 +54,10 @@ ACCESS_LOGGER = "lmstream.access"
 @dataclass(slots=True)
 class AccessRecord:
     started: float
+    out: Send  # the server's send, behind ``send``
     status: int = 0
     sent: int = 0
     stream: RunningStream | None = None
-    out: Send | None = None  # the server's send, behind ``send``
 
     def send(self, message: Message) -> Awaitable[None]:
         """The app's send: notes the status and counts the bytes, then hands the server's
@@ -66,7 +66,6 @@ class AccessRecord:
             self.status = message["status"]
         elif message["type"] == "http.response.body":
             self.sent += len(message.get("body", b""))
-        assert self.out is not None
         return self.out(message)
 
 

@@ -20,20 +20,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["App", "ServerErrors"]
+__all__ = ["App", "SendWatch", "ServerErrors"]
 
 
-class _Started:
-    __slots__ = ("send_", "started")
+class SendWatch:
+    """A ``send`` that notes whether the response has started and hands the server's own
+    awaitable through: no coroutine per message, nothing held but this object."""
+
+    __slots__ = ("inner_send", "started")
 
     def __init__(self, send: Send) -> None:
-        self.send_ = send
+        self.inner_send = send
         self.started = False
 
     def send(self, message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
             self.started = True
-        return self.send_(message)
+        return self.inner_send(message)
 
 
 class ServerErrors(ServerErrorMiddleware):
@@ -43,7 +46,7 @@ class ServerErrors(ServerErrorMiddleware):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        watch = _Started(send)
+        watch = SendWatch(send)
         try:
             await self.app(scope, receive, watch.send)
         except Exception as exc:

@@ -48,6 +48,7 @@ from lmstream.errors import (
     RequestTimeout,
     StoreUnavailable,
 )
+from lmstream.http.application import SendWatch
 from lmstream.http.endpoint import error_response
 from lmstream.http.shapes import error_shape
 
@@ -184,32 +185,27 @@ class RequestGuard:
         await response(scope, receive, send)
 
 
-class _Guarded:
+class _Guarded(SendWatch):
     """The ``receive`` and ``send`` a guarded request's app gets.
 
     Until the body is complete ``receive`` counts it and bounds each read's wait; after
-    that, like ``send``, it hands the server's own awaitable straight through — no
-    coroutine frame of the guard's is held for a stream's life or made per token.
+    that, like ``send`` (``started``: a late refusal cannot be sent), it hands the
+    server's own awaitable straight through — no coroutine frame of the guard's is held
+    for a stream's life or made per token.
     """
 
-    __slots__ = ("complete", "guard", "inner_receive", "inner_send", "limit", "received", "started")
+    __slots__ = ("complete", "guard", "inner_receive", "limit", "received")
 
     def __init__(self, guard: RequestGuard, receive: Receive, send: Send, limit: int) -> None:
+        super().__init__(send)
         self.guard = guard
         self.inner_receive = receive
-        self.inner_send = send
         self.limit = limit
         self.received = 0
         self.complete = False
-        self.started = False  # the response has begun: a late refusal cannot be sent
 
     def receive(self) -> Awaitable[Message]:
         return self.inner_receive() if self.complete else self._read_body()
-
-    def send(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.start":
-            self.started = True
-        return self.inner_send(message)
 
     async def _read_body(self) -> Message:
         timeout = self.guard.body_timeout

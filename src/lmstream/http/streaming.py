@@ -24,9 +24,9 @@ stream with one bare ``receive()`` instead of a task group of four (body sender,
 pinger, exit watcher, disconnect listener) and no per-send cancel scope. The request's
 own task sends the body; the done-callback of ``receive()``'s awaitable cancels the
 sender when the client leaves (lmstream's server returns a future there, so no task at
-all; another server's coroutine gets a task). Heartbeats and server shutdown are one task per event loop for all
-streams (:class:`_OpenStreams`): it sends a heartbeat comment to each stream silent for
-its interval, and ends every stream when uvicorn is told to exit
+all; another server's coroutine gets a task). Heartbeats and server shutdown are one
+task per event loop for all streams (:class:`_OpenStreams`): it sends a heartbeat
+comment to each stream silent for its interval, and ends every stream when uvicorn is told to exit
 (``AppStatus.should_exit``, set by sse-starlette's uvicorn hook), as sse-starlette does.
 With 10,000 open streams this more than halves the memory per stream and the CPU per
 token of ``EventSourceResponse`` (numbers in BENCHMARKS.md).
@@ -240,10 +240,10 @@ class StreamResponse(Response):
         self._listener: asyncio.Future[Message] = asyncio.ensure_future(self._receive())
         self._listener.add_done_callback(self._received)
 
-    def _received(self, task: asyncio.Future[Message]) -> None:
-        if task.cancelled() or task.exception() is not None or self._done:
+    def _received(self, listener: asyncio.Future[Message]) -> None:
+        if listener.cancelled() or listener.exception() is not None or self._done:
             return
-        if task.result()["type"] == "http.disconnect":
+        if listener.result()["type"] == "http.disconnect":
             self._gone = True
             self._sender.cancel()
         else:

@@ -4,9 +4,9 @@ and ``send`` for that request, and the task that runs the app on them.
 Slotted, with no ``asyncio.Event``: ``receive`` returns a future (no coroutine, so a
 streaming response waiting the whole life of its stream for the client to leave holds
 one future, not a task), and ``send`` waits only while the socket's buffer is over its
-high-water mark. A response's
-head is checked as uvicorn checks it (header names and values, ``content-length`` kept,
-chunked otherwise); a body chunk is one ``transport.write``.
+high-water mark. A response's head is checked as uvicorn checks it (header names and
+values, ``content-length`` kept, chunked otherwise); a body chunk is one
+``transport.write``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lmstream.server.protocol import HttpProtocol
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "plain_text"]
 
 _log = logging.getLogger("uvicorn.error")
 _HEADER_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
@@ -36,11 +36,14 @@ def _status_line(code: int) -> bytes:
 
 
 _STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
-_500 = {
-    "type": "http.response.start",
-    "status": 500,
-    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"), (b"connection", b"close")],
-}
+
+
+async def plain_text(send: Any, status: int) -> None:
+    """The server's own short answer (500, 503): the status phrase as text, then close."""
+    body = http.HTTPStatus(status).phrase.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class Exchange:
@@ -49,10 +52,10 @@ class Exchange:
         "more_body", "ready", "scope", "started", "waiter",
     )  # fmt: skip
 
-    def __init__(self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, expect_100: bool) -> None:
+    def __init__(self, conn: HttpProtocol, app: Any, scope: dict[str, Any], keep_alive: bool, expect_100: bool) -> None:
         self.conn = conn
+        self.app = app
         self.scope = scope
-        self.app: Any = None
         self.keep_alive = keep_alive
         self.expect_100 = expect_100  # "100 Continue" goes out at the first receive()
         self.head = scope["method"] == "HEAD"
@@ -102,7 +105,7 @@ class Exchange:
         except BaseException as exc:
             _log.error("Exception in ASGI application\n", exc_info=exc)
             if not self.started:
-                await self._send_500()
+                await plain_text(self.send, 500)
             else:
                 self.conn.transport.close()
         else:
@@ -111,14 +114,10 @@ class Exchange:
                 self.conn.transport.close()
             elif not self.started and not self.disconnected:
                 _log.error("ASGI callable returned without starting response.")
-                await self._send_500()
+                await plain_text(self.send, 500)
             elif not self.complete and not self.disconnected:
                 _log.error("ASGI callable returned without completing response.")
                 self.conn.transport.close()
-
-    async def _send_500(self) -> None:
-        await self.send(_500)
-        await self.send({"type": "http.response.body", "body": b"Internal Server Error", "more_body": False})
 
     # ASGI ------------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ import httptools
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lmstream.server.connections import ConnectionPolicy, PendingHeads
-from lmstream.server.exchange import Exchange
+from lmstream.server.exchange import Exchange, plain_text
 
 __all__ = ["HttpProtocol", "http_protocol"]
 
@@ -81,7 +81,9 @@ class _Shared:
 class HttpProtocol(asyncio.Protocol):
     policy: ClassVar[ConnectionPolicy] = ConnectionPolicy()
     pending: ClassVar[PendingHeads] = PendingHeads(ConnectionPolicy().max_pending)
-    _shared: ClassVar[_Shared | None] = None
+    _shared: ClassVar[_Shared | None] = None  # made by the first connection of a server:
+    # uvicorn hands each protocol its config and state; keeping them once per server,
+    # not per connection, is the point of this class
 
     __slots__ = (
         "between", "client", "drained", "exchange", "head_bytes", "head_timer", "headers", "idle_timer", "parser",
@@ -208,6 +210,7 @@ class HttpProtocol(asyncio.Protocol):
         assert parser is not None  # this is its callback
         version = parser.get_http_version()
         url = httptools.parse_url(self.url)
+        self.url = b""
         raw_path = url.path
         path = raw_path.decode("ascii")
         if "%" in path:
@@ -232,13 +235,12 @@ class HttpProtocol(asyncio.Protocol):
             _forwarded(scope, shared.proxy)
         expect_100 = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
         keep_alive = version != "1.0" and parser.should_keep_alive()
-        exchange = Exchange(self, scope, keep_alive, expect_100)
         app = shared.app
         state = shared.state
         if shared.limit is not None and (len(state.connections) >= shared.limit or len(state.tasks) >= shared.limit):
             _log.warning("Exceeded concurrency limit.")
             app = _service_unavailable
-        exchange.app = app
+        exchange = Exchange(self, app, scope, keep_alive, expect_100)
         previous, self.exchange = self.exchange, exchange
         if previous is None or previous.complete:
             self._run(exchange)
@@ -366,9 +368,7 @@ def _forwarded(scope: dict[str, Any], proxy: ProxyHeadersMiddleware) -> None:
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"19"), (b"connection", b"close")]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": b"Service Unavailable", "more_body": False})
+    await plain_text(send, 503)
 
 
 def http_protocol(policy: ConnectionPolicy) -> type[HttpProtocol]:
