@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.support import LiveServer, scripted
 from tests.web.chat import ChatPage
@@ -77,6 +77,35 @@ def test_sidebar_search_rename_and_delete(page: Page, server: LiveServer) -> Non
     page.get_by_role("button", name="Delete", exact=True).click()
     expect(titles.filter(has_text="Alpha sidebar notes")).to_have_count(0)
     assert api.get(f"/v1/conversations/{alpha['id']}").status_code == 404
+
+
+def test_a_message_sent_before_the_first_view_is_up_is_sent_once_it_is(
+    chat: ChatPage, page: Page, server: LiveServer
+) -> None:
+    """The model list can be shown before the first view is (the sidebar's list is still
+    loading): Enter then is kept, not lost, and the message goes once the view is up."""
+    held: list[Route] = []
+    released = False
+
+    def hold(route: Route) -> None:  # the sidebar's list waits here until released
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/conversations?*", hold)
+    with page.expect_request(lambda request: "/v1/conversations?" in request.url):
+        page.goto(server.url)
+    expect(page.locator("#model option").first).to_be_attached()
+    chat.send("Sent early")
+    expect(page.locator("#input")).to_have_value("Sent early")  # kept, not gone
+    expect(page.locator(".msg--user")).to_have_count(0)
+    released = True
+    for route in held:
+        route.continue_()
+    chat.wait_status("complete")
+    expect(page.locator(".msg--user .msg__bubble")).to_have_text(["Sent early"])
+    expect(page.locator("#input")).to_have_value("")
 
 
 def test_the_page_asks_for_an_api_key_when_the_server_needs_one(

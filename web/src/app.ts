@@ -30,6 +30,8 @@ export class App {
   private conversationId: string | null = null;
   /** Bumped on every view change, so late async results for an old view are dropped. */
   private view = 0;
+  /** Send was pressed before the first view was up: it is sent once the view is. */
+  private sendWhenReady = false;
   private live: LiveGeneration | null = null;
   /** The transcript, for servers without a conversation store. */
   private turns: Turn[] = [];
@@ -128,8 +130,13 @@ export class App {
     }
     await this.route();
     // "online" once the first view is up: a message sent before it would be cleared by
-    // that first route (seen: a browser test typed between the model list and the route)
+    // that first route (seen: a browser test typed between the model list and the route).
+    // A Send pressed meanwhile was kept; it goes now, into that view.
     this.setStatus("online");
+    if (this.sendWhenReady) {
+      this.sendWhenReady = false;
+      this.send();
+    }
   }
 
   private async loadModels(): Promise<void> {
@@ -327,8 +334,12 @@ export class App {
 
   private send(): void {
     const text = this.el.input.value.trim();
-    // (view 0: the first route has not run yet and would clear the thread; the text stays)
-    if (!text || this.view === 0 || (this.live && !this.live.done)) return;
+    if (!text || (this.live && !this.live.done)) return;
+    if (this.view === 0) {
+      // the first route has not run yet and would clear the thread: send once it has
+      this.sendWhenReady = true;
+      return;
+    }
     let live: LiveGeneration;
     let shown = text;
     if (this.el.teamToggle.checked) {
