@@ -11,15 +11,35 @@ from typing import Any
 
 from lmstream.backends.scripted import ScriptedBackend
 from lmstream.cluster.coordinator import RedisCoordinator
+from lmstream.cluster.tasks import stop
 from lmstream.events import Event, TextDelta
 from lmstream.hub import StreamHandle, StreamHub, each_event
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
 from tests.support import scripted
 
-__all__ = ["TEXT", "ask", "cluster", "coordinator", "crash", "read", "text_of"]
+__all__ = ["TEXT", "ask", "cluster", "coordinator", "crash", "read", "step", "text_of"]
 
 TEXT = " ".join(f"w{i}" for i in range(60))
+
+
+@contextlib.asynccontextmanager
+async def step(name: str, seconds: float = 10.0) -> AsyncIterator[None]:
+    """Bound a step that waits on another hub, so that a hang fails by its name, with
+    what every task was waiting on (instead of the suite's timeout, which shows only
+    the event loop's ``epoll``)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        stacks = "\n".join(_where(task) for task in asyncio.all_tasks())
+        raise AssertionError(f"{name}: nothing after {seconds} s; the tasks:\n{stacks}") from None
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    frames = task.get_stack()
+    at = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames)) or "(not started)"
+    return f"  {task.get_name()}: {at}"
 
 
 def ask(text: str = "tell me", **kw: Any) -> ChatRequest:
@@ -80,16 +100,13 @@ async def cluster(
         yield hubs
     finally:
         for hub in hubs:
-            await hub.aclose()
-            await hub.coordinator.aclose()
+            async with step(f"closing hub {hub.coordinator.instance_id}"):
+                await hub.aclose()
+                await hub.coordinator.aclose()
 
 
 async def crash(hub: StreamHub) -> None:
     """Make ``hub``'s instance fall silent the way a killed process does: no heartbeat,
     no more writes, nothing said to the others (its generations go on, unseen)."""
     c = coordinator(hub)
-    tasks = [c._maintenance, c.writer._task, c.control._task, c.reader._task]
-    for task in tasks:
-        if task is not None:
-            task.cancel()
-    await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+    await stop(c._maintenance, c.writer._task, c.control._task, c.reader._task)

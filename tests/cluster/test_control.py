@@ -9,7 +9,7 @@ import time
 
 from lmstream.events import CancelReason, Done
 from lmstream.hub import StreamState
-from tests.cluster.support import ask, cluster, coordinator, read
+from tests.cluster.support import ask, cluster, coordinator, read, step
 
 
 async def test_stop_on_b_stops_the_generation_on_a_within_50_ms(redis_url: str) -> None:
@@ -35,9 +35,11 @@ async def test_a_stop_whose_message_was_missed_still_stops_it(redis_url: str) ->
         await coordinator(a).control.aclose()  # A hears nothing on its channel any more
         stream = await a.start(ask())
         remote = await b.get(stream.id)
-        await read(remote, stop_after=2)
-        assert await remote.cancel(CancelReason.USER_STOP)
-        async with asyncio.timeout(3 * coordinator(a).lease_interval):  # the flag, at A's next beat
+        async with step("B reads the first events"):
+            await read(remote, stop_after=2)
+        async with step("B asks A to stop"):
+            assert await remote.cancel(CancelReason.USER_STOP)
+        async with step("A takes the flag at its next beat", 3 * coordinator(a).lease_interval):
             await stream.wait()
         assert stream.cancel_reason == CancelReason.USER_STOP
 

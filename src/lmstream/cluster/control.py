@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from lmstream.cluster.keys import Keys, text
 from lmstream.cluster.scripts import LEASED
+from lmstream.cluster.tasks import stop
 from lmstream.cluster.writer import REDIS_DOWN
 from lmstream.events import CancelReason
 
@@ -80,10 +81,8 @@ class Control:
         self._task = asyncio.create_task(self._listen(), name="lmstream redis control")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop(self._task)  # (a single cancel can be lost in redis-py: tasks.py)
+        self._task = None
 
     async def _listen(self) -> None:
         channel = self._keys.control(self.instance_id)

@@ -36,6 +36,7 @@ from lmstream.cluster.log import RedisLog
 from lmstream.cluster.members import Membership
 from lmstream.cluster.reader import SharedReader
 from lmstream.cluster.remote import RemoteStream, decode_entries
+from lmstream.cluster.tasks import stop
 from lmstream.cluster.writer import REDIS_DOWN, LogWriter
 from lmstream.errors import ClusterUnavailable
 from lmstream.events import CancelReason
@@ -126,10 +127,7 @@ class RedisCoordinator:
                 await self.membership.leave()
             except REDIS_DOWN:
                 pass
-        tasks = [t for t in [self._maintenance, *self._tasks] if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(self._maintenance, *self._tasks)
         await self.control.aclose()
         await self.reader.aclose()
         await self.writer.aclose()

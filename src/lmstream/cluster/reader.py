@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.typing import KeyT, StreamIdT
 
 from lmstream.cluster.keys import Keys, entry_id, seq_of, text
+from lmstream.cluster.tasks import stop
 from lmstream.cluster.writer import REDIS_DOWN
 from lmstream.codec import from_json
 from lmstream.errors import INSTANCE_LOST, ClusterUnavailable
@@ -215,10 +216,7 @@ class SharedReader:
         self._task = asyncio.create_task(self._run(), name="lmstream redis reader")
 
     async def aclose(self) -> None:
-        for task in [self._task, *self._bells]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in [self._task, *self._bells] if t is not None), return_exceptions=True)
+        await stop(self._task, *self._bells)
         self._task = None
 
     async def _run(self) -> None:

@@ -49,6 +49,7 @@ from redis.exceptions import NoScriptError, RedisError
 from lmstream.cluster.keys import Keys, entry_id, seq_of
 from lmstream.cluster.log import RedisLog
 from lmstream.cluster.scripts import APPEND
+from lmstream.cluster.tasks import stop
 from lmstream.codec import to_json
 from lmstream.events import Done, Error, Event
 
@@ -177,10 +178,8 @@ class LogWriter:
             await asyncio.sleep(0)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop(self._task)
+        self._task = None
         if self._conn is not None:
             await self._conn.disconnect()
             self._conn = None
