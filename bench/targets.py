@@ -59,6 +59,14 @@ def start_fake_upstream(*, tps: float, tokens: int, ttft: float = 0.0, name: str
     return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=20, cwd=ROOT)
 
 
+def start_byte_relay(upstream: Server, *, name: str = "relay-floor") -> Server:
+    """``bench/byte_relay.py`` in front of ``upstream``: bytes forwarded, nothing parsed."""
+    port = free_port()
+    upstream_port = upstream.url.rsplit(":", 1)[1]
+    argv = [sys.executable, "-m", "bench.byte_relay", "--port", str(port), "--upstream-port", upstream_port]
+    return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=20, cwd=ROOT)
+
+
 def start_lmstream(
     models: list[dict[str, Any]],
     *,

@@ -18,7 +18,12 @@ lmstream with another HTTP client under the same upstream backend
 (``bench/upstream_clients.py``), the maintained options its own client
 (``lmstream.httpclient``, the ``lmstream`` rows) was chosen against; ``lmstream-lean`` is
 the raw-asyncio prototype that client grew from (``bench/lean_upstream.py``: no pool,
-timeouts, retries or TLS). ``--targets`` picks some of them.
+timeouts, retries or TLS). ``relay-floor`` is no proxy at all but a byte forwarder
+(``bench/byte_relay.py``) in front of the same upstream: the least one more process hop
+adds on this machine, whatever the relay does. ``lmstream-before`` is lmstream at the
+git ref in ``LMSTREAM_BENCH_BASELINE`` (default ``HEAD``), relaying the same upstream:
+a change's effect, side by side in one run (only when named in ``--targets``, which
+picks some of the targets).
 
 "Added" figures are the proxy's percentile minus the direct percentile from the same
 run. CPU is the server process tree's user+system time over the phase (/proc), per
@@ -27,6 +32,7 @@ run. CPU is the server process tree's user+system time over the phase (/proc), p
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +42,23 @@ from bench.procs import Server, running
 from bench.report import print_table, summarize
 from bench.scenarios import Options
 from bench.scenarios.common import Measured, Target, chat_body, measure
-from bench.targets import LITELLM_KEY, start_fake_upstream, start_litellm, start_lmstream
+from bench.targets import (
+    LITELLM_KEY,
+    start_byte_relay,
+    start_fake_upstream,
+    start_litellm,
+    start_lmstream,
+)
 
 __all__ = ["NAME", "run"]
 
 NAME = "overhead"
 TITLE = "Relay overhead (fake upstream direct / lmstream / LiteLLM)"
 PACED_TPS = 20.0
-TARGETS = ("direct", "lmstream", "lmstream-core", "lmstream-httpx", "lmstream-aiohttp", "lmstream-httpcore", "lmstream-lean", "litellm")
+TARGETS = (
+    "direct", "relay-floor", "lmstream", "lmstream-before", "lmstream-core",
+    "lmstream-httpx", "lmstream-aiohttp", "lmstream-httpcore", "lmstream-lean", "litellm",
+)  # fmt: skip
 CLIENTS = ("httpx", "aiohttp", "httpcore")  # the lmstream-<client> targets
 
 
@@ -74,7 +89,8 @@ def _phases(quick: bool) -> list[Phase]:
 
 
 def run(options: Options) -> dict[str, Any]:
-    wanted = [t for t in TARGETS if not options.targets or t in options.targets or t == "direct"]
+    asked = options.targets or tuple(t for t in TARGETS if t != "lmstream-before")  # that one only when named
+    wanted = [t for t in TARGETS if t in asked or t == "direct"]
     paced = start_fake_upstream(tps=PACED_TPS, tokens=2000, name="fake-paced")
     fast = start_fake_upstream(tps=0, tokens=2000, name="fake-fast")
     servers: list[Server] = [paced, fast]
@@ -82,12 +98,21 @@ def run(options: Options) -> dict[str, Any]:
         upstreams = {"paced": paced, "fast": fast}
         relayed = [{"name": m, "backend": "openai", "url": up.url + "/v1", "upstream_model": m} for m, up in upstreams.items()]
         targets: dict[str, dict[str, Target]] = {"direct": {m: Target("direct", _port(up), up) for m, up in upstreams.items()}}
+        if "relay-floor" in wanted:
+            floors = {m: start_byte_relay(up, name=f"relay-floor-{m}") for m, up in upstreams.items()}
+            servers.extend(floors.values())
+            targets["relay-floor"] = {m: Target("relay-floor", _port(floor), floor) for m, floor in floors.items()}
         if "lmstream" in wanted or "lmstream-core" in wanted:
             core = {"name": "core", "backend": "scripted", "options": {"text": expected_text(2000), "tokens_per_second": PACED_TPS}}
             lm = start_lmstream([*relayed, core], name="lmstream-overhead")
             servers.append(lm)
             targets["lmstream"] = {m: Target("lmstream", _port(lm), lm) for m in upstreams}
             targets["lmstream-core"] = {"paced": Target("lmstream-core", _port(lm), lm, model="core")}
+        if "lmstream-before" in wanted:
+            ref = os.environ.get("LMSTREAM_BENCH_BASELINE", "HEAD")
+            before = start_lmstream(relayed, name="lmstream-before", baseline=ref)
+            servers.append(before)
+            targets["lmstream-before"] = {m: Target("lmstream-before", _port(before), before) for m in upstreams}
         for client in CLIENTS:
             if f"lmstream-{client}" in wanted:
                 server = start_lmstream(relayed, name=f"lmstream-{client}", launcher="bench.upstream_clients", env={"LMSTREAM_BENCH_CLIENT": client})

@@ -1,0 +1,193 @@
+"""Where a relayed stream's time to first token goes inside lmstream.
+
+``python -m bench.ttft_path`` starts the paced fake upstream and lmstream relaying it
+(this module is lmstream's launcher: ``serve`` runs the CLI with the probes below), then
+the ``overhead`` scenario's ``single`` and ``c100`` loads, and prints, per phase, the
+median and p90 of each leg of every request's first token, timed inside the server:
+
+* ``arrive -> app``: the request's bytes reached the protocol; the app is called (a
+  task is made for it: one event-loop turn);
+* ``app -> body``: the body is read (a client that writes head and body in two writes,
+  as httpx and the load generator do, makes this a wait for the second segment);
+* ``body -> hub``: the dialect's parsing and validation, admission;
+* ``hub -> upstream``: pre-processors, planners, the upstream request built and written;
+* ``upstream -> 1st token``: the upstream's own time (in ``direct`` too);
+* ``token -> client``: the first token's bytes read from the upstream, parsed, through
+  the hub and written to the client.
+
+The probes wrap functions of the running server (``App.__call__``, ``Request.body``,
+``start_stream``, ``StreamHub.start``, the HTTP client's ``Connection``); they add a few
+microseconds per request. Figures in BENCHMARKS.md ("The misses, and why").
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+import statistics
+import sys
+import time
+from typing import Any
+
+__all__ = ["main"]
+
+LEGS = (
+    ("arrive -> app", "arrive", "app"),
+    ("app -> body", "app", "body"),
+    ("body -> hub", "body", "hub"),
+    ("hub -> upstream", "hub", "sent"),
+    ("upstream -> 1st token", "sent", "token_in"),
+    ("token -> client", "token_in", "token_out"),
+)
+
+
+_TOKEN = re.compile(rb'"content":\s*"[^"]')  # a chunk with text (not the role's empty one)
+
+
+def _is_token(data: bytes) -> bool:
+    return _TOKEN.search(data) is not None
+
+
+def _install_probes(records: list[dict[str, float]]) -> None:
+    import starlette.requests
+
+    import lmstream.http.admission as admission
+    import lmstream.http.application as application
+    import lmstream.http.openai as openai_routes
+    import lmstream.httpclient.connection as connection
+    import lmstream.hub.hub as hub
+    import lmstream.server.protocol as protocol
+
+    now = time.perf_counter
+    current: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar("ttft_path", default=None)
+    arrived = [0.0]
+
+    def mark(name: str) -> None:
+        record = current.get()
+        if record is not None and name not in record:
+            record[name] = now()
+
+    data_received = protocol.HttpProtocol.data_received
+
+    def probe_data_received(self: Any, data: bytes) -> None:
+        if data.startswith(b"POST "):
+            arrived[0] = now()
+        data_received(self, data)
+
+    app_call = application.App.__call__
+
+    async def probe_app(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await app_call(self, scope, receive, send)
+        record = {"arrive": arrived[0], "app": now()}
+        current.set(record)
+        records.append(record)
+
+        async def probe_send(message: Any) -> None:
+            if "token_out" not in record and message["type"] == "http.response.body" and _is_token(message.get("body", b"")):
+                record["token_out"] = now()
+            await send(message)
+
+        return await app_call(self, scope, receive, probe_send)
+
+    body = starlette.requests.Request.body
+
+    async def probe_body(self: Any) -> bytes:
+        content = await body(self)
+        mark("body")
+        return content
+
+    start = hub.StreamHub.start
+
+    async def probe_start(self: Any, request: Any, **kw: Any) -> Any:
+        mark("hub")
+        return await start(self, request, **kw)
+
+    send = connection.Connection.send
+
+    def probe_send_upstream(self: Any, data: bytes) -> Any:
+        record = current.get()
+        self.ttft_record = record if record is not None and "sent" not in record else None
+        mark("sent")
+        return send(self, data)
+
+    upstream_received = connection.Connection.data_received
+
+    def probe_upstream_received(self: Any, data: bytes) -> None:
+        record = getattr(self, "ttft_record", None)
+        if record is not None and "token_in" not in record and _is_token(data):
+            record["token_in"] = now()
+        upstream_received(self, data)
+
+    protocol.HttpProtocol.data_received = probe_data_received  # type: ignore[method-assign]
+    application.App.__call__ = probe_app  # type: ignore[method-assign]
+    starlette.requests.Request.body = probe_body  # type: ignore[method-assign]
+    hub.StreamHub.start = probe_start  # type: ignore[method-assign]
+    connection.Connection.send = probe_send_upstream  # type: ignore[method-assign]
+    connection.Connection.data_received = probe_upstream_received  # type: ignore[method-assign]
+    assert openai_routes.start_stream is admission.start_stream
+
+
+def _serve(report_to: str) -> None:
+    """lmstream's CLI with the probes in; the records go to ``report_to`` at exit."""
+    import atexit
+    import json
+
+    records: list[dict[str, float]] = []
+    _install_probes(records)
+    atexit.register(lambda: open(report_to, "w").write(json.dumps(records)))
+    from lmstream.cli import main as cli
+
+    cli()  # argv: serve --config ...
+
+
+def _legs(records: list[dict[str, float]]) -> list[list[Any]]:
+    complete = [r for r in records if all(k in r for _, k, _ in LEGS) and "token_out" in r]
+    rows = []
+    for name, a, b in LEGS:
+        ms = sorted(1000 * (r[b] - r[a]) for r in complete)
+        rows.append([name, round(statistics.median(ms), 3), round(ms[int(0.9 * (len(ms) - 1))], 3)] if ms else [name, None, None])
+    total = sorted(1000 * (r["token_out"] - r["arrive"]) for r in complete)
+    own = sorted(1000 * ((r["token_out"] - r["arrive"]) - (r["token_in"] - r["sent"])) for r in complete)
+    rows.append(["lmstream's own share (all but the upstream)", round(statistics.median(own), 3), round(own[int(0.9 * (len(own) - 1))], 3)])
+    rows.append(["first token, in the server", round(statistics.median(total), 3), round(total[int(0.9 * (len(total) - 1))], 3)])
+    return rows
+
+
+def main() -> None:
+    import json
+    import tempfile
+
+    from bench.fake_upstream import expected_text
+    from bench.loadgen import LoadSpec
+    from bench.procs import running
+    from bench.report import print_table
+    from bench.scenarios.common import Measured, Target, chat_body, measure
+    from bench.targets import start_fake_upstream, start_lmstream
+
+    paced = start_fake_upstream(tps=20.0, tokens=2000, name="fake-paced")
+    with running([paced]):
+        for phase, clients, per_client, ramp in (("single", 1, 10, 0.0), ("c100", 100, 2, 2.0)):
+            report = os.path.join(tempfile.mkdtemp(prefix="ttft-path-"), "records.json")
+            relayed = [{"name": "paced", "backend": "openai", "url": paced.url + "/v1", "upstream_model": "paced"}]
+            server = start_lmstream(relayed, name="lmstream-ttft-path", launcher="bench.ttft_path", env={"TTFT_PATH_REPORT": report})
+            with running([server]):
+                port = int(server.url.rsplit(":", 1)[1])
+                spec = LoadSpec(
+                    port=port, path="/v1/chat/completions", body=chat_body("paced", f"ttft path {phase} __I__", max_tokens=64),
+                    headers={}, clients=clients, streams_per_client=per_client, ramp_s=ramp,
+                    expect_text=expected_text(64), timeout_s=300,
+                )  # fmt: skip
+                measure(spec, Target("lmstream", port, server), paced, Measured())
+            with open(report) as f:
+                records = json.load(f)
+            title = f"{phase}: {clients} client(s), {len(records)} requests, ms inside lmstream"
+            print_table(title, ["leg", "p50", "p90"], _legs(records))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        _serve(os.environ["TTFT_PATH_REPORT"])
+    else:
+        main()
