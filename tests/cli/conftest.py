@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -30,6 +31,16 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     )
     yield server
     server.stop()
+
+
+def interruptible() -> None:
+    """A child's ``preexec_fn``: Ctrl-C (SIGINT) at its default, as at a terminal.
+
+    A shell starts a background job (``make test &``, ``nohup ...``) with SIGINT ignored,
+    every process below inherits that, and Python keeps an inherited ignore: the CLI then
+    never sees the Ctrl-C the tests send (a fresh-clone run in the background failed the
+    Ctrl-C tests with ``SigIgn:...81001007``, SIGINT's bit set)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli_env(server: LiveServer, **extra: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pexpect
 
-from tests.cli.conftest import ANSWER, API_KEY, STORY, Run, cli_env
+from tests.cli.conftest import ANSWER, API_KEY, STORY, Run, cli_env, interruptible
 from tests.support import LiveServer, free_port
 
 
@@ -70,6 +70,7 @@ def test_tokens_reach_stdout_while_generating_and_ctrl_c_stops_the_server(cli_se
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(cli_server),
+        preexec_fn=interruptible,
     )
     try:
         assert child.stdout is not None
@@ -136,6 +137,7 @@ def test_ctrl_c_in_the_interactive_chat_stops_the_answer_on_the_server(cli_serve
         dimensions=(30, 100),
         timeout=15,
         encoding="utf-8",
+        preexec_fn=interruptible,
     )
     try:
         child.expect_exact("you> ")
