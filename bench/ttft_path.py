@@ -15,8 +15,8 @@ median and p90 of each leg of every request's first token, timed inside the serv
 * ``token -> client``: the first token's bytes read from the upstream, parsed, through
   the hub and written to the client.
 
-The probes wrap functions of the running server (``App.__call__``, ``Request.body``,
-``start_stream``, ``StreamHub.start``, the HTTP client's ``Connection``); they add a few
+The probes wrap functions of the running server (the protocol's ``data_received``,
+``App.__call__``, ``Request.body``, ``StreamHub.start``, the HTTP client's ``Connection``); they add a few
 microseconds per request. Figures in BENCHMARKS.md ("The misses, and why").
 """
 
@@ -52,9 +52,7 @@ def _is_token(data: bytes) -> bool:
 def _install_probes(records: list[dict[str, float]]) -> None:
     import starlette.requests
 
-    import lmstream.http.admission as admission
     import lmstream.http.application as application
-    import lmstream.http.openai as openai_routes
     import lmstream.httpclient.connection as connection
     import lmstream.hub.hub as hub
     import lmstream.server.protocol as protocol
@@ -126,7 +124,6 @@ def _install_probes(records: list[dict[str, float]]) -> None:
     hub.StreamHub.start = probe_start  # type: ignore[method-assign]
     connection.Connection.send = probe_send_upstream  # type: ignore[method-assign]
     connection.Connection.data_received = probe_upstream_received  # type: ignore[method-assign]
-    assert openai_routes.start_stream is admission.start_stream
 
 
 def _serve(report_to: str) -> None:
@@ -143,7 +140,7 @@ def _serve(report_to: str) -> None:
 
 
 def _legs(records: list[dict[str, float]]) -> list[list[Any]]:
-    complete = [r for r in records if all(k in r for _, k, _ in LEGS) and "token_out" in r]
+    complete = [r for r in records if all(a in r and b in r for _, a, b in LEGS)]
     rows = []
     for name, a, b in LEGS:
         ms = sorted(1000 * (r[b] - r[a]) for r in complete)
