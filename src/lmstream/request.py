@@ -16,7 +16,7 @@ field the way the client's dialect spells it: ``RequestContext.field_names``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -221,7 +221,14 @@ class ChatRequest:
     attachments: tuple[object, ...] = ()
 
     def with_(self, **changes: Any) -> ChatRequest:
-        return replace(self, **changes)
+        """A copy with ``changes``: ``dataclasses.replace`` without its per-field checks
+        and ``__init__`` call (a request is copied a few times on its way to the model)."""
+        if type(self) is not ChatRequest or not changes.keys() <= _REQUEST_FIELDS:
+            return replace(self, **changes)  # a subclass's fields; a TypeError naming an unknown one
+        new = object.__new__(ChatRequest)
+        for name in _REQUEST_FIELDS_ORDERED:
+            _set(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
 
     @property
     def plain(self) -> bool:
@@ -238,4 +245,9 @@ class ChatRequest:
     def attach(self, value: object) -> ChatRequest:
         """A copy with ``value`` attached (replacing one of the same type)."""
         others = tuple(a for a in self.attachments if type(a) is not type(value))
-        return replace(self, attachments=(*others, value))
+        return self.with_(attachments=(*others, value))
+
+
+_set = object.__setattr__
+_REQUEST_FIELDS_ORDERED = tuple(f.name for f in fields(ChatRequest))
+_REQUEST_FIELDS = frozenset(_REQUEST_FIELDS_ORDERED)

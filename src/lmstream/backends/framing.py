@@ -35,6 +35,14 @@ class SSEDecoder:
         self._max = max_frame
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
+        if (
+            self._started and not self._tail and not self._data and not self._after_cr
+            and chunk.startswith(b"data: ") and chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2
+            and b"\r" not in chunk and len(chunk) <= self._max
+        ):
+            # The usual read: one whole ``data:`` event (a token). The same as below, fewer steps.
+            event, self._event = self._event, ""
+            return [(event, chunk[6:-2])]
         if not self._started:
             if not chunk:
                 return []

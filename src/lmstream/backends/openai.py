@@ -173,9 +173,12 @@ class ChunkDecoder:
         self.blocks = BlockNumbers()
 
     def feed(self, data: str | bytes) -> list[Event]:
-        if data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
-            return self.end(done_marker=True)
-        chunk = parse_json(data, self.kind)
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
+                return self.end(done_marker=True)
+            chunk = parse_json(data, self.kind)  # raises, saying what was wrong
         if not isinstance(chunk, dict):
             raise UpstreamError(f"the openai upstream sent an unexpected payload: {text_of(data)}")
         if chunk.get("error"):

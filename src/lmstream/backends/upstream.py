@@ -141,7 +141,7 @@ class _Stream:
         self._pending = pending
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self
+        return self._events  # `async for` steps the generator itself: no call of ours per event
 
     def __anext__(self) -> Awaitable[Event]:
         return self._events.__anext__()
@@ -255,14 +255,6 @@ class UpstreamBackend:
             log.warning("%s; retrying in %.2fs", error.message, backoff)
             await asyncio.sleep(backoff)  # backoff policy, not a signal
 
-    async def _receive(self, response: UpstreamResponse, deadline: float, what: str) -> bytes:
-        try:
-            return await response.receive(deadline)  # the client keeps one timer, not one per read
-        except TimeoutError:
-            raise UpstreamTimeout(f"the {self.kind} upstream sent no {what} in time") from None
-        except TransportError as exc:
-            raise UpstreamUnavailable(f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}") from None
-
     async def _generate(
         self, request: ChatRequest, pending: asyncio.Future[_Sent], budget: RetryBudget
     ) -> AsyncGenerator[Event, None]:
@@ -282,7 +274,14 @@ class UpstreamBackend:
                             deadline, what = loop.time() + self.config.token_timeout, "token"
                         else:
                             deadline, what = sent.sent_at + self.config.first_token_timeout, "first token"
-                        data = await self._receive(response, deadline, what)
+                        try:  # the client keeps one timer, not one per read
+                            data = await response.receive(deadline)
+                        except TimeoutError:
+                            raise UpstreamTimeout(f"the {self.kind} upstream sent no {what} in time") from None
+                        except TransportError as exc:
+                            raise UpstreamUnavailable(
+                                f"the {self.kind} upstream broke the stream: {exc or type(exc).__name__}"
+                            ) from None
                         events: list[Event] = []
                         failure: LmstreamError | None = None
                         try:
@@ -297,7 +296,10 @@ class UpstreamBackend:
                                     logprobs.add_all(event.logprobs or (), len(event.text))
                                 emit, hit = matcher.feed(event.text)
                                 if emit:
-                                    yield _delta(emit, logprobs)
+                                    if logprobs is None and event.logprobs is None and event.index == 0 and emit == event.text:
+                                        yield event  # what _delta would make again
+                                    else:
+                                        yield _delta(emit, logprobs)
                                 if hit is not None:
                                     yield usage or self._estimate(request, received)
                                     yield Done("stop_sequence", stop_sequence=hit)

@@ -7,6 +7,7 @@ is still a valid number.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -15,7 +16,7 @@ from sse_starlette import ServerSentEvent
 
 from lmstream.errors import BadRequest
 
-__all__ = ["dumps", "load_object", "parse_body", "sse", "validate"]
+__all__ = ["Frame", "dumps", "load_object", "parse_body", "sse", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,10 +25,33 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+class Frame(ServerSentEvent):
+    """sse-starlette's event with LF line ends; ``encode`` formats the usual frame (data
+    on one line, an optional event name and id) directly, and hands anything else (a
+    line break in the data, a comment, ``retry``) to sse-starlette's own framing. Every
+    token of every SSE stream is one of these."""
+
+    def encode(self) -> bytes:
+        data = self.data
+        if self._sep != "\n" or self.comment is not None or self.retry is not None or type(data) is not str:
+            return super().encode()
+        if "\n" in data or "\r" in data:
+            return super().encode()
+        head = ""
+        if self.id is not None:
+            head = "id: " + _LINE_BREAKS.sub("", self.id) + "\n"
+        if self.event is not None:
+            head += "event: " + _LINE_BREAKS.sub("", self.event) + "\n"
+        return f"{head}data: {data}\n\n".encode()
+
+
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
+
+
 def sse(data: str, *, event: str | None = None, id: str | None = None) -> ServerSentEvent:
     """One SSE frame (sse-starlette's framing) with LF line ends, as the OpenAI and
     Anthropic APIs send them: hand-written readers split on ``\n\n``."""
-    return ServerSentEvent(data=data, event=event, id=id, sep="\n")
+    return Frame(data=data, event=event, id=id, sep="\n")
 
 
 def parse_body(model: type[M], body: bytes) -> M:

@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 
+_MARK = "\x00lmstream-text\x00"  # stands for the text while the chunk's JSON around it is made
+
+
 def finish_reason(reason: FinishReason | None) -> str:
     if reason in ("length", "tool_calls"):
         return reason
@@ -76,10 +79,14 @@ class ChunkEncoder:
         self.created = int(time.time())
         self.include_usage = include_usage
         self._calls: dict[int, int] = {}  # content block index -> tool_calls[index]
+        # A text chunk is this chunk's JSON around the text's: the text alone is encoded
+        # per token (the bytes are what ``_chunk`` gives; tests/dialects check it).
+        head, _, tail = dumps(self._chunk_body({"content": _MARK})).partition(dumps(_MARK))
+        self._text_head, self._text_tail = head, tail
 
-    def _chunk(
+    def _chunk_body(
         self, delta: dict[str, Any], finish: str | None = None, logprobs: tuple[TokenLogprob, ...] | None = None
-    ) -> ServerSentEvent:
+    ) -> dict[str, Any]:
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -95,7 +102,12 @@ class ChunkEncoder:
         }
         if self.include_usage:
             chunk["usage"] = None
-        return sse(dumps(chunk))
+        return chunk
+
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None = None, logprobs: tuple[TokenLogprob, ...] | None = None
+    ) -> ServerSentEvent:
+        return sse(dumps(self._chunk_body(delta, finish, logprobs)))
 
     def _tool_call(self, event: ToolCallDelta) -> dict[str, Any]:
         """``tool_calls[i]`` counts tool calls only: block indexes map onto 0, 1, ..."""
@@ -109,6 +121,8 @@ class ChunkEncoder:
     def encode(self, event: Event) -> list[ServerSentEvent]:
         match event:
             case TextDelta():
+                if event.logprobs is None:
+                    return [sse(self._text_head + dumps(event.text) + self._text_tail)]
                 return [self._chunk({"content": event.text}, logprobs=event.logprobs)]
             case ToolCallDelta():
                 return [self._chunk({"tool_calls": [self._tool_call(event)]})]

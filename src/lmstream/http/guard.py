@@ -64,6 +64,9 @@ def _split_host(value: str) -> tuple[str, str]:
     return host, port
 
 
+_SEEN_HOSTS = 256
+
+
 class HostPolicy:
     """Which ``Host`` names a keyless server answers, and which origins may call it."""
 
@@ -73,11 +76,15 @@ class HostPolicy:
             self.names.add(bound_host.lower())
         self.cors_origins = {origin.rstrip("/") for origin in cors_origins}
         self.any_origin = "*" in self.cors_origins
+        self._seen: dict[str, bool] = {}  # host -> allowed: parsing an address costs more than the rest of the check
 
     def host_allowed(self, host: str) -> bool:
-        if _is_address(host):
-            return True
-        return host == "localhost" or host.endswith(".localhost") or host in self.names
+        allowed = self._seen.get(host)
+        if allowed is None:
+            allowed = _is_address(host) or host == "localhost" or host.endswith(".localhost") or host in self.names
+            if len(self._seen) < _SEEN_HOSTS:  # the Host header is the client's: bounded
+                self._seen[host] = allowed
+        return allowed
 
     def check(self, headers: Headers) -> None:
         """Raise ``Forbidden`` unless the Host and the Origin (if any) are acceptable."""

@@ -85,11 +85,16 @@ async def follow_frames(
     async with stream.attach(grace):
         try:
             async for batch in stream.follow(after):
-                chunk = b"".join(
-                    frame if isinstance(frame, bytes) else frame.encode()
-                    for seq, event in batch
-                    for frame in encode(seq, event)
-                )
+                frames = encode(*batch[0]) if len(batch) == 1 else None
+                if type(frames) is list and len(frames) == 1:  # the usual: one event, one frame
+                    frame = frames[0]
+                    chunk = frame if isinstance(frame, bytes) else frame.encode()
+                else:
+                    chunk = b"".join(
+                        frame if isinstance(frame, bytes) else frame.encode()
+                        for seq, event in batch
+                        for frame in (frames if frames is not None else encode(seq, event))
+                    )
                 last = batch[-1][0]
                 if chunk:
                     yield chunk
