@@ -32,6 +32,8 @@ __all__ = ["Metrics", "MetricsExtension"]
 
 
 class Metrics:
+    text_deltas = False  # counted per generation, from Done
+
     def __init__(self, state: AppState) -> None:
         self.registry = CollectorRegistry()
         self.generations = Counter(

@@ -173,11 +173,11 @@ class ChunkDecoder:
         self.blocks = BlockNumbers()
 
     def feed(self, data: str | bytes) -> list[Event]:
+        if data[:1] not in (b"{", "{") and data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
+            return self.end(done_marker=True)
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            if data.strip() == (b"[DONE]" if isinstance(data, bytes) else "[DONE]"):
-                return self.end(done_marker=True)
             chunk = parse_json(data, self.kind)  # raises, saying what was wrong
         if not isinstance(chunk, dict):
             raise UpstreamError(f"the openai upstream sent an unexpected payload: {text_of(data)}")

@@ -75,6 +75,8 @@ _current: ContextVar[AccessRecord | None] = ContextVar("lmstream_access_record",
 class AccessLogObserver:
     """Links the generation a request starts to the request's record."""
 
+    text_deltas = False
+
     def on_event(self, stream: RunningStream, seq: int, event: Event) -> None:
         if type(event) is Started:
             record = _current.get()

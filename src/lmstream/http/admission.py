@@ -58,6 +58,8 @@ async def start_stream(request: Request, chat: ChatRequest) -> RunningStream:
 class AccessHooks:
     """The hub planner and observer of ``Access`` (installed by ``create_app``)."""
 
+    text_deltas = False  # the admission is released on Done or Error
+
     def __init__(self, access: Access, hub: StreamHub) -> None:
         self._access = access
         self._hub = hub

@@ -164,6 +164,8 @@ def _fail(span: Span, message: str) -> None:
 class GenerationTracer:
     """The preprocessor that opens generation spans and the observer that closes them."""
 
+    text_deltas = False  # spans start and end; tokens are not traced one by one
+
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
 

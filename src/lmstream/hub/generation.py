@@ -93,6 +93,8 @@ class Generation:
         self._hub = hub
         self._log = log
         self._observers = observers
+        # most events are text deltas: only the observers that want them are told of them
+        self._text_observers = [o for o in observers if getattr(o, "text_deltas", True)]
         self._consumers = 0
         self._done = False
         self._done_event: asyncio.Event | None = None  # made only when someone waits
@@ -198,7 +200,7 @@ class Generation:
         """Record ``event``: number it, fold it, tell the observers."""
         seq = self._log.append(event)
         accumulate(event, self.completion)
-        for observer in self._observers:
+        for observer in self._text_observers if type(event) is TextDelta else self._observers:
             try:
                 observer.on_event(self, seq, event)
             except Exception:

@@ -102,7 +102,11 @@ class RunningStream(StreamHandle, Protocol):
 
 
 class GenerationObserver(Protocol):
-    """Told of every event as it is recorded, synchronously: queue work, never block."""
+    """Told of every event as it is recorded, synchronously: queue work, never block.
+
+    An observer with a class attribute ``text_deltas = False`` is not told of
+    ``TextDelta`` events (most of a stream's events: one per token).
+    """
 
     def on_event(self, stream: RunningStream, seq: int, event: Event) -> None: ...
 
