@@ -56,3 +56,30 @@ def test_ndjson_one_byte_at_a_time() -> None:
     decoder = NdjsonDecoder()
     lines = [line for i in range(len(data)) for line in decoder.feed(data[i : i + 1])] + decoder.flush()
     assert lines == ['{"a":"é€😀"}', '{"b":1}', '{"c":2}']
+
+
+def test_sse_one_event_per_read_decodes_as_the_general_path_does() -> None:
+    # a read that is one whole `data:` event takes a shorter path; around it, what the
+    # general path keeps between reads (a BOM, an event name, a CR, a half line) still holds
+    reads = [
+        b"\xef\xbb\xbfdata: first\n\n",
+        b"data: plain\n\n",
+        b"event: delta\n",
+        b"data: named\n\n",
+        b"data: after the name\n\n",
+        b"data: two\ndata: lines\n\n",
+        b"data:no space\n\n",
+        b"data: ends in cr\r\r",
+        b"\ndata: after cr\n\n",
+        b"data: half",
+        b" a line\n\n",
+        b"data: \n\n",
+        b": comment\n\n",
+        b"data: last\n\n",
+    ]
+    expected = [
+        ("", b"first"), ("", b"plain"), ("delta", b"named"), ("", b"after the name"), ("", b"two\nlines"),
+        ("", b"no space"), ("", b"ends in cr"), ("", b"after cr"), ("", b"half a line"), ("", b""), ("", b"last"),
+    ]  # fmt: skip
+    assert decode(reads) == expected
+    assert decode([bytes([b]) for b in b"".join(reads)]) == expected

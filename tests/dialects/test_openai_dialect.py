@@ -3,8 +3,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sse_starlette import ServerSentEvent
 
 from lmstream.dialects import openai
+from lmstream.dialects.common import sse
 from lmstream.errors import BadRequest
 from lmstream.events import Done, Error, Queued, Started, TextDelta, Usage
 
@@ -94,3 +98,23 @@ def test_error_after_first_byte_is_an_error_object_and_no_done() -> None:
     assert json.loads(frames[0].data)["error"] == {
         "message": "upstream died", "type": "server_error", "param": None, "code": "upstream_error"
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.text(),
+    event=st.none() | st.text(),
+    event_id=st.none() | st.text(),
+)
+def test_sse_frames_are_sse_starlettes_bytes(data: str, event: str | None, event_id: str | None) -> None:
+    assert sse(data, event=event, id=event_id).encode() == ServerSentEvent(data=data, event=event, id=event_id, sep="\n").encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(min_size=1), model=st.text(), include_usage=st.booleans())
+def test_a_text_chunk_is_the_json_of_the_whole_chunk(text: str, model: str, include_usage: bool) -> None:
+    encoder = openai.ChunkEncoder("chatcmpl-1", model, include_usage=include_usage)
+    (frame,) = encoder.encode(TextDelta(text))
+    chunk = json.loads(frame.data)
+    assert chunk["choices"][0]["delta"] == {"content": text} and chunk["model"] == model
+    assert frame.encode() == encoder._chunk({"content": text}).encode()

@@ -202,3 +202,24 @@ async def test_timings_split_the_wait_for_the_model_from_reading_the_prompt(monk
     assert done.timings.queued_ms == pytest.approx(3000.0)
     assert done.timings.prompt_ms == pytest.approx(250.0)
     assert done.timings.ttft_ms == pytest.approx(3750.0) and done.timings.total_ms == pytest.approx(4750.0)
+
+
+async def test_an_observer_can_leave_out_text_deltas() -> None:
+    class Seen:
+        def __init__(self) -> None:
+            self.kinds: list[str] = []
+
+        def on_event(self, stream: object, seq: int, event: Event) -> None:
+            self.kinds.append(event.kind)
+
+    class WithoutText(Seen):
+        text_deltas = False
+
+    hub, _ = make_hub()
+    everything, without_text = Seen(), WithoutText()
+    hub.observers.extend([everything, without_text])
+    generation = await hub.start(ask(max_tokens=3))
+    await generation.wait()
+    assert everything.kinds[0] == "started" and everything.kinds.count("text") == 3
+    assert everything.kinds[-1] == "done"
+    assert without_text.kinds == [k for k in everything.kinds if k != "text"]

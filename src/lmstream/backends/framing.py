@@ -19,6 +19,7 @@ from lmstream.errors import UpstreamError
 __all__ = ["MAX_FRAME", "NdjsonDecoder", "SSEDecoder"]
 
 MAX_FRAME = 1 << 20  # bytes an upstream may put in one line or event
+_BOM = b"\xef\xbb\xbf"
 
 
 class SSEDecoder:
@@ -44,10 +45,12 @@ class SSEDecoder:
             event, self._event = self._event, ""
             return [(event, chunk[6:-2])]
         if not self._started:
-            if not chunk:
+            chunk, self._tail = self._tail + chunk, b""
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                self._tail = chunk  # maybe a byte-order mark cut by the read: wait for the rest
                 return []
             self._started = True
-            if chunk.startswith(b"\xef\xbb\xbf"):
+            if chunk.startswith(_BOM):
                 chunk = chunk[3:]
         if self._after_cr:
             self._after_cr = False
