@@ -33,7 +33,7 @@ class Frame(ServerSentEvent):
 
     def encode(self) -> bytes:
         data = self.data
-        if self._sep != "\n" or self.comment is not None or self.retry is not None or type(data) is not str:
+        if getattr(self, "_sep", None) != "\n" or self.comment is not None or self.retry is not None or type(data) is not str:
             return super().encode()
         if "\n" in data or "\r" in data:
             return super().encode()
