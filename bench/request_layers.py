@@ -148,19 +148,6 @@ def _install_probes(records: list[dict[str, float]]) -> None:
     streaming.StreamResponse.__call__ = probe_response  # type: ignore[method-assign]
 
 
-def _serve(report_to: str) -> None:
-    """lmstream's CLI with the probes in; the records go to ``report_to`` at exit."""
-    import atexit
-    import json
-
-    records: list[dict[str, float]] = []
-    _install_probes(records)
-    atexit.register(lambda: open(report_to, "w").write(json.dumps(records)))
-    from lmstream.cli import main as cli
-
-    cli()  # argv: serve --config ...
-
-
 def _rows(records: list[dict[str, float]]) -> tuple[int, list[list[Any]]]:
     complete = [r for r in records[WARM_UP:] if all(p in r for p in PROBES)]
     rows = []
@@ -235,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        _serve(os.environ["REQUEST_LAYERS_REPORT"])
+        from bench.ttft_path import serve_with_probes
+
+        serve_with_probes(_install_probes, os.environ["REQUEST_LAYERS_REPORT"])
     else:
         main()

@@ -99,13 +99,17 @@ def start_lmstream(
 
 
 def _baseline_src(ref: str) -> Path:
-    """``src/`` of commit ``ref``, unpacked once under ``bench/results/logs/`` (the web
-    page's built assets, which git does not keep, copied from the working tree)."""
-    target = LOGS / f"baseline-{ref}"
+    """``src/`` of commit ``ref``, unpacked once per commit under ``bench/results/logs/``
+    (the web page's built assets, which git does not keep, copied from the working tree).
+    The ref is resolved first: ``HEAD`` or a branch names another commit tomorrow."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"], capture_output=True, check=True, text=True
+    ).stdout.strip()
+    target = LOGS / f"baseline-{commit[:12]}"
     if (target / "src" / "lmstream").is_dir():
         return target / "src"
     target.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True).stdout
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     dist = ROOT / "src" / "lmstream" / "web" / "dist"
     if dist.is_dir():

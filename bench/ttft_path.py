@@ -28,9 +28,10 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "serve_with_probes"]
 
 LEGS = (
     ("arrive -> app", "arrive", "app"),
@@ -126,13 +127,14 @@ def _install_probes(records: list[dict[str, float]]) -> None:
     connection.Connection.data_received = probe_upstream_received  # type: ignore[method-assign]
 
 
-def _serve(report_to: str) -> None:
-    """lmstream's CLI with the probes in; the records go to ``report_to`` at exit."""
+def serve_with_probes(install: Callable[[list[dict[str, float]]], None], report_to: str) -> None:
+    """lmstream's CLI with ``install``'s probes in; the records go to ``report_to`` at exit
+    (the launcher of this module and of ``bench.request_layers``)."""
     import atexit
     import json
 
     records: list[dict[str, float]] = []
-    _install_probes(records)
+    install(records)
     atexit.register(lambda: open(report_to, "w").write(json.dumps(records)))
     from lmstream.cli import main as cli
 
@@ -185,6 +187,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        _serve(os.environ["TTFT_PATH_REPORT"])
+        serve_with_probes(_install_probes, os.environ["TTFT_PATH_REPORT"])
     else:
         main()

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from lmstream.dialects import native
-from lmstream.events import Done, Error, Event, Started, TextDelta
+from lmstream.events import Done, Error, Event, Started
 from lmstream.http.endpoint import endpoint
 from lmstream.http.state import AppState
 from lmstream.hub import RunningStream
@@ -62,8 +62,6 @@ class Metrics:
         self.registry.register(_HealthCollector(state))
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
-        if type(event) is TextDelta:  # most events, and nothing to count (per generation, on Done)
-            return
         model = generation.model
         if isinstance(event, Started):
             self.generations.labels(model).inc()
