@@ -30,6 +30,8 @@ from lmstream.hub import RunningStream
 
 __all__ = ["Metrics", "MetricsExtension"]
 
+MAX_CACHED_MODELS = 1024
+
 
 class Metrics:
     text_deltas = False  # counted per generation, from Done
@@ -60,23 +62,56 @@ class Metrics:
         queued = Gauge("lmstream_queue_length", "Requests waiting for a model", registry=self.registry)
         queued.set_function(lambda: sum(b.stats().queue for b in state.backends.values()))
         self.registry.register(_HealthCollector(state))
+        self._models: dict[str, _ModelMetrics] = {}
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
-        model = generation.model
+        model = self._model(generation.model)
         if isinstance(event, Started):
-            self.generations.labels(model).inc()
+            model.generations.inc()
         elif isinstance(event, Done):
-            self.finished.labels(model, event.finish_reason).inc()
+            model.finished(event.finish_reason).inc()
             if event.usage is not None:
-                self.prompt_tokens.labels(model).inc(event.usage.prompt_tokens)
-                self.completion_tokens.labels(model).inc(event.usage.completion_tokens)
+                model.prompt_tokens.inc(event.usage.prompt_tokens)
+                model.completion_tokens.inc(event.usage.completion_tokens)
             if event.timings is not None:
                 if event.timings.ttft_ms is not None:
-                    self.ttft.labels(model).observe(event.timings.ttft_ms / 1000)
+                    model.ttft.observe(event.timings.ttft_ms / 1000)
                 if event.timings.tokens_per_second is not None:
-                    self.tps.labels(model).observe(event.timings.tokens_per_second)
+                    model.tps.observe(event.timings.tokens_per_second)
         elif isinstance(event, Error):
-            self.finished.labels(model, "error").inc()
+            model.finished("error").inc()
+
+    def _model(self, model: str) -> _ModelMetrics:
+        """One model's children, looked up once: ``labels()`` takes a lock and builds
+        a key on every call (six calls per request before)."""
+        children = self._models.get(model)
+        if children is None:
+            children = _ModelMetrics(self, model)
+            if len(self._models) < MAX_CACHED_MODELS:  # models come from the config: bounded
+                self._models[model] = children
+        return children
+
+
+class _ModelMetrics:
+    """The labelled children of one model."""
+
+    __slots__ = ("_finished", "_model", "_reasons", "completion_tokens", "generations", "prompt_tokens", "tps", "ttft")
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self._model = model
+        self._finished = metrics.finished
+        self._reasons: dict[str, Counter] = {}
+        self.generations = metrics.generations.labels(model)
+        self.prompt_tokens = metrics.prompt_tokens.labels(model)
+        self.completion_tokens = metrics.completion_tokens.labels(model)
+        self.ttft = metrics.ttft.labels(model)
+        self.tps = metrics.tps.labels(model)
+
+    def finished(self, reason: str) -> Counter:
+        child = self._reasons.get(reason)
+        if child is None:  # a handful of finish reasons
+            child = self._reasons[reason] = self._finished.labels(self._model, reason)
+        return child
 
 
 class _HealthCollector:

@@ -9,6 +9,7 @@ from sse_starlette import ServerSentEvent
 
 from lmstream.dialects import openai
 from lmstream.dialects.common import sse
+from lmstream.dialects.completions import CompletionEncoder
 from lmstream.errors import BadRequest
 from lmstream.events import Done, Error, Queued, Started, TextDelta, Usage
 
@@ -74,7 +75,7 @@ def test_chunk_sequence_with_usage() -> None:
     frames = []
     for event in [Started("g", "m", 1), Queued(1), TextDelta("Hi"), Usage(2, 1), Done("stop", usage=Usage(2, 1))]:
         frames.extend(encoder.encode(event))
-    datas = [f.data for f in frames]
+    datas = [f.decode()[len("data: ") : -2] if isinstance(f, bytes) else f.data for f in frames]
     assert datas[-1] == "[DONE]"
     chunks = [json.loads(d) for d in datas[:-1]]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -115,6 +116,17 @@ def test_sse_frames_are_sse_starlettes_bytes(data: str, event: str | None, event
 def test_a_text_chunk_is_the_json_of_the_whole_chunk(text: str, model: str, include_usage: bool) -> None:
     encoder = openai.ChunkEncoder("chatcmpl-1", model, include_usage=include_usage)
     (frame,) = encoder.encode(TextDelta(text))
-    chunk = json.loads(frame.data)
+    assert isinstance(frame, bytes) and frame.startswith(b"data: ") and frame.endswith(b"\n\n")
+    chunk = json.loads(frame[len(b"data: ") : -2])
     assert chunk["choices"][0]["delta"] == {"content": text} and chunk["model"] == model
-    assert frame.encode() == encoder._chunk({"content": text}).encode()
+    assert frame == encoder._chunk({"content": text}).encode()
+
+
+def test_legacy_completion_error_after_first_byte_has_the_codes_type() -> None:
+    """``/v1/completions`` types a mid-stream error as Chat Completions does (a rate limit
+    is a ``rate_limit_error``, not a ``server_error``)."""
+    encoder = CompletionEncoder("c", "m", include_usage=False, echo=None)
+    cases = (("rate_limited", "rate_limit_error"), ("context_length_exceeded", "invalid_request_error"), ("upstream_error", "server_error"))
+    for code, kind in cases:
+        (frame,) = encoder.encode(Error("no", code))
+        assert json.loads(frame.data)["error"] == {"message": "no", "type": kind, "param": None, "code": code}

@@ -212,9 +212,13 @@ class UpstreamBackend:
 
     async def open(self, request: ChatRequest) -> EventStream:
         budget = RetryBudget(self.config.retries)
-        pending = asyncio.ensure_future(self._send(request, budget))
-        try:
-            await asyncio.wait({pending}, timeout=self.config.status_wait)
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = asyncio.ensure_future(self._send(request, budget, settled))
+        try:  # `settled`, not asyncio.wait: the send wakes this task itself, one loop turn sooner
+            async with asyncio.timeout(self.config.status_wait):
+                await settled
+        except TimeoutError:
+            pass  # no status yet: the wait goes on in the stream (see the module's notes)
         except BaseException:
             pending.cancel()
             raise
@@ -224,7 +228,16 @@ class UpstreamBackend:
 
     # Plumbing ------------------------------------------------------------------------
 
-    async def _send(self, request: ChatRequest, budget: RetryBudget) -> _Sent:
+    async def _send(self, request: ChatRequest, budget: RetryBudget, settled: asyncio.Future[None]) -> _Sent:
+        """The request, retried until a status below 400; ``settled`` is set when it
+        returns or raises (the task is done by the time its waiter runs)."""
+        try:
+            return await self._send_retried(request, budget)
+        finally:
+            if not settled.done():
+                settled.set_result(None)
+
+    async def _send_retried(self, request: ChatRequest, budget: RetryBudget) -> _Sent:
         body, headers = self.build(request)
         content = orjson.dumps(body)
         headers = {"content-type": "application/json", "accept-encoding": "identity", **self.config.headers, **headers}
@@ -329,7 +342,7 @@ class UpstreamBackend:
                 finally:
                     await response.aclose()
                 await asyncio.sleep(backoff)  # backoff policy, not a signal
-                sent = await self._send(request, budget)
+                sent = await self._send_retried(request, budget)
         finally:
             self.active -= 1
             await _settle(pending)

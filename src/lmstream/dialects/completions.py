@@ -32,7 +32,7 @@ from lmstream.completion import Completion
 from lmstream.dialects.common import dumps, load_object, sse, validate
 from lmstream.dialects.features import MAX_TOP_LOGPROBS, logit_bias
 from lmstream.dialects.fields import FieldTable, Unsupported, only
-from lmstream.dialects.openai import finish_reason, usage_json
+from lmstream.dialects.openai import error_type, finish_reason, usage_json
 from lmstream.dialects.openai_requests import StreamOptions
 from lmstream.errors import BadRequest
 from lmstream.events import (
@@ -195,7 +195,7 @@ class CompletionEncoder:
                 frames.append(sse("[DONE]"))
                 return frames
             case Error():
-                body = {"error": {"message": event.message, "type": "server_error", "param": None, "code": event.code}}
+                body = {"error": {"message": event.message, "type": error_type(event.code), "param": None, "code": event.code}}
                 return [sse(dumps(body))]
             case ToolCallDelta():
                 return []  # a raw prompt offers no tools: no backend calls one here

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any, assert_never
 
+import orjson
 from sse_starlette import ServerSentEvent
 
 from lmstream.backends.base import ModelInfo
@@ -79,10 +80,11 @@ class ChunkEncoder:
         self.created = int(time.time())
         self.include_usage = include_usage
         self._calls: dict[int, int] = {}  # content block index -> tool_calls[index]
-        # A text chunk is this chunk's JSON around the text's: the text alone is encoded
-        # per token (the bytes are what ``_chunk`` gives; tests/dialects check it).
+        # A text chunk is this chunk's SSE frame around the text's JSON: the text alone is
+        # encoded per token, straight to the wire bytes (no frame object; they are the
+        # bytes ``_chunk`` frames, which tests/dialects check). JSON has no raw line break.
         head, _, tail = dumps(self._chunk_body({"content": _MARK})).partition(dumps(_MARK))
-        self._text_head, self._text_tail = head, tail
+        self._text_head, self._text_tail = b"data: " + head.encode(), tail.encode() + b"\n\n"
 
     def _chunk_body(
         self, delta: dict[str, Any], finish: str | None = None, logprobs: tuple[TokenLogprob, ...] | None = None
@@ -118,18 +120,18 @@ class ChunkEncoder:
         function = {"name": event.name or "", "arguments": event.arguments}
         return {"index": ordinal, "id": event.id, "type": "function", "function": function}
 
-    def encode(self, event: Event) -> list[ServerSentEvent]:
+    def encode(self, event: Event) -> list[ServerSentEvent | bytes]:
         match event:
             case TextDelta():
                 if event.logprobs is None:
-                    return [sse(self._text_head + dumps(event.text) + self._text_tail)]
+                    return [self._text_head + orjson.dumps(event.text) + self._text_tail]
                 return [self._chunk({"content": event.text}, logprobs=event.logprobs)]
             case ToolCallDelta():
                 return [self._chunk({"tool_calls": [self._tool_call(event)]})]
             case Started():
                 return [self._chunk({"role": "assistant", "content": ""})]
             case Done():
-                frames = [self._chunk({}, finish_reason(event.finish_reason))]
+                frames: list[ServerSentEvent | bytes] = [self._chunk({}, finish_reason(event.finish_reason))]
                 if self.include_usage:
                     usage = {
                         "id": self.id,
