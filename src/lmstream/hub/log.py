@@ -123,7 +123,10 @@ class MemoryLog:
             end = self._base + len(self._events)
             if seq < end:
                 base = self._base
-                batch = [(s, self._events[s - base]) for s in range(seq, end)]
+                if end - seq == 1:  # the usual wake-up: one new event (no comprehension frame)
+                    batch = [(seq, self._events[seq - base])]
+                else:
+                    batch = [(s, self._events[s - base]) for s in range(seq, end)]
                 seq = end
                 yield batch
                 continue
