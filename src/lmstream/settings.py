@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     flash_attn: bool = Field(
         False, description="Flash attention (off: answers do not depend on what else is decoded in the same batch)."
     )
+    pad_batches: bool = Field(
+        True,
+        description="Decode three generating requests as four (a throwaway fourth row): llama.cpp's CPU kernels "
+        "compute four rows in one tile, three row by row (off: three answers as each alone, ~20% slower steps).",
+    )
 
     # Streams.
     heartbeat_interval: float = 15.0

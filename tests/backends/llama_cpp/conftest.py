@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -36,3 +37,16 @@ def batched() -> Iterator[LlamaCppBackend]:
 def logprobs_of(events: list[Event]) -> list[TokenLogprob]:
     """The answer's per-token log-probabilities, as its deltas carried them."""
     return [entry for e in events if isinstance(e, TextDelta) for entry in e.logprobs or ()]
+
+
+@contextmanager
+def unpadded(backend: LlamaCppBackend) -> Iterator[None]:
+    """Three generating sequences decoded row by row, exactly as each alone: no throwaway
+    fourth row (``pad_batches``), whose 4-row tiles round differently."""
+    engine = backend._engine
+    assert engine is not None
+    engine.pad_rows = False
+    try:
+        yield
+    finally:
+        engine.pad_rows = True

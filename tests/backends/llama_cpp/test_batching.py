@@ -1,10 +1,11 @@
 """Several requests decoded together by the embedded backend (the real model).
 
 Greedy answers are compared with each request decoded alone, each run starting from an
-empty prefix cache. Up to three sequences generate in one batch row by row, exactly as a
-lone sequence does, so their answers must be identical; four or more are computed in
-llama.cpp's 4-row tiles, whose rounding differs, so an answer may only take another
-turn where two tokens are within a rounding error of each other (checked with logprobs).
+empty prefix cache. Without padding, up to three sequences generate in one batch row by
+row, exactly as a lone sequence does, so their answers must be identical; four or more
+(and three, padded to four: ``pad_batches``) are computed in llama.cpp's 4-row tiles,
+whose rounding differs, so an answer may only take another turn where two tokens are
+within a rounding error of each other (checked with logprobs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from lmstream.events import CancelReason, Done, Event, Queued, TextDelta, TokenL
 from lmstream.hub import StreamHub
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
-from tests.backends.llama_cpp.conftest import N_BATCH, SLOTS, logprobs_of
+from tests.backends.llama_cpp.conftest import N_BATCH, SLOTS, logprobs_of, unpadded
 
 pytestmark = pytest.mark.embedded
 GREEDY = SamplingParams(temperature=0, logprobs=2)
@@ -65,6 +66,20 @@ def extra(backend: LlamaCppBackend, name: str) -> int:
     return value
 
 
+def assert_near_ties_only(single: list[list[TokenLogprob]], together: list[list[TokenLogprob]]) -> None:
+    """Each batched answer is its lone answer, up to the first token where the two took
+    different turns, and there the lone run's runner-up was within a rounding error."""
+    for lone, batch in zip(single, together, strict=True):
+        a = [p.token_bytes for p in lone]
+        b = [p.token_bytes for p in batch]
+        if a == b:
+            continue
+        at = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+        top = {t.token_bytes: t.logprob for t in lone[at].top}
+        assert b[at] in top, (at, lone[at], b[at])  # the runner-up alone
+        assert top[a[at]] - top[b[at]] < 0.25, (at, lone[at])  # a near tie
+
+
 async def assert_no_leak(backend: LlamaCppBackend) -> None:
     stats = backend.stats().as_dict()
     assert (stats["active"], stats["queue"]) == (0, 0)
@@ -83,7 +98,8 @@ async def test_three_at_once_answer_exactly_as_each_alone(batched: LlamaCppBacke
     ]
     assert len(batched.tokenize(LONG_PROMPT)) > 2 * N_BATCH
     single = [answer(events) for events in await alone(batched, requests)]
-    batch = [answer(events) for events in await together(batched, requests)]
+    with unpadded(batched):
+        batch = [answer(events) for events in await together(batched, requests)]
     assert batch == single
     assert [a[1] for a in single] == ["length", "length", "stop_sequence"]
     await assert_no_leak(batched)
@@ -93,19 +109,20 @@ async def test_cancelling_one_sequence_leaves_the_others_as_they_are_alone(batch
     requests = [raw("Once upon a time", max_tokens=24), raw("1, 2, 3,", max_tokens=24)]
     single = [answer(events) for events in await alone(batched, requests)]
     await batched.forget_cache()
-    streams = [await batched.open(r) for r in [*requests, raw("The capital of France is", max_tokens=200)]]
-    results = asyncio.gather(*(drain(stream) for stream in streams[:2]))
-    doomed = streams[2]
-    seen = 0
-    async for event in doomed:
-        seen += isinstance(event, TextDelta)
-        if seen == 2:
-            break
-    before = batched.stats().tokens_generated
-    await doomed.aclose()  # what the hub does when its client leaves
-    assert batched.stats().active == 2  # the slot is free as soon as aclose returns
-    assert [answer(events) for events in await results] == single
-    assert batched.stats().tokens_generated - before <= 2 * 24
+    with unpadded(batched):  # three run until the cancel: row by row, as each alone
+        streams = [await batched.open(r) for r in [*requests, raw("The capital of France is", max_tokens=200)]]
+        results = asyncio.gather(*(drain(stream) for stream in streams[:2]))
+        doomed = streams[2]
+        seen = 0
+        async for event in doomed:
+            seen += isinstance(event, TextDelta)
+            if seen == 2:
+                break
+        before = batched.stats().tokens_generated
+        await doomed.aclose()  # what the hub does when its client leaves
+        assert batched.stats().active == 2  # the slot is free as soon as aclose returns
+        assert [answer(events) for events in await results] == single
+        assert batched.stats().tokens_generated - before <= 2 * 24
     await assert_no_leak(batched)
 
 
@@ -119,15 +136,59 @@ async def test_four_at_once_differ_from_alone_only_where_two_tokens_tie(batched:
     await batched.forget_cache()
     streams = [await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY) for prompt in prompts]
     together = [logprobs_of(events) for events in await asyncio.gather(*(drain(stream) for stream in streams))]
-    for lone, batch in zip(single, together, strict=True):
-        a = [p.token_bytes for p in lone]
-        b = [p.token_bytes for p in batch]
-        if a == b:
-            continue
-        at = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
-        top = {t.token_bytes: t.logprob for t in lone[at].top}
-        assert b[at] in top, (at, lone[at], b[at])  # the runner-up alone
-        assert top[a[at]] - top[b[at]] < 0.25, (at, lone[at])  # a near tie
+    assert_near_ties_only(single, together)
+
+
+async def test_three_at_once_are_padded_to_four_and_differ_only_where_two_tokens_tie(
+    batched: LlamaCppBackend,
+) -> None:
+    prompts = ["User: Name three colours.\nAssistant:", "User: What is 12 times 12?\nAssistant:",
+               "User: Why is the sky blue?\nAssistant:"]  # fmt: skip
+    single: list[list[TokenLogprob]] = []
+    for prompt in prompts:
+        await batched.forget_cache()
+        single.append(logprobs_of(await drain(await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY))))
+    await batched.forget_cache()
+    padded = extra(batched, "steps_padded")
+    streams = [await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY) for prompt in prompts]
+    together = [logprobs_of(events) for events in await asyncio.gather(*(drain(stream) for stream in streams))]
+    assert extra(batched, "steps_padded") - padded >= 16  # three generating: each step padded
+    assert_near_ties_only(single, together)
+    await assert_no_leak(batched)  # the throwaway cells are gone, the idle slot's cache intact
+
+
+async def test_when_one_of_four_leaves_from_the_middle_its_slot_pads_the_other_three(
+    batched: LlamaCppBackend,
+) -> None:
+    """The leaver's slot sits between the others' (e.g. sequence ids 0, 2, 3 stay): the
+    throwaway row goes there, in id order, and the three answer as in a batch of four."""
+    prompts = ["User: Name three colours.\nAssistant:", "User: Describe a tree.\nAssistant:",
+               "User: What is 12 times 12?\nAssistant:", "User: Why is the sky blue?\nAssistant:"]  # fmt: skip
+    await batched.forget_cache()
+    streams = [await batched.open(raw(prompt, max_tokens=32), sampling=GREEDY) for prompt in prompts]
+    heads: list[list[Event]] = []
+    for stream in streams:  # each one's first token: every prompt is read, every slot taken
+        head = []
+        async for event in stream:
+            head.append(event)
+            if isinstance(event, TextDelta):
+                break
+        heads.append(head)
+    slots = [stream._job.seq.slot.id for stream in streams]  # type: ignore[union-attr]
+    middle = sorted(slots)[1]
+    leaver = slots.index(middle)
+    padded = extra(batched, "steps_padded")
+    await streams[leaver].aclose()
+    kept = [i for i in range(len(prompts)) if i != leaver]
+    rests = await asyncio.gather(*(drain(streams[i]) for i in kept))
+    together = [logprobs_of(heads[i] + rest) for i, rest in zip(kept, rests, strict=True)]
+    assert extra(batched, "steps_padded") - padded >= 8
+    single: list[list[TokenLogprob]] = []
+    for i in kept:
+        await batched.forget_cache()
+        single.append(logprobs_of(await drain(await batched.open(raw(prompts[i], max_tokens=32), sampling=GREEDY))))
+    assert_near_ties_only(single, together)
+    await assert_no_leak(batched)
 
 
 async def test_a_new_request_starts_at_the_next_step(batched: LlamaCppBackend) -> None:

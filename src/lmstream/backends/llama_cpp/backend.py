@@ -109,6 +109,7 @@ class LlamaCppBackend:
             n_batch=max(1, settings.n_batch),
             n_threads=settings.n_threads or os.cpu_count() or 1,
             flash_attn=settings.flash_attn,
+            pad_rows=settings.pad_batches,
         )
         self.info = ModelInfo(
             name=config.name,
@@ -192,6 +193,7 @@ class LlamaCppBackend:
                 "prompt_tokens_cached": engine.prompt_tokens_reused if engine else 0,
                 "tokens_recomputed": engine.tokens_recomputed if engine else 0,
                 "steps": engine.steps if engine else 0,
+                "steps_padded": engine.padded if engine else 0,  # three answers decoded as four
                 "slots": slots,
                 "kv_cells": cells,
                 "kv_cells_free": cells - used,  # a finished sequence's cached cells count as free

@@ -28,7 +28,9 @@ decoded alone computes exactly what the one-request-at-a-time backend computed, 
 prompt is read bit-for-bit the same whatever else runs. Generated tokens of four or more
 sequences share one batch, which llama.cpp's CPU kernels compute in 4-row tiles (gemm)
 instead of row by row (gemv): the same values to within rounding, so a greedy answer can
-take another turn where two tokens are within a rounding error of each other.
+take another turn where two tokens are within a rounding error of each other. Three are
+padded to four with a throwaway row (``pad_batches``, ``_pad``): one tile is faster than
+three rows, and the same rounding applies.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ class EngineConfig:
     n_batch: int  # tokens per decode step, at most
     n_threads: int
     flash_attn: bool = False
+    pad_rows: bool = True  # a decode of 4k+3 generated tokens gets a throwaway row (Engine._pad)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pad:
+    slot: int  # an idle slot
+    pos: int  # the position after its cells
+    row: int  # its row in the batch: the rows go in sequence-id order
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,8 @@ class Engine:
         self.tokens_recomputed = 0  # tokens read again to resume parked sequences
         self.steps = 0  # turns of the loop that decoded something
         self.decodes = 0  # llama_decode calls
+        self.padded = 0  # decodes given a throwaway row (_pad)
+        self.pad_rows = config.pad_rows  # read by the worker at each decode (tests turn it off)
         self._cond = threading.Condition()
         self._inbox: list[Sequence] = []
         self._calls: list[tuple[Callable[[], Any], Future[Any]]] = []
@@ -281,9 +293,13 @@ class Engine:
             return
         batch = self._batch
         rows: dict[Sequence, int] = {}
+        generated = all(take == 1 for _, take in plan)  # the generating sequences' decode
+        pad = self._pad(plan) if self.pad_rows and generated and len(plan) % 4 == 3 else None
         n = 0
         for seq, take in plan:
             assert seq.slot is not None
+            if pad is not None and n == pad.row:
+                n = self._put_pad(n, pad, seq.tokens[seq.n_past])
             for pos in range(seq.n_past, seq.n_past + take):
                 batch.token[n] = seq.tokens[pos]
                 batch.pos[n] = pos
@@ -293,9 +309,15 @@ class Engine:
                 n += 1
             if seq.n_past + take == len(seq.tokens):
                 rows[seq] = n - 1
+        if pad is not None:
+            if n == pad.row:
+                n = self._put_pad(n, pad, batch.token[0])
+            self.padded += 1
         batch.n_tokens = n
         code = llama_cpp.llama_decode(self._ctx, batch)
         self.decodes += 1
+        if pad is not None:  # the throwaway row's cell goes at once: the slot is as it was
+            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), pad.slot, pad.pos, -1)
         if code != 0:
             self._fail(plan, RuntimeError(f"llama_decode failed ({code}) on a batch of {n} tokens"))
             return
@@ -309,6 +331,46 @@ class Engine:
                 self._after_step(seq, rows.get(seq))
             except Exception as exc:
                 self._fail([(seq, take)], exc)
+
+    def _pad(self, plan: list[tuple[Sequence, int]]) -> _Pad | None:
+        """Where the generating decode's throwaway row goes: one token in an idle slot,
+        after its cells, so that the decode holds four rows (or 4k).
+
+        llama.cpp's CPU kernels multiply repacked quantized weights (Q4_0, Q4_K, IQ4_NL)
+        in tiles of four rows and every row left over on its own
+        (``ggml-cpu/repack.cpp``), so three generated tokens cost three single-row passes
+        and four cost one tile: a step of three answers took longer than a step of four
+        (BENCHMARKS.md, "Continuous batching"). The row asks for logits too: the output
+        matrix (the vocabulary, most of this model's weights) is then one tile as well —
+        without them the padded step was slower than none (measured). The slot must
+        close the run of sequence ids (llama.cpp splits a batch of sequences that are
+        not consecutive into several, which made a padded step slower than none: measured
+        when one of four answers left from the middle). Its cell is removed right after
+        the decode and its slot's cached prefix is untouched; its logits are never read.
+        None when no idle slot fits.
+        """
+        ids = [seq.slot.id for seq, _ in plan if seq.slot is not None]
+        memory = llama_cpp.llama_get_memory(self._ctx)
+        best: _Pad | None = None
+        for slot in self.slots.slots:
+            if slot.busy:
+                continue
+            together = [*ids, slot.id]
+            if max(together) - min(together) + 1 != len(together):
+                continue  # not consecutive
+            end = llama_cpp.llama_memory_seq_pos_max(memory, slot.id) + 1
+            if end < self.config.n_ctx and (best is None or end < best.pos):  # the shortest: the least attention
+                best = _Pad(slot.id, end, sum(i < slot.id for i in ids))
+        return best
+
+    def _put_pad(self, n: int, pad: _Pad, token: int) -> int:
+        batch = self._batch
+        batch.token[n] = token  # any token: nobody reads what it computes
+        batch.pos[n] = pad.pos
+        batch.n_seq_id[n] = 1
+        batch.seq_id[n][0] = pad.slot
+        batch.logits[n] = True
+        return n + 1
 
     def _after_step(self, seq: Sequence, row: int | None) -> None:
         if row is None:  # more prompt to read
