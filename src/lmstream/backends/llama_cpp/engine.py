@@ -294,7 +294,8 @@ class Engine:
         batch = self._batch
         rows: dict[Sequence, int] = {}
         generated = all(take == 1 for _, take in plan)  # the generating sequences' decode
-        pad = self._pad(plan) if self.pad_rows and generated and len(plan) % 4 == 3 else None
+        padding = self.pad_rows and generated and len(plan) % 4 == 3 and len(plan) < self.n_batch
+        pad = self._pad(plan) if padding else None
         n = 0
         for seq, take in plan:
             assert seq.slot is not None
