@@ -344,11 +344,12 @@ class Engine:
         (BENCHMARKS.md, "Continuous batching"). The row asks for logits too: the output
         matrix (the vocabulary, most of this model's weights) is then one tile as well —
         without them the padded step was slower than none (measured). The slot must
-        close the run of sequence ids (llama.cpp splits a batch of sequences that are
-        not consecutive into several, which made a padded step slower than none: measured
-        when one of four answers left from the middle). Its cell is removed right after
-        the decode and its slot's cached prefix is untouched; its logits are never read.
-        None when no idle slot fits.
+        close the run of sequence ids and the row go in id order, as the others do
+        (llama.cpp computes a batch in one go per run of consecutive ids, in order:
+        appended at the end for a leaver's slot in the middle, the padded step was
+        slower than none, measured). Its cell is removed right after the decode and its
+        slot's cached prefix is untouched; its logits are never read. None when no idle
+        slot fits.
         """
         ids = [seq.slot.id for seq, _ in plan if seq.slot is not None]
         memory = llama_cpp.llama_get_memory(self._ctx)
