@@ -30,8 +30,6 @@ from lmstream.hub import RunningStream
 
 __all__ = ["Metrics", "MetricsExtension"]
 
-MAX_CACHED_MODELS = 1024
-
 
 class Metrics:
     text_deltas = False  # counted per generation, from Done
@@ -83,12 +81,11 @@ class Metrics:
 
     def _model(self, model: str) -> _ModelMetrics:
         """One model's children, looked up once: ``labels()`` takes a lock and builds
-        a key on every call (six calls per request before)."""
+        a key on every call (six calls per request before). ``model`` is a configured
+        model's canonical name (the router's), so the dict is as small as the config."""
         children = self._models.get(model)
         if children is None:
-            children = _ModelMetrics(self, model)
-            if len(self._models) < MAX_CACHED_MODELS:  # models come from the config: bounded
-                self._models[model] = children
+            children = self._models[model] = _ModelMetrics(self, model)
         return children
 
 
