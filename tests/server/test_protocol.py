@@ -177,6 +177,68 @@ async def test_a_streamed_response_is_chunked_and_the_connection_stays_open() ->
         writer.close()
 
 
+class _Writes:
+    """The connection's transport with each ``write`` noted (every other call passes through)."""
+
+    def __init__(self, transport: Any, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def recording(writes: list[bytes]) -> type[HttpProtocol]:
+    base = http_protocol(ConnectionPolicy(header_timeout=5.0))
+
+    def connection_made(self: HttpProtocol, transport: Any) -> None:
+        base.connection_made(self, _Writes(transport, writes))
+
+    return type("Recording", (base,), {"__slots__": (), "connection_made": connection_made})
+
+
+async def test_the_head_goes_out_with_the_first_chunk_sent_in_the_same_step() -> None:
+    writes: list[bytes] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await send({"type": "http.response.body", "body": b"last", "more_body": False})
+
+    async with serving(app, http=recording(writes)) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert (await read_response(reader))[0::2] == (200, b"firstlast")
+        writer.close()
+    assert len(writes) == 2  # head + first chunk, then the last chunk with the terminator
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\n5\r\nfirst\r\n")
+    assert writes[1] == b"4\r\nlast\r\n0\r\n\r\n"
+
+
+async def test_a_head_whose_body_comes_later_goes_out_at_once() -> None:
+    writes: list[bytes] = []
+    release = asyncio.Event()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await release.wait()  # the body waits for the client to have read the head
+        await send({"type": "http.response.body", "body": b"later", "more_body": False})
+
+    async with serving(app, http=recording(writes)) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        release.set()
+        assert await reader.readuntil(b"0\r\n\r\n") == b"5\r\nlater\r\n0\r\n\r\n"
+        writer.close()
+    assert writes == [head, b"5\r\nlater\r\n0\r\n\r\n"]
+
+
 async def test_http_1_0_and_connection_close_end_the_connection_after_the_response() -> None:
     async with serving(echo) as (port, _):
         for request in (post(b"/c", b"", b"connection: close\r\n"), post(b"/c", b"").replace(b"1.1", b"1.0", 1)):

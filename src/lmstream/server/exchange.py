@@ -6,7 +6,10 @@ streaming response waiting the whole life of its stream for the client to leave 
 one future, not a task), and ``send`` waits only while the socket's buffer is over its
 high-water mark. A response's head is checked as uvicorn checks it (header names and
 values, ``content-length`` kept, chunked otherwise); a body chunk is one
-``transport.write``.
+``transport.write``. The head waits for the first body chunk sent in the same step (a
+streamed answer's first frame, a JSON body) and goes out with it in that one write; if
+none comes, it goes out alone at the end of the step. One write and one wake-up of the
+client fewer per response.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ async def plain_text(send: Any, status: int) -> None:
 class Exchange:
     __slots__ = (
         "app", "body", "chunked", "complete", "conn", "disconnected", "expect_100", "head", "keep_alive", "length",
-        "more_body", "ready", "scope", "started", "waiter",
+        "more_body", "ready", "scope", "started", "unsent_head", "waiter",
     )  # fmt: skip
 
     def __init__(self, conn: HttpProtocol, app: Any, scope: dict[str, Any], keep_alive: bool, expect_100: bool) -> None:
@@ -68,6 +71,7 @@ class Exchange:
         self.complete = False
         self.chunked: bool | None = None
         self.length = 0  # content-length bytes still to send
+        self.unsent_head = b""  # the response's head until the first write (or the step's end)
 
     # From the connection ---------------------------------------------------------------
 
@@ -107,17 +111,17 @@ class Exchange:
             if not self.started:
                 await plain_text(self.send, 500)
             else:
-                self.conn.transport.close()
+                self._close()
         else:
             if result is not None:
                 _log.error("ASGI callable should return None, but returned '%s'.", result)
-                self.conn.transport.close()
+                self._close()
             elif not self.started and not self.disconnected:
                 _log.error("ASGI callable returned without starting response.")
                 await plain_text(self.send, 500)
             elif not self.complete and not self.disconnected:
                 _log.error("ASGI callable returned without completing response.")
-                self.conn.transport.close()
+                self._close()
 
     # ASGI ------------------------------------------------------------------------------
 
@@ -176,22 +180,26 @@ class Exchange:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
-        transport = conn.transport
+        data = b""
         if self.head:
             self.length = 0
         elif self.chunked:
             if body and more_body:
-                transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+                data = b"%x\r\n%b\r\n" % (len(body), body)
             elif body:
-                transport.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body))
+                data = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
             elif not more_body:
-                transport.write(b"0\r\n\r\n")
+                data = b"0\r\n\r\n"
         else:
             if len(body) > self.length:
                 raise RuntimeError("Response content longer than Content-Length")
             self.length -= len(body)
-            if body:
-                transport.write(body)
+            data = body
+        if self.unsent_head:
+            data, self.unsent_head = self.unsent_head + data, b""
+        transport = conn.transport
+        if data:
+            transport.write(data)
         if not more_body:
             if self.length:
                 raise RuntimeError("Response content shorter than Content-Length")
@@ -228,4 +236,16 @@ class Exchange:
             self.chunked = True
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
-        self.conn.transport.write(b"".join(content))
+        self.unsent_head = b"".join(content)
+        self.conn.shared.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """The head, if no body chunk took it along in the step that started the response."""
+        head, self.unsent_head = self.unsent_head, b""
+        if head and not self.conn.transport.is_closing():
+            self.conn.transport.write(head)
+
+    def _close(self) -> None:
+        """End the connection mid-response: what was sent so far, then the close."""
+        self._flush()
+        self.conn.transport.close()
