@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from lmstream.backends.scripted import ScriptedBackend
 from lmstream.events import Done, Started, TextDelta
+from lmstream.http.streaming import follow_frames, stream_response
 from lmstream.hub import StreamHub
 from lmstream.request import ChatRequest, Message
 from lmstream.router import Router
@@ -45,6 +47,35 @@ async def test_follow_batches_resumes_after_a_given_event() -> None:
         rest = [item async for batch in generation.follow(after=2) for item in batch]
         everything = [item async for batch in generation.follow() for item in batch]
     assert rest == everything[3:]
+
+
+@pytest.mark.parametrize("pace", [0, 100])
+async def test_the_last_event_goes_out_with_the_end_of_the_body(pace: int) -> None:
+    """The chunk with a stream's last event and the body's end are one message (one
+    write with its chunked terminator), at any pace."""
+    backend = ScriptedBackend(scripted("s", text="a b c d", tokens_per_second=pace))
+    hub = StreamHub(Router({"s": backend}, "s"))
+    generation = await hub.start(ChatRequest(messages=(Message("user", "hi"),)))
+
+    def encode(seq: int, event: object) -> list[bytes]:
+        return [b"%d;" % seq]
+
+    response = stream_response(follow_frames(generation, encode, grace=0), heartbeat=0)
+    sent: list[dict[str, object]] = []
+    never: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return await never
+
+    await asyncio.wait_for(response({"type": "http", "method": "POST"}, receive, send), 5)
+    assert generation.finished
+    bodies = sent[1:]
+    assert [m["more_body"] for m in bodies] == [True] * (len(bodies) - 1) + [False]
+    assert all(m["body"] for m in bodies)  # no empty message for the end alone
+    assert b"".join(m["body"] for m in bodies) == b"".join(b"%d;" % s for s in range(generation.next_seq))  # type: ignore[misc]
 
 
 def test_shutdown_ends_open_streams_with_a_complete_body(server_factory: Factory) -> None:

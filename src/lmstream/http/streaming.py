@@ -55,6 +55,7 @@ from lmstream.hub import ReplayGone, RunningStream, StreamHandle
 __all__ = [
     "JSON",
     "Frame",
+    "LastChunk",
     "StreamResponse",
     "WireEncoder",
     "answer",
@@ -69,6 +70,11 @@ Encoder = Callable[[int, Event], Iterable[Frame]]
 _PING = b": ping\n"  # a comment line, deliberately without the blank line (module docstring)
 
 
+class LastChunk(bytes):
+    """A body chunk after which the stream has nothing more: ``StreamResponse`` sends it
+    with the body's end (one write, the chunked terminator included)."""
+
+
 class JSON(JSONResponse):
     """JSON rendered with orjson."""
 
@@ -80,7 +86,8 @@ async def follow_frames(
     stream: StreamHandle, encode: Encoder, *, grace: float, after: int = -1
 ) -> AsyncIterator[bytes]:
     """The wire bytes of a stream's events; the frames of events that are already
-    there when the sender wakes up go out as one chunk (one write, not one per frame)."""
+    there when the sender wakes up go out as one chunk (one write, not one per frame).
+    The chunk with the stream's last event is a ``LastChunk``."""
     last = after
     async with stream.attach(grace):
         try:
@@ -97,7 +104,8 @@ async def follow_frames(
                     )
                 last = batch[-1][0]
                 if chunk:
-                    yield chunk
+                    # the stream has ended and this is its last event: nothing follows
+                    yield LastChunk(chunk) if stream.finished and last >= stream.next_seq - 1 else chunk
         except ReplayGone as exc:
             # This reader fell more than the replay buffer behind (a slow client on a
             # fast stream): end its response properly, with an error that says why,
@@ -109,7 +117,7 @@ async def follow_frames(
             )
             chunk = b"".join(f if isinstance(f, bytes) else f.encode() for f in encode(last, reason))
             if chunk:
-                yield chunk
+                yield LastChunk(chunk)
 
 
 class _OpenStreams:
@@ -213,12 +221,19 @@ class StreamResponse(Response):
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             async for chunk in self.chunks:
+                if self._done:
+                    continue  # the body has ended; the iterator ends too (it leaves its stream then)
+                if type(chunk) is LastChunk:  # the end of the body goes with it
+                    self._done = True
+                    await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                    continue
                 self._busy = True
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self._busy = False
                 self._last = loop.time()
-            self._done = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if not self._done:
+                self._done = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not (self._gone or AppStatus.should_exit):
                 raise
