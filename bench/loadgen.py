@@ -9,7 +9,8 @@ equal to the expected one when that is known).
 
 Clients run closed loops: client ``i`` starts at ``start_at + i * ramp_s / clients``
 and opens ``streams_per_client`` streams one after the other. ``disconnect_after=k``
-closes the connection after the ``k``-th token (the cancellation scenarios).
+closes the connection after the ``k``-th token (the cancellation scenarios); with
+``leavers=n`` only the first ``n`` clients do, the others read to the end.
 
 Run by the harness as ``python -m bench.loadgen SPEC.json OUT.json``; several worker
 processes split the clients between them (:func:`run_load`).
@@ -51,6 +52,7 @@ class LoadSpec:
     ramp_s: float = 0.0
     expect_text: str | None = None
     disconnect_after: int | None = None
+    leavers: int | None = None  # the clients (first by index) that disconnect_after applies to; None: all
     # instead of streams_per_client x body: each client runs these (body, disconnect_after)
     sequence: list[tuple[str, int | None]] | None = None
     keep_text: bool = False  # keep each answer's text in its record
@@ -253,7 +255,8 @@ async def _worker(spec: LoadSpec) -> list[StreamRecord]:
         delay = spec.start_at + global_i * spec.ramp_s / total - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        plan = spec.sequence or [(spec.body, spec.disconnect_after)] * spec.streams_per_client
+        leave = spec.disconnect_after if spec.leavers is None or global_i < spec.leavers else None
+        plan = spec.sequence or [(spec.body, leave)] * spec.streams_per_client
         for k, (template, disconnect_after) in enumerate(plan):
             if time.monotonic() > deadline:
                 return

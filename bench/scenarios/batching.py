@@ -20,10 +20,11 @@ Phases, targets alternating within each so that ratios come from one run:
 * ``four``: 4 clients at once: each client's TTFT against the lone TTFT, the aggregate
   tokens/s (all tokens over first request to last token) against one client's;
 * ``cancel`` (lmstream, llama.cpp-server): 4 clients x 128 tokens, then the same with
-  one client leaving after 16 tokens: the other three's inter-token gap p99, each way,
+  client 0 leaving after 16 tokens: the other three's inter-token gap p99, each way,
   over whole answers and over the tokens after the 16th only (the leave's own effect,
-  without the prompts being read at the start: the leaver has its own load generator,
-  so the four prompts do not arrive in the same order in both runs);
+  without the prompts being read at the start). Both runs are one load generator with
+  four clients, so the leave is the only difference (until 2026-11-26 the leaver had a
+  load generator process of its own, one more process on the two cores the model uses);
 * ``openwebui`` (lmstream): the Open WebUI replay (``replay.py``), both connections:
   each user message's time to first token.
 """
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -179,13 +179,13 @@ def run(options: Options) -> dict[str, Any]:
                 base = run_load(target.spec(question, 128, clients=4))
                 steady += [g for s in base.streams if s.client != 0 for g in s.gaps]
                 steady_after += [g for s in base.streams if s.client != 0 for g in s.gaps[LEAVE:]]
-                # the leaver runs beside the other three (its own load generator, same start)
-                leaver = threading.Thread(target=run_load, args=(target.spec("9" + question, 128, disconnect_after=LEAVE),))
-                leaver.start()
-                others = run_load(target.spec(question, 128, clients=3))
-                leaver.join(300)
-                cancelled += [g for s in others.streams for g in s.gaps]
-                cancelled_after += [g for s in others.streams for g in s.gaps[LEAVE:]]
+                # the same four clients, client 0 leaving; prompts of their own (no prefix
+                # the first run left in a slot)
+                left = run_load(target.spec("9" + question, 128, clients=4, disconnect_after=LEAVE, leavers=1))
+                if sorted(s.tokens for s in left.streams if s.client == 0) != [LEAVE]:
+                    raise RuntimeError(f"client 0 did not leave after {LEAVE} tokens: {left.streams}")
+                cancelled += [g for s in left.streams if s.client != 0 for g in s.gaps]
+                cancelled_after += [g for s in left.streams if s.client != 0 for g in s.gaps[LEAVE:]]
             p99_steady, p99_cancel = pct(steady, 99), pct(cancelled, 99)
             p99_steady_after, p99_cancel_after = pct(steady_after, 99), pct(cancelled_after, 99)
             entry = {
