@@ -45,8 +45,8 @@ def unpadded(backend: LlamaCppBackend) -> Iterator[None]:
     fourth row (``pad_batches``), whose 4-row tiles round differently."""
     engine = backend._engine
     assert engine is not None
-    engine.pad_rows = False
+    before, engine.pad_rows = engine.pad_rows, False
     try:
         yield
     finally:
-        engine.pad_rows = True
+        engine.pad_rows = before
