@@ -27,11 +27,13 @@ from bench.procs import LOGS, Server, free_port, start_server
 __all__ = [
     "LITELLM_KEY",
     "gguf_path",
+    "start_byte_relay",
     "start_fake_upstream",
     "start_litellm",
     "start_llama_server",
     "start_lmstream",
     "start_native_llama_server",
+    "start_python_relay",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,15 @@ def start_byte_relay(upstream: Server, *, name: str = "relay-floor") -> Server:
     port = free_port()
     upstream_port = upstream.url.rsplit(":", 1)[1]
     argv = [sys.executable, "-m", "bench.byte_relay", "--port", str(port), "--upstream-port", upstream_port]
+    return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=20, cwd=ROOT)
+
+
+def start_python_relay(upstream: Server, *, name: str = "relay-python") -> Server:
+    """``bench/python_relay.py`` in front of ``upstream``: the least a Python relay that
+    parses the stream does."""
+    port = free_port()
+    upstream_port = upstream.url.rsplit(":", 1)[1]
+    argv = [sys.executable, "-m", "bench.python_relay", "--port", str(port), "--upstream-port", upstream_port]
     return start_server(name, argv, url=f"http://127.0.0.1:{port}", timeout=20, cwd=ROOT)
 
 

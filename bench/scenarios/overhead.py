@@ -48,6 +48,7 @@ from bench.targets import (
     start_fake_upstream,
     start_litellm,
     start_lmstream,
+    start_python_relay,
 )
 
 __all__ = ["NAME", "run"]
@@ -56,7 +57,7 @@ NAME = "overhead"
 TITLE = "Relay overhead (fake upstream direct / lmstream / LiteLLM)"
 PACED_TPS = 20.0
 TARGETS = (
-    "direct", "relay-floor", "lmstream", "lmstream-before", "lmstream-core",
+    "direct", "relay-floor", "relay-python", "lmstream", "lmstream-before", "lmstream-core",
     "lmstream-httpx", "lmstream-aiohttp", "lmstream-httpcore", "lmstream-lean", "litellm",
 )  # fmt: skip
 CLIENTS = ("httpx", "aiohttp", "httpcore")  # the lmstream-<client> targets
@@ -102,6 +103,10 @@ def run(options: Options) -> dict[str, Any]:
             floors = {m: start_byte_relay(up, name=f"relay-floor-{m}") for m, up in upstreams.items()}
             servers.extend(floors.values())
             targets["relay-floor"] = {m: Target("relay-floor", _port(floor), floor) for m, floor in floors.items()}
+        if "relay-python" in wanted:
+            pythons = {m: start_python_relay(up, name=f"relay-python-{m}") for m, up in upstreams.items()}
+            servers.extend(pythons.values())
+            targets["relay-python"] = {m: Target("relay-python", _port(relay), relay) for m, relay in pythons.items()}
         if "lmstream" in wanted or "lmstream-core" in wanted:
             core = {"name": "core", "backend": "scripted", "options": {"text": expected_text(2000), "tokens_per_second": PACED_TPS}}
             lm = start_lmstream([*relayed, core], name="lmstream-overhead")
