@@ -242,10 +242,12 @@ class ChatRequest:
                 return value
         return None
 
-    def attach(self, value: object) -> ChatRequest:
-        """A copy with ``value`` attached (replacing one of the same type)."""
-        others = tuple(a for a in self.attachments if type(a) is not type(value))
-        return self.with_(attachments=(*others, value))
+    def attach(self, *values: object, **changes: Any) -> ChatRequest:
+        """A copy with ``values`` attached (each replacing one of its type) and
+        ``changes`` made: one copy, where ``with_(...).attach(...)`` makes two."""
+        kinds = {type(value) for value in values}
+        others = tuple(a for a in self.attachments if type(a) not in kinds)
+        return self.with_(attachments=(*others, *values), **changes)
 
 
 _set = object.__setattr__

@@ -105,6 +105,35 @@ def test_a_chunked_body_is_cut_off_while_it_is_read(server_factory: Factory) -> 
     assert sent < 16 << 20
 
 
+def _chat_head(length: int) -> bytes:
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % length
+    )
+
+
+def test_a_body_that_stalls_past_body_timeout_is_408_and_one_that_pauses_less_is_served(server_factory: Factory) -> None:
+    server = server_factory([scripted("s", text="One two.")], body_timeout=0.5)
+    body = json.dumps({"model": "s", "messages": MSG}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_chat_head(len(body)) + body[:10])  # the rest never comes
+        started = time.monotonic()
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"body_timeout" in answer
+        assert 0.4 < time.monotonic() - started < 5
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_chat_head(len(body)) + body[:10])
+        time.sleep(0.2)  # the client's own pause, shorter than body_timeout: waited for
+        sock.sendall(body[10:])
+        answer = b""
+        while b'"finish_reason":"stop"' not in answer:
+            data = sock.recv(65536)
+            assert data, answer
+            answer += data
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
 @pytest.mark.parametrize(("path", "body", "shape"), DIALECTS)
 async def test_too_many_messages_are_refused(path, body, shape) -> None:  # type: ignore[no-untyped-def]
     async with app_client(settings(max_messages=10)) as client:

@@ -43,10 +43,11 @@ async def start_stream(request: Request, chat: ChatRequest) -> RunningStream:
     """``hub.start(chat)`` as the request's principal, within its limits."""
     state = app_state(request)
     principal = principal_of(request)
-    chat = chat.with_(context=replace(chat.context, principal=principal.owner)).attach(principal)
     admission = await state.access.admit(principal) if chat.context.interactive else None
-    if admission is not None:
-        chat = chat.attach(admission)
+    context = chat.context
+    if context.principal != principal.owner:
+        context = replace(context, principal=principal.owner)
+    chat = chat.attach(principal, context=context) if admission is None else chat.attach(principal, admission, context=context)
     try:
         return await state.hub.start(chat)
     except BaseException:

@@ -43,11 +43,12 @@ async def authenticate(request: Request, token_scope: TokenScope | None = None) 
     ``principal_of``."""
     access = app_state(request).access
     key = presented_key(request)
-    token = request.query_params.get("token")
+    query = request.query_params if request.scope.get("query_string") else None  # most have none: not parsed
+    token = query.get("token") if query is not None else None
     if key is None and token and token_scope is not None:
         principal = await access.from_token(token, token_scope(request))
     else:
-        if key is None and "api_key" in request.query_params:
+        if key is None and query is not None and "api_key" in query:
             raise Unauthorized(
                 "API keys are not accepted in URLs (they leak into logs): send `Authorization: Bearer <key>`; "
                 "an EventSource uses the token in the stream's `events_url`"

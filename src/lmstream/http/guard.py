@@ -215,12 +215,17 @@ class _Guarded(SendWatch):
         return self.inner_receive() if self.complete else self._read_body()
 
     async def _read_body(self) -> Message:
-        timeout = self.guard.body_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                message = await self.inner_receive()
-        except TimeoutError:
-            raise RequestTimeout(f"the request body stalled for {timeout:g} s (`body_timeout`)") from None
+        pending = self.inner_receive()
+        message: Message
+        if isinstance(pending, asyncio.Future) and pending.done():
+            message = pending.result()  # lmstream's server had it already: nothing to wait for
+        else:
+            timeout = self.guard.body_timeout
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await pending
+            except TimeoutError:
+                raise RequestTimeout(f"the request body stalled for {timeout:g} s (`body_timeout`)") from None
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit:

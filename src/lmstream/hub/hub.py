@@ -76,7 +76,8 @@ class StreamHub:
         """Resolve, pre-process, plan and (when it starts with a model round) open
         ``request``; raises LmstreamError before any byte."""
         backend, model = self.router.resolve(request.model)
-        request = request.with_(model=model)
+        if request.model != model:  # an alias, or the default model
+            request = request.with_(model=model)
         for preprocess in self.preprocessors:
             request = await preprocess(request)
         if request.model != model:  # a preprocessor re-routed it (a profile's model, the fast path)
