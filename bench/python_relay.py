@@ -18,15 +18,14 @@ so its figures are the least a Python relay that parses the stream adds on this 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
-from typing import Any, cast
+from typing import Any
 
 import httptools
 import orjson
 
-from bench.procs import use_uvloop
+from bench.byte_relay import KeptUpstream, serve_relay
 
 __all__ = ["main"]
 
@@ -44,17 +43,12 @@ def _chunk(data: bytes) -> bytes:
 class _Upstream(asyncio.Protocol):
     """The upstream side of one client connection: its responses, one at a time."""
 
-    transport: asyncio.Transport
-
     def __init__(self, client: _Client) -> None:
         self.client = client
         self.parser = httptools.HttpResponseParser(self)
         self.buffer = b""
         self.out: list[bytes] = []
         self.ok = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)
@@ -111,33 +105,16 @@ class _Upstream(asyncio.Protocol):
         self.client.transport.close()
 
 
-class _Client(asyncio.Protocol):
-    transport: asyncio.Transport
-
+class _Client(KeptUpstream):
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port)
         self.parser = httptools.HttpRequestParser(self)
         self.body: list[bytes] = []
-        self.upstream: _Upstream | None = None
-        self.early: list[bytes] = []  # requests made before the upstream connection was up
         self.id, self.created, self.model = "", 0, ""
         self.served = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        asyncio.get_running_loop().create_task(self._connect())
-
-    async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            _, upstream = await loop.create_connection(lambda: _Upstream(self), "127.0.0.1", self.port)
-        except OSError:
-            self.transport.close()
-            return
-        for data in self.early:
-            upstream.transport.write(data)
-        self.early.clear()
-        self.upstream = upstream
+    def upstream_protocol(self) -> asyncio.Protocol:
+        return _Upstream(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -162,31 +139,11 @@ class _Client(asyncio.Protocol):
                 forwarded[key] = request[key]
         body = orjson.dumps(forwarded)
         head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:%d\r\ncontent-type: application/json\r\n" % self.port
-        data = head + b"accept: text/event-stream\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
-        if self.upstream is not None:
-            self.upstream.transport.write(data)
-        else:
-            self.early.append(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.upstream is not None:
-            self.upstream.transport.close()
-
-
-async def _serve(port: int, upstream_port: int) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Client(upstream_port), "127.0.0.1", port, backlog=4096)
-    async with server:
-        await server.serve_forever()
+        self.forward(head + b"accept: text/event-stream\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream-port", type=int, required=True)
-    args = parser.parse_args()
-    use_uvloop()
-    asyncio.run(_serve(args.port, args.upstream_port))
+    serve_relay(_Client, __doc__.split("\n")[0])
 
 
 if __name__ == "__main__":

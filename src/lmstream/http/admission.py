@@ -47,7 +47,8 @@ async def start_stream(request: Request, chat: ChatRequest) -> RunningStream:
     context = chat.context
     if context.principal != principal.owner:
         context = replace(context, principal=principal.owner)
-    chat = chat.attach(principal, context=context) if admission is None else chat.attach(principal, admission, context=context)
+    attached = (principal,) if admission is None else (principal, admission)
+    chat = chat.attach(*attached, context=context)
     try:
         return await state.hub.start(chat)
     except BaseException:
