@@ -44,8 +44,6 @@ WARM_UP = 20
 
 
 def _install_probes(records: list[dict[str, float]]) -> None:
-    import starlette.requests
-
     import lmstream.backends.upstream as upstream
     import lmstream.dialects.openai as dialect
     import lmstream.http.accesslog as accesslog
@@ -91,7 +89,7 @@ def _install_probes(records: list[dict[str, float]]) -> None:
     entry(direct.DirectRoutes, "__call__", "DirectRoutes")
     entry(endpoint, "authenticate", "endpoint auth")  # the wrapper calls it by its module name
 
-    body = starlette.requests.Request.body
+    body = direct.DirectRequest.body  # the streaming routes' request (DirectRoutes)
 
     async def probe_body(self: Any) -> bytes:
         mark("body read: called")
@@ -99,7 +97,7 @@ def _install_probes(records: list[dict[str, float]]) -> None:
         mark("body read: returned")
         return content
 
-    starlette.requests.Request.body = probe_body  # type: ignore[method-assign]
+    direct.DirectRequest.body = probe_body  # type: ignore[method-assign]
 
     parse = dialect.parse_request
 

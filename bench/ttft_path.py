@@ -16,7 +16,7 @@ median and p90 of each leg of every request's first token, timed inside the serv
   the hub and written to the client.
 
 The probes wrap functions of the running server (the protocol's ``data_received``,
-``App.__call__``, ``Request.body``, ``StreamHub.start``, the HTTP client's ``Connection``); they add a few
+``App.__call__``, ``DirectRequest.body``, ``StreamHub.start``, the HTTP client's ``Connection``); they add a few
 microseconds per request. Figures in BENCHMARKS.md ("The misses, and why").
 """
 
@@ -51,9 +51,8 @@ def _is_token(data: bytes) -> bool:
 
 
 def _install_probes(records: list[dict[str, float]]) -> None:
-    import starlette.requests
-
     import lmstream.http.application as application
+    import lmstream.http.direct as direct
     import lmstream.httpclient.connection as connection
     import lmstream.hub.hub as hub
     import lmstream.server.protocol as protocol
@@ -90,7 +89,7 @@ def _install_probes(records: list[dict[str, float]]) -> None:
 
         return await app_call(self, scope, receive, probe_send)
 
-    body = starlette.requests.Request.body
+    body = direct.DirectRequest.body  # the streaming routes' request (DirectRoutes)
 
     async def probe_body(self: Any) -> bytes:
         content = await body(self)
@@ -121,7 +120,7 @@ def _install_probes(records: list[dict[str, float]]) -> None:
 
     protocol.HttpProtocol.data_received = probe_data_received  # type: ignore[method-assign]
     application.App.__call__ = probe_app  # type: ignore[method-assign]
-    starlette.requests.Request.body = probe_body  # type: ignore[method-assign]
+    direct.DirectRequest.body = probe_body  # type: ignore[method-assign]
     hub.StreamHub.start = probe_start  # type: ignore[method-assign]
     connection.Connection.send = probe_send_upstream  # type: ignore[method-assign]
     connection.Connection.data_received = probe_upstream_received  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lmstream.http.accesslog import AccessLog
 from lmstream.http.app import create_app
 from lmstream.settings import Settings
 from tests.support import LiveServer, app_client, scripted
@@ -93,3 +94,31 @@ async def test_access_log_can_be_turned_off(caplog: pytest.LogCaptureFixture) ->
             with caplog.at_level(logging.INFO, logger="lmstream.access"):
                 await client.get("/v1/models")
     assert not [r for r in caplog.records if r.name == "lmstream.access"]
+
+
+async def test_a_line_is_a_plain_info_record_that_the_loggers_filters_see(caplog: pytest.LogCaptureFixture) -> None:
+    """Written without the stack search ``log.info`` makes: the record still says where it
+    comes from (``AccessLog.write``), and a filter on the logger still decides."""
+    access = logging.getLogger("lmstream.access")
+    dropped: list[str] = []
+
+    def no_models(record: logging.LogRecord) -> bool:
+        if "/v1/models" in record.getMessage():
+            dropped.append(record.getMessage())
+            return False
+        return True
+
+    app = create_app(Settings(models=[scripted("s")], store="none"))
+    access.addFilter(no_models)
+    try:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+                with caplog.at_level(logging.INFO, logger="lmstream.access"):
+                    await client.get("/v1/models")
+                    await client.get("/health")
+    finally:
+        access.removeFilter(no_models)
+    (record,) = [r for r in caplog.records if r.name == "lmstream.access"]
+    assert json.loads(record.getMessage())["path"] == "/health" and len(dropped) == 1
+    assert (record.levelname, record.funcName, record.module) == ("INFO", "write", "accesslog")
+    assert record.lineno == AccessLog.write.__code__.co_firstlineno

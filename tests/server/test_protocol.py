@@ -239,6 +239,59 @@ async def test_a_head_whose_body_comes_later_goes_out_at_once() -> None:
     assert writes == [head, b"5\r\nlater\r\n0\r\n\r\n"]
 
 
+async def test_a_head_made_once_is_the_same_for_the_next_response_and_its_own_for_each_kind() -> None:
+    """Heads are kept by what makes them (status, headers, keep-alive, HEAD): a streamed
+    answer's second response on a connection gets the same head; a HEAD request, a
+    ``connection: close`` one and a header given as a list each get their own, right one."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers: list[Any] = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        if scope["path"] == "/list":
+            headers.append([b"x-given", b"as a list"])  # ASGI allows it; not hashable
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async with serving(app) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        heads = []
+        for _ in range(2):
+            writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            status, headers, body = await read_response(reader)
+            assert (status, body) == (200, b"data: 1\n\n")
+            heads.append(headers)
+        assert heads[0] == heads[1] and heads[0][b"transfer-encoding"] == b"chunked" and b"connection" not in heads[0]
+        writer.write(b"HEAD / HTTP/1.1\r\nhost: t\r\n\r\nGET /list HTTP/1.1\r\nhost: t\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding" not in head and b"content-type: text/event-stream" in head
+        status, headers, body = await read_response(reader)  # the next bytes are the GET's response
+        assert (status, body, headers[b"x-given"]) == (200, b"data: 1\n\n", b"as a list")
+        writer.write(b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert (status, body, headers[b"connection"]) == (200, b"data: 1\n\n", b"close")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        writer.close()
+
+
+async def test_forwarded_headers_are_read_when_either_is_sent() -> None:
+    seen: list[tuple[Any, str]] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen.append((scope["client"], scope["scheme"]))
+        await reply(send, b"")
+
+    async with serving(app, forwarded_allow_ips="127.0.0.1") as (port, _):
+        for extra in (b"x-forwarded-proto: https\r\n", b"x-forwarded-for: 203.0.113.9\r\n", b""):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n" + extra + b"\r\n")
+            await read_response(reader)
+            writer.close()
+    (proto_client, proto_scheme), (for_client, for_scheme), (plain_client, plain_scheme) = seen
+    assert proto_client[0] == "127.0.0.1" and proto_scheme == "https"
+    assert for_client == ("203.0.113.9", 0) and for_scheme == "http"
+    assert plain_client[0] == "127.0.0.1" and plain_scheme == "http"
+
+
 async def test_http_1_0_and_connection_close_end_the_connection_after_the_response() -> None:
     async with serving(echo) as (port, _):
         for request in (post(b"/c", b"", b"connection: close\r\n"), post(b"/c", b"").replace(b"1.1", b"1.0", 1)):

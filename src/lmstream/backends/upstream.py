@@ -122,6 +122,11 @@ class _Sent:
     sent_at: float  # loop time the request went out (the first-token clock)
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def _settle(pending: asyncio.Future[_Sent]) -> None:
     """Stop a send still in flight, or close the response it got."""
     if not pending.done():
@@ -212,16 +217,20 @@ class UpstreamBackend:
 
     async def open(self, request: ChatRequest) -> EventStream:
         budget = RetryBudget(self.config.retries)
-        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
         pending = asyncio.ensure_future(self._send(request, budget, settled))
-        try:  # `settled`, not asyncio.wait: the send wakes this task itself, one loop turn sooner
-            async with asyncio.timeout(self.config.status_wait):
-                await settled
-        except TimeoutError:
-            pass  # no status yet: the wait goes on in the stream (see the module's notes)
+        # `settled`, not asyncio.wait: the send wakes this task itself, one loop turn sooner;
+        # past `status_wait` a timer settles it (no status yet: the wait goes on in the
+        # stream, see the module's notes). A timer, not asyncio.timeout: nothing to cancel.
+        timer = loop.call_later(self.config.status_wait, _resolve, settled)
+        try:
+            await settled
         except BaseException:
             pending.cancel()
             raise
+        finally:
+            timer.cancel()
         if pending.done():
             pending.result()  # raises the upstream's refusal before our first byte
         return _Stream(self._generate(request, pending, budget), pending)

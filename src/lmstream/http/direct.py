@@ -21,13 +21,15 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lmstream.http.endpoint import Handler
+from lmstream.http.headers import request_headers
 
-__all__ = ["DirectRoutes", "direct_table"]
+__all__ = ["DirectRequest", "DirectRoutes", "direct_table"]
 
 
 def _answers_errors(handler: object) -> bool:
@@ -53,6 +55,34 @@ def direct_table(routes: Sequence[BaseRoute]) -> dict[str, Handler]:
     return table
 
 
+class DirectRequest(Request):
+    """The ``Request`` a direct route's handler gets: Starlette's, with the headers
+    indexed once per request (``http/headers.py``) and the body read in a loop rather
+    than through ``stream()``'s async generator (which the event loop registers and
+    forgets again for every request). ``stream()`` itself is Starlette's."""
+
+    @property
+    def headers(self) -> Headers:
+        return request_headers(self.scope)
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            if self._stream_consumed:
+                raise RuntimeError("Stream consumed")
+            chunks: list[bytes] = []
+            while not self._stream_consumed:
+                message = await self._receive()
+                if message["type"] == "http.request":
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        self._stream_consumed = True
+                elif message["type"] == "http.disconnect":
+                    self._is_disconnected = True
+                    raise ClientDisconnect()
+            self._body = b"".join(chunks)
+        return self._body
+
+
 class DirectRoutes:
     """ASGI middleware: a ``POST`` to a path in the table goes straight to its handler."""
 
@@ -69,5 +99,5 @@ class DirectRoutes:
         if handler is None:
             await self.app(scope, receive, send)
             return
-        response = await handler(Request(scope, receive, send))
+        response = await handler(DirectRequest(scope, receive, send))
         await response(scope, receive, send)

@@ -50,6 +50,7 @@ from lmstream.errors import (
 )
 from lmstream.http.application import SendWatch
 from lmstream.http.endpoint import error_response
+from lmstream.http.headers import request_headers
 from lmstream.http.shapes import error_shape
 
 __all__ = ["HostPolicy", "RequestGuard"]
@@ -162,7 +163,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = request_headers(scope)
         limit = self._limit(scope["path"])
         try:
             if await self._keyless(scope):

@@ -41,6 +41,43 @@ def _status_line(code: int) -> bytes:
 _STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
 
 
+_Head = tuple[bytes, bool | None, int, bool]  # the head's bytes, chunked, content-length, keep-alive
+_HEADS: dict[tuple[Any, ...], _Head] = {}  # a streamed answer's head is the same bytes every time
+_KEPT_HEADS = 256
+
+
+def _head(status: int, headers: Any, keep_alive: bool, head: bool) -> _Head:
+    """A response head, checked as uvicorn checks it (header names and values; the body's
+    framing from ``content-length`` or ``transfer-encoding``; ``connection: close``)."""
+    content = [_STATUS_LINES[status]]
+    close = False
+    chunked: bool | None = None
+    length = 0
+    for name, value in headers:
+        if _HEADER_NAME.search(name):
+            raise RuntimeError("Invalid HTTP header name.")
+        if _HEADER_VALUE.search(value):
+            raise RuntimeError("Invalid HTTP header value.")
+        name = name.lower()
+        if name == b"content-length" and chunked is None:
+            length = int(value.decode())
+            chunked = False
+        elif name == b"transfer-encoding" and value.lower() == b"chunked":
+            length = 0
+            chunked = True
+        elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+            keep_alive = False
+            close = True
+        content.append(b"%s: %s\r\n" % (name, value))
+    if not keep_alive and not close:
+        content.append(b"connection: close\r\n")
+    if chunked is None and not head and status not in (204, 304):
+        chunked = True
+        content.append(b"transfer-encoding: chunked\r\n")
+    content.append(b"\r\n")
+    return b"".join(content), chunked, length, keep_alive
+
+
 async def plain_text(send: Any, status: int) -> None:
     """The server's own short answer (500, 503): the status phrase as text, then close."""
     body = http.HTTPStatus(status).phrase.encode()
@@ -212,31 +249,18 @@ class Exchange:
     def _start(self, status: int, headers: Any) -> None:
         self.started = True
         self.expect_100 = False
-        content = [_STATUS_LINES[status]]
-        close = False
-        for name, value in (*self.conn.shared.state.default_headers, *headers):
-            if _HEADER_NAME.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
-            if _HEADER_VALUE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-            name = name.lower()
-            if name == b"content-length" and self.chunked is None:
-                self.length = int(value.decode())
-                self.chunked = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self.length = 0
-                self.chunked = True
-            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
-                self.keep_alive = False
-                close = True
-            content.append(b"%s: %s\r\n" % (name, value))
-        if not self.keep_alive and not close:
-            content.append(b"connection: close\r\n")
-        if self.chunked is None and not self.head and status not in (204, 304):
-            self.chunked = True
-            content.append(b"transfer-encoding: chunked\r\n")
-        content.append(b"\r\n")
-        self.unsent_head = b"".join(content)
+        try:
+            key = (status, self.keep_alive, self.head, *self.conn.shared.state.default_headers, *headers)
+            made = _HEADS.get(key)
+        except TypeError:  # a header given as a list (unhashable): made, not kept
+            key, made = None, None
+        if made is None:
+            made = _head(status, (*self.conn.shared.state.default_headers, *headers), self.keep_alive, self.head)
+            if key is not None:
+                if len(_HEADS) >= _KEPT_HEADS:
+                    _HEADS.clear()  # the date header alone makes a new one every second
+                _HEADS[key] = made
+        self.unsent_head, self.chunked, self.length, self.keep_alive = made
         self.conn.shared.loop.call_soon(self._flush)
 
     def _flush(self) -> None:

@@ -231,9 +231,13 @@ class HttpProtocol(asyncio.Protocol):
         }
         if shared.app_state:
             scope["state"] = shared.app_state.copy()
-        if shared.proxy is not None and self.client is not None and self.client[0] in shared.proxy.trusted_hosts:
+        names = dict(self.headers)  # made in C; which headers are there, not their values
+        if (
+            shared.proxy is not None and (b"x-forwarded-for" in names or b"x-forwarded-proto" in names)
+            and self.client is not None and self.client[0] in shared.proxy.trusted_hosts
+        ):  # fmt: skip
             _forwarded(scope, shared.proxy)
-        expect_100 = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
+        expect_100 = b"expect" in names and any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
         keep_alive = version != "1.0" and parser.should_keep_alive()
         app = shared.app
         state = shared.state
