@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import ssl
 import time
@@ -22,7 +23,7 @@ from lmstream.backends.upstream import SSEWire
 from lmstream.errors import UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.httpclient import HTTPClient, ProxyConfig
-from lmstream.httpclient.connection import Connection
+from lmstream.httpclient.connection import Connection, Response
 from lmstream.request import ChatRequest, Message
 from lmstream.settings import ModelConfig, Settings
 from tests.httpclient.servers import Proxy, Request, Upstream, chunked, sse_response
@@ -140,6 +141,37 @@ async def test_sequential_requests_reuse_one_tcp_connection() -> None:
         await client.aclose()
     assert upstream.connections == 1
     assert [r.connection for r in upstream.requests] == [1, 1, 1]
+
+
+async def test_responses_are_freed_as_they_are_closed_not_left_to_the_collector() -> None:
+    """A response and its parser refer to each other until ``aclose()``; with the
+    collector off, twenty requests (one kept connection, then one closed mid-body) leave
+    no response or connection behind once their last reference goes: cyclic garbage per
+    upstream request made the collector pause the whole server (BENCHMARKS.md)."""
+
+    def alive(kind: type) -> int:
+        return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+    async with Upstream(lambda r: sse_response(*openai_events()) if r.body == b"{}" else [*sse_response(b"data: {}\n\n")[:2], None]) as upstream:
+        client = HTTPClient()
+        gc.collect()
+        gc.disable()
+        try:
+            before = alive(Response), alive(Connection)
+            for body in [b"{}"] * 19 + [b"cut"]:
+                response = await client.post(upstream.url(), body, {}, connect_timeout=5)
+                if body == b"{}":
+                    assert await events_of(response) == EXPECTED
+                else:
+                    assert await response.receive()
+                await response.aclose()
+            await client.aclose()
+            del response
+            await asyncio.wait_for(upstream.closed.wait(), 5)
+            await asyncio.sleep(0)  # the cut connection's connection_lost (a loop callback)
+            assert (alive(Response), alive(Connection)) == before
+        finally:
+            gc.enable()
 
 
 async def test_a_response_closed_mid_body_closes_its_connection() -> None:
