@@ -27,8 +27,8 @@ _KEY = "lmstream.headers"
 
 
 class IndexedHeaders(Headers):
-    """Starlette's immutable ``Headers`` over ``raw``, looked up through ``index``
-    (lower-cased names, as ASGI servers give them, to the first value)."""
+    """Starlette's immutable ``Headers`` over ``raw``, looked up in a dict of lower-cased
+    names (as ASGI servers give them) to the first value of each."""
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._list = raw
@@ -58,4 +58,3 @@ def request_headers(scope: Scope) -> Headers:
         raw = scope["headers"] = list(raw)  # as Starlette's Headers(scope=...) does
     headers = scope[_KEY] = IndexedHeaders(raw)
     return headers
-

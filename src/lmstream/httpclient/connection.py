@@ -109,8 +109,8 @@ class Response:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         # the parser holds this response's callbacks and the response holds the parser: a
-        # cycle, broken by aclose() (left to the garbage collector, every response made
-        # one: its collections then paused the event loop for up to 27 ms at c100)
+        # cycle, broken by aclose(); left in place, every relayed request would leave
+        # objects that only the garbage collector can free
         self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.head: asyncio.Future[None] = connection.loop.create_future()
         self.status = 0
