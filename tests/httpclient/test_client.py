@@ -146,8 +146,8 @@ async def test_sequential_requests_reuse_one_tcp_connection() -> None:
 async def test_responses_are_freed_as_they_are_closed_not_left_to_the_collector() -> None:
     """A response and its parser refer to each other until ``aclose()``; with the
     collector off, twenty requests (one kept connection, then one closed mid-body) leave
-    no response or connection behind once their last reference goes: cyclic garbage per
-    upstream request made the collector pause the whole server (BENCHMARKS.md)."""
+    no response or connection behind once their last reference goes (they were cyclic
+    garbage, every relayed request's left to the collector; BENCHMARKS.md)."""
 
     def alive(kind: type) -> int:
         return sum(1 for o in gc.get_objects() if type(o) is kind)
