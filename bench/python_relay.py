@@ -63,10 +63,9 @@ class _Upstream(asyncio.Protocol):
             self.out.append(_HEAD)
 
     def on_body(self, body: bytes) -> None:
-        if not self.ok:
-            self.buffer += body
-            return
         self.buffer += body
+        if not self.ok:
+            return
         frames = []
         while True:
             end = self.buffer.find(b"\n\n")

@@ -243,8 +243,7 @@ class UpstreamBackend:
         try:
             return await self._send_retried(request, budget)
         finally:
-            if not settled.done():
-                settled.set_result(None)
+            _resolve(settled)
 
     async def _send_retried(self, request: ChatRequest, budget: RetryBudget) -> _Sent:
         body, headers = self.build(request)

@@ -249,14 +249,15 @@ class Exchange:
     def _start(self, status: int, headers: Any) -> None:
         self.started = True
         self.expect_100 = False
+        headers = (*self.conn.shared.state.default_headers, *headers)
+        key = (status, self.keep_alive, self.head, headers)
         try:
-            key = (status, self.keep_alive, self.head, *self.conn.shared.state.default_headers, *headers)
-            made = _HEADS.get(key)
+            made, keep = _HEADS.get(key), True
         except TypeError:  # a header given as a list (unhashable): made, not kept
-            key, made = None, None
+            made, keep = None, False
         if made is None:
-            made = _head(status, (*self.conn.shared.state.default_headers, *headers), self.keep_alive, self.head)
-            if key is not None:
+            made = _head(status, headers, self.keep_alive, self.head)
+            if keep:
                 if len(_HEADS) >= _KEPT_HEADS:
                     _HEADS.clear()  # the date header alone makes a new one every second
                 _HEADS[key] = made
