@@ -30,7 +30,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (2, ("lmstream.backends", "lmstream.httpclient", "lmstream.router", "lmstream.fastpath", "lmstream.profiles",
          "lmstream.tools")),
     (1, ("lmstream.request", "lmstream.capabilities", "lmstream.codec", "lmstream.prompt", "lmstream.model_assets")),
-    (0, ("lmstream.errors", "lmstream.events", "lmstream.completion", "lmstream.text", "lmstream.settings",
+    (0, ("lmstream.asgi", "lmstream.errors", "lmstream.events", "lmstream.completion", "lmstream.text", "lmstream.settings",
          "lmstream.settings_sections", "lmstream.settings_sources", "lmstream")),
 ]
 

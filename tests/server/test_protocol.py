@@ -13,6 +13,7 @@ from typing import Any
 
 import uvicorn
 
+from lmstream.asgi import WRITTEN
 from lmstream.server.connections import ConnectionPolicy
 from lmstream.server.protocol import HttpProtocol, http_protocol
 
@@ -358,10 +359,13 @@ async def test_a_client_that_leaves_mid_stream_is_seen_as_a_disconnect() -> None
 
 async def test_a_slow_reader_gets_every_byte_in_order() -> None:
     """The client reads nothing until the server's transport has said its buffer is full
-    (``pause_writing``); then every byte arrives, in order."""
+    (``pause_writing``); then every byte arrives, in order. A ``send`` is done when
+    called (``WRITTEN``) until writing is paused; then it returns an awaitable that
+    writes once the buffer has drained."""
     chunk = bytes(range(256)) * 256  # 64 KiB
     count = 64  # 4 MiB, far past the socket buffers
     paused = asyncio.Event()
+    written_at_once: list[bool] = []
 
     class Watched(http_protocol(ConnectionPolicy())):  # type: ignore[misc]
         __slots__ = ()
@@ -373,7 +377,9 @@ async def test_a_slow_reader_gets_every_byte_in_order() -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for n in range(count):
-            await send({"type": "http.response.body", "body": bytes([n]) + chunk, "more_body": True})
+            sent = send({"type": "http.response.body", "body": bytes([n]) + chunk, "more_body": True})
+            written_at_once.append(sent is WRITTEN)
+            await sent
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async with serving(app, http=Watched) as (port, _):
@@ -383,6 +389,7 @@ async def test_a_slow_reader_gets_every_byte_in_order() -> None:
         _, _, body = await asyncio.wait_for(read_response(reader), 30)
         assert body == b"".join(bytes([n]) + chunk for n in range(count))
         writer.close()
+    assert written_at_once[0] and not all(written_at_once)
 
 
 async def test_more_connections_than_the_limit_get_503() -> None:

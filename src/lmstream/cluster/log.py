@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lmstream.cluster.keys import Keys
 from lmstream.events import Event
-from lmstream.hub.log import Batch, MemoryLog
+from lmstream.hub.log import Batch, Listener, MemoryLog
 
 if TYPE_CHECKING:
     from lmstream.cluster.writer import LogWriter
@@ -60,6 +60,12 @@ class RedisLog:
 
     def follow(self, after: int = -1) -> AsyncIterator[Batch]:
         return self._local.follow(after)
+
+    def listen(self, after: int, listener: Listener) -> None:
+        self._local.listen(after, listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        self._local.unlisten(listener)
 
     def kept_since(self, after: int) -> Batch:
         """The events kept in memory with seq > ``after``."""

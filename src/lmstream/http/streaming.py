@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Protocol, cast
 
 import orjson
 from sse_starlette import ServerSentEvent
@@ -47,14 +48,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from lmstream.asgi import WRITTEN
 from lmstream.completion import Completion
 from lmstream.errors import error_from_code
-from lmstream.events import Error, Event
-from lmstream.hub import ReplayGone, RunningStream, StreamHandle
+from lmstream.events import Done, Error, Event
+from lmstream.hub import Batch, Listener, ReplayGone, RunningStream, StreamHandle
 
 __all__ = [
     "JSON",
     "Frame",
+    "Frames",
     "LastChunk",
     "StreamResponse",
     "WireEncoder",
@@ -67,6 +70,7 @@ __all__ = [
 
 Frame = ServerSentEvent | bytes
 Encoder = Callable[[int, Event], Iterable[Frame]]
+_LAST_EVENTS = (Done, Error)  # a generation's log closes after one (what comes between goes with it)
 _PING = b": ping\n"  # a comment line, deliberately without the blank line (module docstring)
 
 
@@ -82,40 +86,79 @@ class JSON(JSONResponse):
         return orjson.dumps(content)
 
 
-async def follow_frames(
-    stream: StreamHandle, encode: Encoder, *, grace: float, after: int = -1
-) -> AsyncIterator[bytes]:
-    """The wire bytes of a stream's events; the frames of events that are already
-    there when the sender wakes up go out as one chunk (one write, not one per frame).
-    The chunk with the stream's last event is a ``LastChunk``."""
-    last = after
-    async with stream.attach(grace):
+class _Listenable(Protocol):
+    """A stream whose log can be listened to (``Generation``; ``EventLog.listen``)."""
+
+    def listen(self, after: int, listener: Listener) -> None: ...
+    def unlisten(self, listener: Listener) -> None: ...
+
+
+class Frames:
+    """A stream's events as wire bytes (``follow_frames``), for a ``StreamResponse``.
+
+    Pulled (``async for``): the frames of events already there when the reader wakes up
+    go out as one chunk (one write, not one per frame), and the chunk with the stream's
+    last event is a ``LastChunk``. Pushed: a ``StreamResponse`` on lmstream's server
+    listens to the stream's log and writes each event's chunk as it is recorded
+    (``StreamResponse._push``), where the stream can be listened to (a generation of
+    this instance; a stream read from another instance is pulled).
+    """
+
+    __slots__ = ("after", "encode", "grace", "stream")
+
+    def __init__(self, stream: StreamHandle, encode: Encoder, grace: float, after: int) -> None:
+        self.stream = stream
+        self.encode = encode
+        self.grace = grace
+        self.after = after
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _pulled(self)
+
+    def chunk(self, batch: Batch) -> bytes:
+        """The wire bytes of ``batch``'s events, in one chunk."""
+        encode = self.encode
+        frames = encode(*batch[0]) if len(batch) == 1 else None
+        if type(frames) is list and len(frames) == 1:  # the usual: one event, one frame
+            frame = frames[0]
+            return frame if isinstance(frame, bytes) else frame.encode()
+        return b"".join(
+            frame if isinstance(frame, bytes) else frame.encode()
+            for seq, event in batch
+            for frame in (frames if frames is not None else encode(seq, event))
+        )
+
+    def gone(self, exc: ReplayGone, last: int) -> bytes:
+        """The last chunk for a reader that fell more than the replay buffer behind (a slow
+        client on a fast stream): its response ends properly, with an error that says
+        why, rather than a cut connection and a traceback."""
+        reason = Error(
+            f"this reader fell too far behind the stream ({exc.message}); "
+            f"fetch the whole answer with GET /v1/streams/{self.stream.id}",
+            ReplayGone.code,
+        )
+        return b"".join(f if isinstance(f, bytes) else f.encode() for f in self.encode(last, reason))
+
+
+def follow_frames(stream: StreamHandle, encode: Encoder, *, grace: float, after: int = -1) -> Frames:
+    """The wire bytes of a stream's events after ``after``, as a consumer attached with
+    ``grace`` (``StreamHandle.attach``) reads them."""
+    return Frames(stream, encode, grace, after)
+
+
+async def _pulled(frames: Frames) -> AsyncIterator[bytes]:
+    stream = frames.stream
+    last = frames.after
+    async with stream.attach(frames.grace):
         try:
-            async for batch in stream.follow(after):
-                frames = encode(*batch[0]) if len(batch) == 1 else None
-                if type(frames) is list and len(frames) == 1:  # the usual: one event, one frame
-                    frame = frames[0]
-                    chunk = frame if isinstance(frame, bytes) else frame.encode()
-                else:
-                    chunk = b"".join(
-                        frame if isinstance(frame, bytes) else frame.encode()
-                        for seq, event in batch
-                        for frame in (frames if frames is not None else encode(seq, event))
-                    )
+            async for batch in stream.follow(frames.after):
+                chunk = frames.chunk(batch)
                 last = batch[-1][0]
                 if chunk:
                     # the stream has ended and this is its last event: nothing follows
                     yield LastChunk(chunk) if stream.finished and last >= stream.next_seq - 1 else chunk
         except ReplayGone as exc:
-            # This reader fell more than the replay buffer behind (a slow client on a
-            # fast stream): end its response properly, with an error that says why,
-            # rather than a cut connection and a traceback.
-            reason = Error(
-                f"this reader fell too far behind the stream ({exc.message}); "
-                f"fetch the whole answer with GET /v1/streams/{stream.id}",
-                ReplayGone.code,
-            )
-            chunk = b"".join(f if isinstance(f, bytes) else f.encode() for f in encode(last, reason))
+            chunk = frames.gone(exc, last)
             if chunk:
                 yield LastChunk(chunk)
 
@@ -184,7 +227,7 @@ class StreamResponse(Response):
 
     def __init__(
         self,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncIterable[bytes],
         *,
         heartbeat: float,
         media_type: str,
@@ -212,25 +255,23 @@ class StreamResponse(Response):
         sender = asyncio.current_task()
         assert sender is not None
         loop = asyncio.get_running_loop()
-        self._send, self._receive, self._sender = send, receive, sender
+        self._send, self._receive, self._sender, self._loop = send, receive, sender, loop
         self._gone = self._done = self._busy = self._stopping = False
+        self._held: bytes | None = None  # pushed: the chunk of a last event, until the end goes with it
         self._last = loop.time()
         self._listen()
         streams = _open_streams()
         streams.add(self)
+        chunks: AsyncIterator[bytes] | None = None
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async for chunk in self.chunks:
-                if self._done:
-                    continue  # the body has ended; the iterator ends too (it leaves its stream then)
-                if type(chunk) is LastChunk:  # the end of the body goes with it
-                    self._done = True
-                    await send({"type": "http.response.body", "body": chunk, "more_body": False})
-                    continue
-                self._busy = True
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                self._busy = False
-                self._last = loop.time()
+            started = send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            frames = self.chunks
+            if started is WRITTEN and type(frames) is Frames and hasattr(frames.stream, "listen"):
+                await self._push(frames)
+            else:
+                await started
+                chunks = aiter(frames)
+                await self._pull(chunks)
             if not self._done:
                 self._done = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -243,15 +284,116 @@ class StreamResponse(Response):
                 raise
             if not (self._gone or self._done):  # shutting down: end the body properly
                 self._done = True
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": self._held or b"", "more_body": False})
         finally:
             self._done = True
             self._listener.cancel()
             streams.streams.discard(self)
-            aclose = getattr(self.chunks, "aclose", None)
+            aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+    async def _pull(self, chunks: AsyncIterator[bytes]) -> None:
+        """The body from an iterator: one send per chunk, each awaited."""
+        send, loop = self._send, self._loop
+        async for chunk in chunks:
+            if self._done:
+                continue  # the body has ended; the iterator ends too (it leaves its stream then)
+            if type(chunk) is LastChunk:  # the end of the body goes with it
+                self._done = True
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                continue
+            self._busy = True
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self._busy = False
+            self._last = loop.time()
+
+    # Pushed: the stream's log hands this response each event as it is recorded, and the
+    # chunk is written there and then (the server's send is done when called: WRITTEN).
+    # The task sleeps until the log closes, or until a send could not be done at once
+    # (the socket is backed up: it waits for the drain, then listens again from after
+    # the last event written), or the client leaves (the task is cancelled).
+
+    async def _push(self, frames: Frames) -> None:
+        stream = frames.stream
+        listenable = cast(_Listenable, stream)  # __call__ checked that it has ``listen``
+        self._frames = frames
+        self._seq = frames.after  # the last event taken
+        self._pending: Awaitable[None] | None = None
+        self._failure: BaseException | None = None
+        async with stream.attach(frames.grace):
+            while not self._done:
+                self._woken: asyncio.Future[None] = self._loop.create_future()
+                try:
+                    listenable.listen(self._seq, self)
+                except ReplayGone as exc:
+                    self._done = True
+                    await self._send({"type": "http.response.body", "body": frames.gone(exc, self._seq), "more_body": False})
+                    return
+                try:
+                    await self._woken
+                except BaseException:
+                    listenable.unlisten(self)
+                    pending, self._pending = self._pending, None
+                    if inspect.iscoroutine(pending):
+                        pending.close()  # never to be sent: the client left or the server stops
+                    raise
+                if self._failure is not None:
+                    raise self._failure
+                pending, self._pending = self._pending, None
+                if pending is not None:  # the socket is backed up: this chunk waits for the drain
+                    self._busy = True
+                    try:
+                        await pending
+                    finally:
+                        self._busy = False
+                        self._last = self._loop.time()
+
+    def deliver(self, batch: Batch) -> bool:
+        """The log's ``Listener``: write ``batch``'s chunk now. A stream's last event
+        (``Done``, ``Error``) is held for the end of the body, which follows it when the
+        log closes: one write for both."""
+        if self._done:
+            return False
+        try:
+            chunk = self._frames.chunk(batch)
+            self._seq = batch[-1][0]
+            held, self._held = self._held, None
+            if held:
+                chunk = held + chunk
+            if type(batch[-1][1]) in _LAST_EVENTS:
+                self._held = chunk
+                return True
+            return not chunk or self._write(chunk, more=True)
+        except Exception as exc:  # never into the generation that recorded the event
+            self._failure = exc
+            self._wake()
+            return False
+
+    def ended(self) -> None:
+        """The log's ``Listener``: the stream has ended; so does the body."""
+        if not self._done:
+            held, self._held = self._held, None
+            self._done = True
+            try:
+                self._write(held or b"", more=False)
+            except Exception as exc:
+                self._failure = exc
+        self._wake()
+
+    def _write(self, chunk: bytes, *, more: bool) -> bool:
+        sent = self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+        self._last = self._loop.time()
+        if sent is WRITTEN:
+            return True
+        self._pending = sent  # not sent yet: the task awaits it, then listens again
+        self._wake()
+        return False
+
+    def _wake(self) -> None:
+        if not self._woken.done():
+            self._woken.set_result(None)
 
     # the disconnect: a bare receive(), no coroutine of ours around it; lmstream's own
     # server returns a future from receive(), which needs no task (ensure_future keeps it)
@@ -294,7 +436,7 @@ class StreamResponse(Response):
 
 
 def stream_response(
-    frames: AsyncIterator[bytes],
+    frames: AsyncIterable[bytes],
     *,
     heartbeat: float,
     media_type: str = "text/event-stream",

@@ -16,7 +16,7 @@ from lmstream.hub.handle import (
     each_event,
 )
 from lmstream.hub.hub import StreamHub
-from lmstream.hub.log import Batch, EventLog, MemoryLog, ReplayGone
+from lmstream.hub.log import Batch, EventLog, Listener, MemoryLog, ReplayGone
 from lmstream.hub.steps import ModelStep, Plan, Planner, Round, Run, Step
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "EventLog",
     "Generation",
     "GenerationObserver",
+    "Listener",
     "LocalCoordinator",
     "MemoryLog",
     "ModelStep",

@@ -38,7 +38,7 @@ from lmstream.events import (
     Usage,
 )
 from lmstream.hub.handle import GenerationObserver, StreamState
-from lmstream.hub.log import Batch, EventLog
+from lmstream.hub.log import Batch, EventLog, Listener
 from lmstream.hub.steps import Plan, Round
 from lmstream.request import ChatRequest
 
@@ -134,6 +134,13 @@ class Generation:
 
     def follow(self, after: int = -1) -> AsyncIterator[Batch]:
         return self._log.follow(after)
+
+    def listen(self, after: int, listener: Listener) -> None:
+        """``follow``'s events handed to a callback as they are recorded (``EventLog.listen``)."""
+        self._log.listen(after, listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        self._log.unlisten(listener)
 
     async def wait(self) -> Completion:
         if not self._done:

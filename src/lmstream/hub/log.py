@@ -9,6 +9,13 @@ loop tick, as long as followers see events in order, each once.
 ``MemoryLog`` is the in-process log: a list trimmed to the last ``replay_buffer``
 events (amortised: it drops a block when it holds twice that), and one future per
 waiting follower, resolved on every append.
+
+A consumer that can take an event in a plain callback may ``listen`` instead of
+following: the log hands it each event as it is appended, synchronously, in the
+appender's step (a streaming response writing to its socket: no future, no task
+wake-up, no async generator per token). It stays a listener until it declines an
+event (its socket is backed up: it waits, then listens again from where it stopped)
+or the log closes; ``follow`` and ``listen`` see the same events in the same order.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Protocol, runtime_checkable
 from lmstream.errors import NotFound
 from lmstream.events import Event
 
-__all__ = ["Batch", "EventLog", "MemoryLog", "ReplayGone"]
+__all__ = ["Batch", "EventLog", "Listener", "MemoryLog", "ReplayGone"]
 
 Batch = list[tuple[int, Event]]
 
@@ -29,6 +36,19 @@ class ReplayGone(NotFound):
     """The events a follower asked for are older than what the log still keeps."""
 
     code = "replay_gone"
+
+
+class Listener(Protocol):
+    """What ``listen`` hands events to, in the appender's step: do no I/O that waits."""
+
+    def deliver(self, batch: Batch) -> bool:
+        """Take these events; False: take no more (the listener is removed, and will
+        follow or listen again from after the last event it took)."""
+        ...
+
+    def ended(self) -> None:
+        """The log closed; the listener has had every event and is removed."""
+        ...
 
 
 @runtime_checkable
@@ -62,17 +82,28 @@ class EventLog(Protocol):
         older than ``first_seq``."""
         ...
 
+    def listen(self, after: int, listener: Listener) -> None:
+        """Hand ``listener`` what is kept with seq > ``after`` now, in one batch, then each
+        event as it is appended, until it declines one or the log closes (``ended``, at
+        once if the log is closed already). ``ReplayGone`` as for ``follow``."""
+        ...
+
+    def unlisten(self, listener: Listener) -> None:
+        """Stop handing events to ``listener`` (nothing if it is not listening)."""
+        ...
+
 
 class MemoryLog:
     """The in-process ``EventLog``."""
 
-    __slots__ = ("_base", "_closed", "_events", "_max", "_waiters")
+    __slots__ = ("_base", "_closed", "_events", "_listeners", "_max", "_waiters")
 
     def __init__(self, replay_buffer: int = 10_000) -> None:
         self._events: list[Event] = []
         self._base = 0  # seq of self._events[0]
         self._max = max(16, replay_buffer)
         self._waiters: list[asyncio.Future[None]] = []
+        self._listeners: list[Listener] = []
         self._closed = False
 
     @property
@@ -95,11 +126,35 @@ class MemoryLog:
             del self._events[:drop]
             self._base += drop
         self._wake()
+        if self._listeners:
+            self._hand([(seq, event)])
         return seq
 
     def close(self) -> None:
         self._closed = True
         self._wake()
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.ended()
+
+    def listen(self, after: int, listener: Listener) -> None:
+        if after + 1 < self._base:
+            raise ReplayGone(f"events before {self._base} are no longer kept")
+        if after + 1 < self._base + len(self._events) and not listener.deliver(self.since(after)):
+            return
+        if self._closed:
+            listener.ended()
+        else:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _hand(self, batch: Batch) -> None:
+        for listener in self._listeners if len(self._listeners) == 1 else list(self._listeners):
+            if not listener.deliver(batch):
+                self.unlisten(listener)
 
     def since(self, after: int = -1) -> Batch:
         """What is kept with seq > ``after``, now (no waiting): what a log kept outside

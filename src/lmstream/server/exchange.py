@@ -3,8 +3,10 @@ and ``send`` for that request, and the task that runs the app on them.
 
 Slotted, with no ``asyncio.Event``: ``receive`` returns a future (no coroutine, so a
 streaming response waiting the whole life of its stream for the client to leave holds
-one future, not a task), and ``send`` waits only while the socket's buffer is over its
-high-water mark. A response's head is checked as uvicorn checks it (header names and
+one future, not a task), and ``send`` is done when called: it writes and returns
+``WRITTEN`` (``lmstream/asgi.py``), and only while the socket's buffer is over its
+high-water mark does it return a coroutine that waits for the drain, then writes (so a
+streaming response may send from a plain callback, ``http/streaming.py``). A response's head is checked as uvicorn checks it (header names and
 values, ``content-length`` kept, chunked otherwise); a body chunk is one
 ``transport.write``. The head waits for the first body chunk sent in the same step (a
 streamed answer's first frame, a JSON body) and goes out with it in that one write; if
@@ -18,7 +20,10 @@ import asyncio
 import http
 import logging
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
+
+from lmstream.asgi import WRITTEN
 
 if TYPE_CHECKING:
     from lmstream.server.protocol import HttpProtocol
@@ -199,12 +204,24 @@ class Exchange:
             conn.resume_reading()
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
-    async def send(self, message: Any) -> None:
-        conn = self.conn
-        if conn.write_paused and not self.disconnected:
-            await conn.drain()
+    def send(self, message: Any) -> Awaitable[None]:
+        """ASGI's ``send``, done when called: the message is written (or dropped, the client
+        being gone) before this returns ``WRITTEN`` (``lmstream/asgi.py``). Only while
+        writing is paused does it return a coroutine that waits for the buffer to drain
+        and then writes the message."""
+        if self.conn.write_paused and not self.disconnected:
+            return self._send_drained(message)
+        self._write(message)
+        return WRITTEN
+
+    async def _send_drained(self, message: Any) -> None:
+        await self.conn.drain()
+        self._write(message)
+
+    def _write(self, message: Any) -> None:
         if self.disconnected:
             return
+        conn = self.conn
         kind = message["type"]
         if self.complete:
             raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")

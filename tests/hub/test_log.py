@@ -1,0 +1,90 @@
+"""``MemoryLog.listen``: a stream's events handed to a callback as they are appended, the
+same events in the same order as ``follow`` reads them (a streaming response on
+lmstream's server writes them this way, with no task wake-up per token)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmstream.events import Done, TextDelta
+from lmstream.hub import Batch, MemoryLog, ReplayGone
+
+
+class Recorder:
+    """A listener that takes ``accept`` batches, then declines."""
+
+    def __init__(self, accept: int = 1_000_000) -> None:
+        self.batches: list[Batch] = []
+        self.accept = accept
+        self.ends = 0
+
+    def deliver(self, batch: Batch) -> bool:
+        if len(self.batches) >= self.accept:
+            return False
+        self.batches.append(batch)
+        return True
+
+    def ended(self) -> None:
+        self.ends += 1
+
+    @property
+    def seqs(self) -> list[int]:
+        return [seq for batch in self.batches for seq, _ in batch]
+
+
+def words(log: MemoryLog, *texts: str) -> None:
+    for text in texts:
+        log.append(TextDelta(text))
+
+
+async def test_the_kept_events_come_in_one_batch_then_each_one_as_it_is_appended() -> None:
+    log = MemoryLog()
+    words(log, "a", "b", "c")
+    listener = Recorder()
+    log.listen(0, listener)  # after seq 0: b and c are kept
+    assert listener.batches == [[(1, TextDelta("b")), (2, TextDelta("c"))]]
+    words(log, "d", "e")  # handed over in the appender's call, no loop turn
+    assert listener.batches[1:] == [[(3, TextDelta("d"))], [(4, TextDelta("e"))]]
+    log.append(Done("stop"))
+    log.close()
+    assert listener.ends == 1 and listener.seqs == [1, 2, 3, 4, 5]
+    followed = [item async for batch in log.follow(0) for item in batch]
+    assert [item for batch in listener.batches for item in batch] == followed
+
+
+async def test_a_listener_that_declines_is_removed_and_listens_again_from_where_it_stopped() -> None:
+    log = MemoryLog()
+    listener = Recorder(accept=2)
+    log.listen(-1, listener)
+    words(log, "a", "b", "c", "d")  # takes a and b, declines c: removed
+    assert listener.seqs == [0, 1]
+    listener.accept = 1_000_000
+    log.listen(listener.seqs[-1], listener)  # the socket drained: c and d, then live
+    words(log, "e")
+    log.close()
+    assert listener.seqs == [0, 1, 2, 3, 4] and listener.ends == 1
+
+
+async def test_unlisten_stops_the_events_and_the_end() -> None:
+    log = MemoryLog()
+    listener, other = Recorder(), Recorder()
+    log.listen(-1, listener)
+    log.listen(-1, other)
+    words(log, "a")
+    log.unlisten(listener)
+    log.unlisten(listener)  # not listening: nothing
+    words(log, "b")
+    log.close()
+    assert (listener.seqs, listener.ends) == ([0], 0)
+    assert (other.seqs, other.ends) == ([0, 1], 1)
+
+
+async def test_listening_to_a_closed_log_or_to_events_no_longer_kept() -> None:
+    log = MemoryLog(replay_buffer=16)
+    words(log, *(f"w{i}" for i in range(40)))  # more than twice the buffer: the oldest are dropped
+    with pytest.raises(ReplayGone):
+        log.listen(-1, Recorder())
+    log.close()
+    late = Recorder()
+    log.listen(log.next_seq - 3, late)  # the last two events, then the end at once
+    assert late.batches == [[(38, TextDelta("w38")), (39, TextDelta("w39"))]] and late.ends == 1
