@@ -122,9 +122,9 @@ def _install_probes(records: list[dict[str, float]]) -> None:
 
     send = connection.Connection.send
 
-    def probe_send(self: Any, data: bytes) -> Any:
+    def probe_send(self: Any, data: bytes, *rest: Any) -> Any:
         mark("upstream request written")
-        return send(self, data)
+        return send(self, data, *rest)
 
     connection.Connection.send = probe_send  # type: ignore[method-assign]
     entry(routes, "answer", "answer")
@@ -134,12 +134,12 @@ def _install_probes(records: list[dict[str, float]]) -> None:
     async def probe_response(self: Any, scope: Any, receive: Any, send: Any) -> None:
         mark("StreamResponse")
 
-        async def probe_out(message: Any) -> None:
+        def probe_out(message: Any) -> Any:  # the server's awaitable handed through (lmstream/asgi.py)
             if message["type"] == "http.response.start":
                 mark("response head out")
             elif b'"content":"' in message.get("body", b"") and b'"role"' not in message.get("body", b""):
                 mark("first token out")
-            await send(message)
+            return send(message)
 
         return await respond(self, scope, receive, probe_out)
 

@@ -82,10 +82,10 @@ def _install_probes(records: list[dict[str, float]]) -> None:
         current.set(record)
         records.append(record)
 
-        async def probe_send(message: Any) -> None:
+        def probe_send(message: Any) -> Any:  # the server's awaitable handed through (lmstream/asgi.py)
             if "token_out" not in record and message["type"] == "http.response.body" and _is_token(message.get("body", b"")):
                 record["token_out"] = now()
-            await send(message)
+            return send(message)
 
         return await app_call(self, scope, receive, probe_send)
 
@@ -104,11 +104,11 @@ def _install_probes(records: list[dict[str, float]]) -> None:
 
     send = connection.Connection.send
 
-    def probe_send_upstream(self: Any, data: bytes) -> Any:
+    def probe_send_upstream(self: Any, data: bytes, *rest: Any) -> Any:
         record = current.get()
         self.ttft_record = record if record is not None and "sent" not in record else None
         mark("sent")
-        return send(self, data)
+        return send(self, data, *rest)
 
     upstream_received = connection.Connection.data_received
 

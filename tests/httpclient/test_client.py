@@ -20,7 +20,7 @@ from lmstream.backends.openai import ChunkDecoder
 from lmstream.backends.registry import get_backend_factory
 from lmstream.backends.transport import ConnectFailed, ReadFailed, UpstreamResponse
 from lmstream.backends.upstream import SSEWire
-from lmstream.errors import UpstreamTimeout
+from lmstream.errors import LmstreamError, UpstreamTimeout
 from lmstream.events import Done, Event, TextDelta, Usage
 from lmstream.httpclient import HTTPClient, ProxyConfig
 from lmstream.httpclient.connection import Connection, Response
@@ -200,6 +200,52 @@ async def test_a_reused_connection_the_server_closed_is_replaced() -> None:
     assert upstream.connections == 2 and [r.connection for r in upstream.requests] == [1, 1, 2]
 
 
+async def test_begin_writes_on_an_idle_connection_and_post_waits_for_its_head() -> None:
+    """``begin`` writes the request in the caller's step on an idle pooled connection (None
+    when there is none) and says when its head is in; ``post(begun=...)`` finishes that
+    request without sending it again."""
+    async with Upstream(lambda _: sse_response(*openai_events())) as upstream:
+        client = HTTPClient()
+        url = upstream.url()
+        assert client.begin(url, b"{}", {}) is None  # nothing idle yet: post connects
+        response = await client.post(url, b"{}", {}, connect_timeout=5)
+        await response.read()
+        await response.aclose()
+        heads: list[Response] = []
+        begun = client.begin(url, b'{"n": 2}', {"x-n": "2"}, heads.append)
+        assert begun is not None and client.idle_connections(url) == 0
+        assert heads == []  # nothing back before the loop turns
+        response = await client.post(url, b'{"n": 2}', {"x-n": "2"}, connect_timeout=5, begun=begun)
+        assert response is begun and heads == [begun]
+        assert await events_of(response) == EXPECTED
+        await response.aclose()
+        await client.aclose()
+    assert upstream.connections == 1
+    assert [(r.connection, r.body) for r in upstream.requests] == [(1, b"{}"), (1, b'{"n": 2}')]
+    assert upstream.requests[1].headers["x-n"] == "2"
+
+
+async def test_a_begun_request_the_server_dropped_unanswered_is_sent_on_a_new_connection() -> None:
+    def respond(request: Request) -> list[bytes | None]:
+        return [] if len(upstream.requests) == 2 else sse_response(b"data: [DONE]\n\n")
+
+    async with Upstream(respond) as upstream:
+        client = HTTPClient()
+        response = await client.post(upstream.url(), b"{}", {}, connect_timeout=5)
+        await response.read()
+        await response.aclose()
+        heads: list[Response] = []
+        begun = client.begin(upstream.url(), b"{}", {}, heads.append)
+        assert begun is not None
+        response = await client.post(upstream.url(), b"{}", {}, connect_timeout=5, begun=begun)
+        assert response is not begun and heads == []  # the dropped one never had a head
+        assert response.status == 200
+        await response.read()
+        await response.aclose()
+        await client.aclose()
+    assert upstream.connections == 2 and [r.connection for r in upstream.requests] == [1, 1, 2]
+
+
 async def test_a_connection_closed_before_the_status_is_connect_failed() -> None:
     async with Upstream(lambda _: []) as upstream:
         client = HTTPClient()
@@ -312,6 +358,42 @@ async def test_first_token_and_between_token_timeouts(pieces: list[bytes | None]
         await asyncio.wait_for(upstream.closed.wait(), 5)  # the stalled upstream was let go
         assert received == ([TextDelta("Hi")] if len(pieces) == 3 else [])
         await client.aclose()
+
+
+async def test_open_on_a_pooled_connection_refusals_successes_and_late_heads() -> None:
+    """``open()`` writes the request on an idle connection at once (``begin``): a refusal
+    is still an error of ``open()`` itself (before any byte to our client), a success
+    streams, and a head later than ``status_wait`` is waited for in the stream."""
+    whole = b"".join(p for p in sse_response(*openai_events()) if p is not None)
+    ok: list[bytes | None] = [whole]
+    late: list[bytes | None] = [whole[:10], whole[10:]]  # the head cut in two, 0.2 s apart
+
+    def respond(request: Request) -> list[bytes | None]:
+        content = json.loads(request.body)["messages"][0]["content"]
+        if content == "refused":
+            return [b"HTTP/1.1 400 Bad Request\r\ncontent-length: 30\r\n\r\n" + b'{"error": {"message": "nope"}}']
+        return late if content == "late" else ok
+
+    async with Upstream(respond, pause=0.2) as upstream:
+        client = HTTPClient()
+        backend = backend_on(client, upstream.url("/v1"))
+        impatient = backend_on(client, upstream.url("/v1"), status_wait=0.05)
+        for content in ("ok", "refused", "ok", "late"):
+            request = ChatRequest(messages=(Message("user", content),))
+            if content == "late":
+                backend = impatient
+            if content == "refused":
+                with pytest.raises(LmstreamError, match="nope") as refused:
+                    await backend.open(request)
+                assert refused.value.status_code == 400
+                continue
+            stream = await backend.open(request)
+            texts = [e for e in [event async for event in stream] if isinstance(e, TextDelta)]
+            assert texts == EXPECTED[:4], content
+            await stream.aclose()
+        await client.aclose()
+    # one connection: every request after the first was written by ``begin`` on it
+    assert [r.connection for r in upstream.requests] == [1, 1, 1, 1]
 
 
 async def test_a_deadline_that_moves_on_with_each_read_never_fires_early() -> None:

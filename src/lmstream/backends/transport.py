@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -87,9 +87,11 @@ class UpstreamResponse(Protocol):
 @runtime_checkable
 class UpstreamClient(Protocol):
     async def post(
-        self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float
+        self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float, begun: Any = None
     ) -> UpstreamResponse:
-        """Send the request; return once the response's status line and headers are in."""
+        """Send the request; return once the response's status line and headers are in.
+        ``begun``: this request as the client's own ``begin`` already wrote it (a client
+        with a ``begin``, as lmstream's has; None for any other)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -138,7 +140,7 @@ class HttpxClient:
         self.client = client
 
     async def post(
-        self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float
+        self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float, begun: Any = None
     ) -> UpstreamResponse:
         timeout = httpx.Timeout(None, connect=connect_timeout, pool=connect_timeout)
         request = self.client.build_request("POST", url, content=content, headers=dict(headers), timeout=timeout)

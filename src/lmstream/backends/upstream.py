@@ -53,6 +53,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -125,6 +126,11 @@ class _Sent:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _resolve_if_ok(future: asyncio.Future[None], response: UpstreamResponse) -> None:
+    if response.status < 400:
+        _resolve(future)
 
 
 async def _settle(pending: asyncio.Future[_Sent]) -> None:
@@ -219,7 +225,16 @@ class UpstreamBackend:
         budget = RetryBudget(self.config.retries)
         loop = asyncio.get_running_loop()
         settled: asyncio.Future[None] = loop.create_future()
-        pending = asyncio.ensure_future(self._send(request, budget, settled))
+        content, headers = self._request(request)
+        # lmstream's client writes the request now, on an idle pooled connection (no loop
+        # turn before the upstream has it), and says when a status below 400 arrives
+        # (this task wakes with the send's, not one turn after it); any other outcome is
+        # the send's to decide, as for a request sent from it
+        begin = getattr(self.http, "begin", None)
+        begun = None if begin is None else begin(self.url, content, headers, partial(_resolve_if_ok, settled))
+        pending = asyncio.ensure_future(self._send(request, budget, settled, content, headers, begun))
+        if begun is not None:  # a send cancelled before it began never closes what it was given
+            pending.add_done_callback(lambda task: task.cancelled() and begun.close())
         # `settled`, not asyncio.wait: the send wakes this task itself, one loop turn sooner;
         # past `status_wait` a timer settles it (no status yet: the wait goes on in the
         # stream, see the module's notes). A timer, not asyncio.timeout: nothing to cancel.
@@ -237,25 +252,46 @@ class UpstreamBackend:
 
     # Plumbing ------------------------------------------------------------------------
 
-    async def _send(self, request: ChatRequest, budget: RetryBudget, settled: asyncio.Future[None]) -> _Sent:
+    def _request(self, request: ChatRequest) -> tuple[bytes, dict[str, str]]:
+        """The upstream request's body and headers."""
+        body, headers = self.build(request)
+        return orjson.dumps(body), {
+            "content-type": "application/json", "accept-encoding": "identity", **self.config.headers, **headers
+        }  # fmt: skip
+
+    async def _send(
+        self,
+        request: ChatRequest,
+        budget: RetryBudget,
+        settled: asyncio.Future[None],
+        content: bytes,
+        headers: dict[str, str],
+        begun: Any = None,
+    ) -> _Sent:
         """The request, retried until a status below 400; ``settled`` is set when it
-        returns or raises (the task is done by the time its waiter runs)."""
+        returns or raises (the task is done by the time its waiter runs). ``begun``: the
+        first try's response, already written (``HTTPClient.begin``)."""
         try:
-            return await self._send_retried(request, budget)
+            return await self._send_retried(request, budget, content, headers, begun)
         finally:
             _resolve(settled)
 
-    async def _send_retried(self, request: ChatRequest, budget: RetryBudget) -> _Sent:
-        body, headers = self.build(request)
-        content = orjson.dumps(body)
-        headers = {"content-type": "application/json", "accept-encoding": "identity", **self.config.headers, **headers}
+    async def _send_retried(
+        self, request: ChatRequest, budget: RetryBudget, content: bytes, headers: dict[str, str], begun: Any = None
+    ) -> _Sent:
         loop = asyncio.get_running_loop()
         while True:
             sent_at = loop.time()
             error: LmstreamError
             try:
                 async with asyncio.timeout(self.config.first_token_timeout):
-                    response = await self.http.post(self.url, content, headers, connect_timeout=self.config.connect_timeout)
+                    if begun is None:
+                        response = await self.http.post(self.url, content, headers, connect_timeout=self.config.connect_timeout)
+                    else:  # only a client with a ``begin`` is given one
+                        response = await self.http.post(
+                            self.url, content, headers, connect_timeout=self.config.connect_timeout, begun=begun
+                        )
+                        begun = None  # a try after it sends anew
                     if response.status < 400:
                         return _Sent(response, sent_at)
                     try:
@@ -350,7 +386,7 @@ class UpstreamBackend:
                 finally:
                     await response.aclose()
                 await asyncio.sleep(backoff)  # backoff policy, not a signal
-                sent = await self._send_retried(request, budget)
+                sent = await self._send_retried(request, budget, *self._request(request))
         finally:
             self.active -= 1
             await _settle(pending)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lmstream.backends.transport import ConnectFailed, UpstreamResponse
-from lmstream.httpclient.connection import Connection
+from lmstream.httpclient.connection import Connection, Response
 from lmstream.httpclient.proxy import Proxy, ProxyConfig
 
 __all__ = ["HTTPClient", "default_ssl_context"]
@@ -106,28 +106,54 @@ class HTTPClient:
         t = self._target(url)
         return len(self._idle.get((t.scheme, t.host, t.port), ()))
 
+    def begin(
+        self, url: str, content: bytes, headers: Mapping[str, str], on_head: Callable[[Response], None] | None = None
+    ) -> Response | None:
+        """Write the request now on an idle pooled connection, in the caller's step (the
+        upstream has it before the event loop turns), or None when none is idle. Hand
+        the response to ``post(begun=...)`` to wait for its head; ``on_head`` is called
+        with it where its head arrives (in the connection's callback, before any task
+        that awaits the head wakes)."""
+        if self._closed:
+            raise RuntimeError("the HTTP client is closed")
+        target = self._target(url)
+        connection = self._take_idle(target)
+        if connection is None:
+            return None
+        proxy = self._proxies.for_origin(target.scheme, target.host, target.port)
+        return connection.send(self._head(target, proxy, headers, len(content)) + content, on_head)
+
     async def post(
-        self, url: str, content: bytes, headers: Mapping[str, str], *, connect_timeout: float
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float,
+        begun: Response | None = None,
     ) -> UpstreamResponse:
         if self._closed:
             raise RuntimeError("the HTTP client is closed")
         target = self._target(url)
         proxy = self._proxies.for_origin(target.scheme, target.host, target.port)
-        head = self._head(target, proxy, headers, len(content))
-        request = head + content
+        request = b""
         pooled = True
+        response = begun
         while True:
-            connection = self._take_idle(target) if pooled else None
-            reused = connection is not None
-            if connection is None:
-                connection = await self._connect(target, proxy, connect_timeout)
-            response = connection.send(request)
+            if response is not None:
+                connection, reused = response.connection, True
+            else:
+                request = request or self._head(target, proxy, headers, len(content)) + content
+                idle = self._take_idle(target) if pooled else None
+                reused = idle is not None
+                connection = idle if idle is not None else await self._connect(target, proxy, connect_timeout)
+                response = connection.send(request)
             try:
                 await response.head
             except ConnectFailed:
                 connection.close()
                 if reused and not response.received_any:
-                    pooled = False  # the server had closed the idle connection: a new one
+                    pooled, response = False, None  # the server had closed the idle connection: a new one
                     continue
                 raise
             except BaseException:

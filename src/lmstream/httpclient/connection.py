@@ -15,6 +15,7 @@ closes it otherwise (an upstream stopped mid-answer sees its connection close at
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 import httptools
@@ -67,10 +68,11 @@ class Connection(asyncio.Protocol):
             self.response.lost(exc)
         self.pool.forget(self)
 
-    def send(self, data: bytes) -> Response:
-        """Write a request; its response starts parsing with the next bytes received."""
+    def send(self, data: bytes, on_head: Callable[[Response], None] | None = None) -> Response:
+        """Write a request; its response starts parsing with the next bytes received
+        (``on_head``: see ``HTTPClient.begin``)."""
         assert self.transport is not None
-        self.response = Response(self)
+        self.response = Response(self, on_head)
         self.transport.write(data)
         return self.response
 
@@ -92,6 +94,7 @@ class Response:
         "_deadline",
         "_error",
         "_keep_alive",
+        "_on_head",
         "_parser",
         "_paused",
         "_released",
@@ -106,8 +109,9 @@ class Response:
         "status",
     )
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, on_head: Callable[[Response], None] | None = None) -> None:
         self.connection = connection
+        self._on_head = on_head
         # the parser holds this response's callbacks and the response holds the parser: a
         # cycle, broken by aclose(); left in place, every relayed request would leave
         # objects that only the garbage collector can free
@@ -148,6 +152,9 @@ class Response:
         self._until_close = not framed
         if not self.head.done():
             self.head.set_result(None)
+            on_head, self._on_head = self._on_head, None
+            if on_head is not None:
+                on_head(self)
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -263,10 +270,15 @@ class Response:
             pass
 
     async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """``aclose()``, from a callback: the connection reused or closed."""
         if self._released:
             return
         self._released = True
         self._parser = None  # the cycle (see __init__)
+        self._on_head = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
