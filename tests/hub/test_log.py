@@ -4,6 +4,8 @@ lmstream's server writes them this way, with no task wake-up per token)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from lmstream.events import Done, TextDelta
@@ -43,26 +45,55 @@ async def test_the_kept_events_come_in_one_batch_then_each_one_as_it_is_appended
     listener = Recorder()
     log.listen(0, listener)  # after seq 0: b and c are kept
     assert listener.batches == [[(1, TextDelta("b")), (2, TextDelta("c"))]]
-    words(log, "d", "e")  # handed over in the appender's call, no loop turn
-    assert listener.batches[1:] == [[(3, TextDelta("d"))], [(4, TextDelta("e"))]]
-    log.append(Done("stop"))
-    log.close()
+    words(log, "d")  # handed over in the appender's call, no loop turn
+    assert listener.batches[1:] == [[(3, TextDelta("d"))]]
+    await asyncio.sleep(0)  # a later step
+    words(log, "e")
+    assert listener.batches[2:] == [[(4, TextDelta("e"))]]
+    log.append(Done("stop"))  # gathered with nothing before it in this step...
+    log.close()  # ...and handed over before the end
     assert listener.ends == 1 and listener.seqs == [1, 2, 3, 4, 5]
     followed = [item async for batch in log.follow(0) for item in batch]
     assert [item for batch in listener.batches for item in batch] == followed
 
 
+async def test_a_burst_appended_in_one_step_is_handed_over_as_the_first_then_the_rest() -> None:
+    """An upstream read that held several tokens: the first at once, the others in one
+    batch when the appender's step is over (one write, not one per token)."""
+    log = MemoryLog()
+    listener = Recorder()
+    log.listen(-1, listener)
+    words(log, "a", "b", "c", "d")
+    assert listener.seqs == [0]
+    await asyncio.sleep(0)
+    assert listener.batches == [[(0, TextDelta("a"))], [(1, TextDelta("b")), (2, TextDelta("c")), (3, TextDelta("d"))]]
+
+
 async def test_a_listener_that_declines_is_removed_and_listens_again_from_where_it_stopped() -> None:
     log = MemoryLog()
-    listener = Recorder(accept=2)
+    listener = Recorder(accept=1)
     log.listen(-1, listener)
-    words(log, "a", "b", "c", "d")  # takes a and b, declines c: removed
-    assert listener.seqs == [0, 1]
+    words(log, "a", "b", "c")  # takes a; declines b and c (gathered): removed
+    await asyncio.sleep(0)
+    words(log, "d")
+    assert listener.seqs == [0]
     listener.accept = 1_000_000
-    log.listen(listener.seqs[-1], listener)  # the socket drained: c and d, then live
+    log.listen(listener.seqs[-1], listener)  # the socket drained: b, c and d, then live
+    await asyncio.sleep(0)
     words(log, "e")
     log.close()
     assert listener.seqs == [0, 1, 2, 3, 4] and listener.ends == 1
+
+
+async def test_a_new_listener_gets_what_was_gathered_once() -> None:
+    log = MemoryLog()
+    first, second = Recorder(), Recorder()
+    log.listen(-1, first)
+    words(log, "a", "b", "c")  # b and c gathered for the end of the step
+    log.listen(0, second)  # the first gets b and c now; the second its backlog b and c
+    await asyncio.sleep(0)
+    log.close()
+    assert first.seqs == [0, 1, 2] and second.seqs == [1, 2]
 
 
 async def test_unlisten_stops_the_events_and_the_end() -> None:
@@ -73,6 +104,7 @@ async def test_unlisten_stops_the_events_and_the_end() -> None:
     words(log, "a")
     log.unlisten(listener)
     log.unlisten(listener)  # not listening: nothing
+    await asyncio.sleep(0)
     words(log, "b")
     log.close()
     assert (listener.seqs, listener.ends) == ([0], 0)

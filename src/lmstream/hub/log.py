@@ -11,11 +11,15 @@ events (amortised: it drops a block when it holds twice that), and one future pe
 waiting follower, resolved on every append.
 
 A consumer that can take an event in a plain callback may ``listen`` instead of
-following: the log hands it each event as it is appended, synchronously, in the
-appender's step (a streaming response writing to its socket: no future, no task
-wake-up, no async generator per token). It stays a listener until it declines an
-event (its socket is backed up: it waits, then listens again from where it stopped)
-or the log closes; ``follow`` and ``listen`` see the same events in the same order.
+following: the log hands it events as they are appended, in the appender's step (a
+streaming response writing to its socket: no future, no task wake-up, no async
+generator per token). The first event appended in a step is handed over at once; the
+ones appended after it in the same step (an upstream read that held several tokens)
+are gathered and handed over as one batch when the step is over (one loop callback),
+so a burst is one write rather than one per token, as a follower would have read it.
+A listener stays one until it declines a batch (its socket is backed up: it waits, then
+listens again from where it stopped) or the log closes; ``follow`` and ``listen`` see
+the same events in the same order.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class EventLog(Protocol):
 class MemoryLog:
     """The in-process ``EventLog``."""
 
-    __slots__ = ("_base", "_closed", "_events", "_listeners", "_max", "_waiters")
+    __slots__ = ("_base", "_closed", "_events", "_gathered", "_listeners", "_max", "_waiters")
 
     def __init__(self, replay_buffer: int = 10_000) -> None:
         self._events: list[Event] = []
@@ -104,6 +108,7 @@ class MemoryLog:
         self._max = max(16, replay_buffer)
         self._waiters: list[asyncio.Future[None]] = []
         self._listeners: list[Listener] = []
+        self._gathered: Batch | None = None  # events of this step after its first, for the listeners
         self._closed = False
 
     @property
@@ -127,17 +132,24 @@ class MemoryLog:
             self._base += drop
         self._wake()
         if self._listeners:
-            self._hand([(seq, event)])
+            if self._gathered is not None:
+                self._gathered.append((seq, event))
+            else:
+                self._hand([(seq, event)])
+                self._gathered = []
+                asyncio.get_running_loop().call_soon(self._hand_gathered)
         return seq
 
     def close(self) -> None:
         self._closed = True
         self._wake()
+        self._hand_gathered()
         listeners, self._listeners = self._listeners, []
         for listener in listeners:
             listener.ended()
 
     def listen(self, after: int, listener: Listener) -> None:
+        self._hand_gathered()  # the listeners before it have everything up to now
         if after + 1 < self._base:
             raise ReplayGone(f"events before {self._base} are no longer kept")
         if after + 1 < self._base + len(self._events) and not listener.deliver(self.since(after)):
@@ -150,6 +162,11 @@ class MemoryLog:
     def unlisten(self, listener: Listener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def _hand_gathered(self) -> None:
+        gathered, self._gathered = self._gathered, None
+        if gathered and self._listeners:
+            self._hand(gathered)
 
     def _hand(self, batch: Batch) -> None:
         for listener in self._listeners if len(self._listeners) == 1 else list(self._listeners):
