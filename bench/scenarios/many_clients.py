@@ -11,8 +11,9 @@ streams open.
 
 Targets: ``lmstream`` (``lmstream serve``: uvicorn, httptools, uvloop) and
 ``lmstream-granian`` (the same app and settings under granian, ``bench/granian_serve.py``),
-the ASGI server it was measured against (only with ``--targets``: by default the
-scenario measures what ships).
+the ASGI server it was measured against, and ``lmstream-before`` (lmstream at the git ref
+in ``LMSTREAM_BENCH_BASELINE``, default ``HEAD``: a change side by side); the last two
+only with ``--targets`` (by default the scenario measures what ships).
 
 Figures: streams that failed or lost a token (the text must arrive whole, in order),
 server memory per open stream (peak RSS during the run minus the RSS of the warmed-up
@@ -22,6 +23,7 @@ heartbeats per stream, server CPU.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -41,7 +43,7 @@ TOKENS = 20
 IDLE_S = 4.0  # after the last stream opened
 HEARTBEAT_S = 2.0
 OPEN_RATE = 1000.0  # new connections per second
-TARGETS = {"lmstream": "lmstream", "lmstream-granian": "bench.granian_serve"}  # name -> launcher
+TARGETS = {"lmstream": "lmstream", "lmstream-granian": "bench.granian_serve", "lmstream-before": "lmstream"}  # name -> launcher
 
 
 def _text(tokens: int) -> str:
@@ -55,7 +57,7 @@ def run(options: Options) -> dict[str, Any]:
     text = _text(tokens)
     results: dict[str, Any] = {"levels": {}, "config": {"tps": TPS, "tokens": tokens, "idle_s_after_ramp": IDLE_S, "heartbeat_s": HEARTBEAT_S, "open_rate": OPEN_RATE}}
     rows: list[list[Any]] = []
-    targets = [t for t in TARGETS if t in options.targets] or ["lmstream"]  # granian only when asked
+    targets = [t for t in TARGETS if t in options.targets] or ["lmstream"]  # granian and the baseline only when asked
     for level, target in ((level, target) for level in levels for target in targets):
         ramp = level / OPEN_RATE
         idle = ramp + IDLE_S
@@ -66,6 +68,7 @@ def run(options: Options) -> dict[str, Any]:
             ],
             name=f"{target}-many-{level}",
             launcher=TARGETS[target],
+            baseline=os.environ.get("LMSTREAM_BENCH_BASELINE", "HEAD") if target == "lmstream-before" else None,
             heartbeat_interval=HEARTBEAT_S,
         )
         with running([lm]):
