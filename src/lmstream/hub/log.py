@@ -87,9 +87,11 @@ class EventLog(Protocol):
         ...
 
     def listen(self, after: int, listener: Listener) -> None:
-        """Hand ``listener`` what is kept with seq > ``after`` now, in one batch, then each
-        event as it is appended, until it declines one or the log closes (``ended``, at
-        once if the log is closed already). ``ReplayGone`` as for ``follow``."""
+        """Hand ``listener`` what is kept with seq > ``after`` now, in one batch, then the
+        events as they are appended (the first of a step at once, the rest of that step's
+        in one batch when it is over), until it declines a batch or the log closes
+        (``ended``, at once if the log is closed already). ``ReplayGone`` as for
+        ``follow``."""
         ...
 
     def unlisten(self, listener: Listener) -> None:
