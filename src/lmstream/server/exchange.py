@@ -6,8 +6,9 @@ streaming response waiting the whole life of its stream for the client to leave 
 one future, not a task), and ``send`` is done when called: it writes and returns
 ``WRITTEN`` (``lmstream/asgi.py``), and only while the socket's buffer is over its
 high-water mark does it return a coroutine that waits for the drain, then writes (so a
-streaming response may send from a plain callback, ``http/streaming.py``). A response's head is checked as uvicorn checks it (header names and
-values, ``content-length`` kept, chunked otherwise); a body chunk is one
+streaming response may send from a plain callback, ``http/streaming.py``). A
+response's head is checked as uvicorn checks it (header names and values,
+``content-length`` kept, chunked otherwise); a body chunk is one
 ``transport.write``. The head waits for the first body chunk sent in the same step (a
 streamed answer's first frame, a JSON body) and goes out with it in that one write; if
 none comes, it goes out alone at the end of the step. One write and one wake-up of the
