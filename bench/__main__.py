@@ -5,7 +5,9 @@ tools, tracing, redis_log, cluster_relay, cluster_latency, cluster_many,
 retrieval (default: all, in
 that order). Each prints its tables and writes ``bench/results/<scenario>.json``
 (``bench/results/quick/`` with ``--quick``, so a smoke test never replaces the real
-figures); server logs and configs go to ``bench/results/logs/``.
+figures; ``<scenario>-partial.json`` when ``--targets`` or ``--phases`` picks some,
+``<scenario>-pinned.json`` with ``--pin``); server logs and configs go to
+``bench/results/logs/``.
 """
 
 from __future__ import annotations
@@ -46,18 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the targets per phase")
     parser.add_argument("--targets", default="", help="comma-separated targets to measure (overhead: direct is always in)")
     parser.add_argument("--phases", default="", help="comma-separated phases (overhead: single,c100,burst100,sat1,sat100)")
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="overhead: the server under test on core 1, the load generator and the upstream on core 0 "
+        "(a diagnostic of sharing two cores; written to overhead-pinned.json, not the results block)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     raise_nofile()
     split = lambda text: tuple(t.strip() for t in text.split(",") if t.strip())  # noqa: E731
-    options = Options(quick=args.quick, rounds=max(1, args.rounds), targets=split(args.targets), phases=split(args.phases))
+    options = Options(
+        quick=args.quick, rounds=max(1, args.rounds), targets=split(args.targets), phases=split(args.phases), pin=args.pin
+    )
     for name in args.scenarios or list(SCENARIOS):
         module = importlib.import_module(SCENARIOS[name])
         started = time.monotonic()
         print(f"\n=== {name}: {module.TITLE} ===", flush=True)
         data = module.run(options)
-        data["options"] = {"quick": options.quick, "rounds": options.rounds}
+        data["options"] = {"quick": options.quick, "rounds": options.rounds, "pin": options.pin}
         data["duration_s"] = round(time.monotonic() - started, 1)
-        path = write_result(name, data, RESULTS / "quick" if options.quick else RESULTS)
+        # a pinned or partial run (some targets or phases) never replaces the full run's figures
+        label = name + ("-pinned" if options.pin else "") + ("-partial" if options.targets or options.phases else "")
+        path = write_result(label, data, RESULTS / "quick" if options.quick else RESULTS)
         print(f"[bench] {name} done in {data['duration_s']}s -> {path}", flush=True)
     return 0
 

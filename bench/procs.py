@@ -23,8 +23,10 @@ from pathlib import Path
 
 __all__ = [
     "Server",
+    "core_waits",
     "cpu_seconds",
     "free_port",
+    "pin",
     "raise_nofile",
     "rss_bytes",
     "start_server",
@@ -91,6 +93,35 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICK
 
 
+def core_waits(pid: int) -> tuple[float, int]:
+    """How ``pid``'s tree waited for a core: the seconds its threads were runnable but not
+    running (the second field of each ``/proc/<pid>/task/<tid>/schedstat``), and how many
+    times one of them was taken off a core it still wanted (``nonvoluntary_ctxt_switches``:
+    preempted by another process, or its time slice over). Threads that ended are not
+    counted (the kernel keeps no totals for them)."""
+    waited = 0
+    preempted = 0
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    waited += int((task / "schedstat").read_text().split()[1])
+                    for line in (task / "status").read_text().splitlines():
+                        if line.startswith("nonvoluntary_ctxt_switches:"):
+                            preempted += int(line.split()[1])
+    return waited / 1e9, preempted
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid``'s tree onto ``cpus`` (threads and processes it starts later
+    inherit it)."""
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError):
+                    os.sched_setaffinity(int(task.name), cpus)
+
+
 def rss_bytes(pid: int) -> int:
     total = 0
     for p in tree_pids(pid):
@@ -117,6 +148,9 @@ class Server:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def core_waits(self) -> tuple[float, int]:
+        return core_waits(self.pid)
 
     def rss(self) -> int:
         return rss_bytes(self.pid)

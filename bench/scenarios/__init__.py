@@ -13,3 +13,4 @@ class Options:
     rounds: int = 2  # alternations of the measured targets (noise shows as spread)
     targets: tuple[str, ...] = ()  # only these targets, where a scenario has several (empty: all)
     phases: tuple[str, ...] = ()  # only these phases, where a scenario has several (empty: all)
+    pin: bool = False  # overhead: the servers under test on a core of their own (a diagnostic)

@@ -43,6 +43,8 @@ class Measured:
 
     streams: list[StreamRecord] = field(default_factory=list)
     server_cpu_s: float = 0.0
+    server_waited_s: float = 0.0  # runnable, waiting for a core (bench.procs.core_waits)
+    server_preempted: int = 0  # times taken off a core it still wanted
     upstream_cpu_s: float = 0.0
     loadgen_cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -53,13 +55,15 @@ class Measured:
         tokens = sum(s.tokens for s in self.streams)
         return round(tokens / self.span_s, 1) if self.span_s > 0 else None
 
-    def add(self, result: LoadResult, server_cpu: float, upstream_cpu: float) -> None:
+    def add(self, result: LoadResult, server_cpu: float, upstream_cpu: float, waits: tuple[float, int] = (0.0, 0)) -> None:
         if result.streams:
             first = min(s.t0 for s in result.streams)
             last = max(s.t_end or s.t0 for s in result.streams)
             self.span_s += last - first
         self.streams.extend(result.streams)
         self.server_cpu_s += server_cpu
+        self.server_waited_s += waits[0]
+        self.server_preempted += waits[1]
         self.upstream_cpu_s += upstream_cpu
         self.loadgen_cpu_s += result.cpu_s
         self.wall_s += result.wall_s
@@ -69,11 +73,12 @@ class Measured:
 
 
 def measure(spec: LoadSpec, target: Target, upstream: Server | None, into: Measured, *, workers: int = 1) -> LoadResult:
-    """Run ``spec`` against ``target``; charge the CPU its server (and upstream) spent."""
-    cpu0 = target.server.cpu()
+    """Run ``spec`` against ``target``; charge the CPU its server (and upstream) spent, and
+    the server's waits for a core."""
+    cpu0, (waited0, preempted0) = target.server.cpu(), target.server.core_waits()
     up0 = upstream.cpu() if upstream is not None and upstream is not target.server else 0.0
     result = run_load(spec, workers=workers)
-    cpu1 = target.server.cpu()
+    cpu1, (waited1, preempted1) = target.server.cpu(), target.server.core_waits()
     up1 = upstream.cpu() if upstream is not None and upstream is not target.server else 0.0
-    into.add(result, cpu1 - cpu0, up1 - up0)
+    into.add(result, cpu1 - cpu0, up1 - up0, (waited1 - waited0, preempted1 - preempted0))
     return result

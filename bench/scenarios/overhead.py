@@ -27,7 +27,13 @@ picks some of the targets).
 
 "Added" figures are the proxy's percentile minus the direct percentile from the same
 run. CPU is the server process tree's user+system time over the phase (/proc), per
-1,000 tokens delivered to clients.
+1,000 tokens delivered to clients. "Waiting for a core" is, over the same phase, the time
+the server's threads were runnable but not running and the number of times one was
+preempted (``bench.procs.core_waits``): on two cores shared with the load generator and
+the upstream, what a request's path pays beyond its own CPU, and why the added TTFT grows
+with the CPU a path runs. ``--pin`` puts the servers under test on core 1 and everything
+else on core 0 (a diagnostic: no server then competes with its clients for a core;
+written to ``overhead-pinned.json``, never over the full run's figures).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import Any
 
 from bench.fake_upstream import expected_text
 from bench.loadgen import LoadSpec
-from bench.procs import Server, running
+from bench.procs import Server, pin, running
 from bench.report import print_table, summarize
 from bench.scenarios import Options
 from bench.scenarios.common import Measured, Target, chat_body, measure
@@ -91,6 +97,16 @@ def _phases(quick: bool) -> list[Phase]:
 
 def run(options: Options) -> dict[str, Any]:
     asked = options.targets or tuple(t for t in TARGETS if t != "lmstream-before")  # that one only when named
+    cores = os.sched_getaffinity(0)
+    if options.pin:  # the harness, the upstreams and the load generators (started by it) on core 0
+        os.sched_setaffinity(0, {0})
+    try:
+        return _run(options, asked)
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
+def _run(options: Options, asked: tuple[str, ...]) -> dict[str, Any]:
     wanted = [t for t in TARGETS if t in asked or t == "direct"]
     paced = start_fake_upstream(tps=PACED_TPS, tokens=2000, name="fake-paced")
     fast = start_fake_upstream(tps=0, tokens=2000, name="fake-fast")
@@ -134,6 +150,11 @@ def run(options: Options) -> dict[str, Any]:
             servers.append(lite)
             targets["litellm"] = {m: Target("litellm", _port(lite), lite, {"Authorization": f"Bearer {LITELLM_KEY}"}) for m in upstreams}
         targets = {name: targets[name] for name in wanted if name in targets}
+        if options.pin:
+            for name, by_model in targets.items():
+                for target in by_model.values():
+                    if name != "direct":
+                        pin(target.server.pid, {1})
         phases = [p for p in _phases(options.quick) if not options.phases or p.name in options.phases]
         measured: dict[tuple[str, str], Measured] = {}
         # warm-up: a few streams through each target (imports, pools, caches)
@@ -189,6 +210,9 @@ def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], vers
             s["loadgen_cpu_s_per_1k_tokens"] = round(1000 * m.loadgen_cpu_s / tokens, 4)
             s["upstream_cpu_s_per_1k_tokens"] = round(1000 * m.upstream_cpu_s / tokens, 4)
             s["tokens_per_cpu_s"] = round(tokens / m.server_cpu_s, 1) if m.server_cpu_s > 0 else None
+            s["server_waited_s_per_1k_tokens"] = round(1000 * m.server_waited_s / tokens, 4)
+            s["server_preempted_per_1k_tokens"] = round(1000 * m.server_preempted / tokens, 1)
+            s["server_preempted_per_cpu_ms"] = round(m.server_preempted / (1000 * m.server_cpu_s), 3) if m.server_cpu_s > 0 else None
             per[name] = s
         direct = per["direct"]
         for name in names[1:]:
@@ -207,6 +231,10 @@ def _report(phases: list[Phase], measured: dict[tuple[str, str], Measured], vers
     header = ["phase", "target", "streams", "failed", "TTFT p50 ms", "TTFT p99 ms", "added p50", "added p99",
               "gap p99 ms", "added gap p99", "tokens/s", "server CPU s/1k tok", "loadgen CPU s/1k tok"]  # fmt: skip
     out["table"] = print_table(TITLE, header, rows)
+    out["waits"] = _waits(out["phases"])
+    header = ["phase", "target", "added TTFT p50 ms", "server CPU s/1k tok", "waited for a core s/1k tok",
+              "preempted /1k tok", "preempted per CPU ms"]  # fmt: skip
+    out["waits_table"] = print_table("Waiting for a core (the server under test, over each phase)", header, out["waits"])
     out["ratios"] = _ratios(out["phases"])
     print_table("Relay overhead: lmstream vs LiteLLM", ["figure", "lmstream", "LiteLLM", "ratio"], out["ratios"])
     out["clients"] = _clients(out["phases"])
@@ -239,6 +267,22 @@ def _clients(phases: dict[str, Any]) -> list[list[Any]]:
             figure("sat100", target, "tokens_per_cpu_s"), times("sat100", target),
             figure("sat1", target, "tokens_per_s"), figure("sat1", target, "tokens_per_cpu_s"), times("sat1", target),
         ])  # fmt: skip
+    return rows
+
+
+def _waits(phases: dict[str, Any]) -> list[list[Any]]:
+    """How each server waited for a core in the paced phases: the added first-token time
+    beside the CPU it ran and the waits that CPU met."""
+    rows: list[list[Any]] = []
+    for phase in ("c100", "burst100"):
+        for target in TARGETS:
+            s = phases.get(phase, {}).get(target)
+            if target == "direct" or not isinstance(s, dict):
+                continue
+            rows.append([
+                phase, target, s.get("added_ttft_ms", {}).get("p50"), s["server_cpu_s_per_1k_tokens"],
+                s["server_waited_s_per_1k_tokens"], s["server_preempted_per_1k_tokens"], s["server_preempted_per_cpu_ms"],
+            ])  # fmt: skip
     return rows
 
 
