@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from lmstream.events import Done, TextDelta
+from lmstream.events import Done, Queued, Started, TextDelta
 from lmstream.hub import Batch, MemoryLog, ReplayGone
 
 
@@ -39,26 +39,50 @@ def words(log: MemoryLog, *texts: str) -> None:
         log.append(TextDelta(text))
 
 
-async def test_the_kept_events_come_in_one_batch_then_each_one_as_it_is_appended() -> None:
+async def test_the_kept_events_come_in_one_batch_then_the_head_at_once_then_each_step_at_its_end() -> None:
     log = MemoryLog()
-    words(log, "a", "b", "c")
+    log.append(Started("gen_1", "m", 0))
     listener = Recorder()
-    log.listen(0, listener)  # after seq 0: b and c are kept
-    assert listener.batches == [[(1, TextDelta("b")), (2, TextDelta("c"))]]
-    words(log, "d")  # handed over in the appender's call, no loop turn
-    assert listener.batches[1:] == [[(3, TextDelta("d"))]]
+    log.listen(-1, listener)  # Started is kept
+    assert listener.batches == [[(0, Started("gen_1", "m", 0))]]
+    log.append(Queued(1))  # the head: handed over in the appender's call, no loop turn
+    assert listener.seqs == [0, 1]
     await asyncio.sleep(0)  # a later step
-    words(log, "e")
-    assert listener.batches[2:] == [[(4, TextDelta("e"))]]
-    log.append(Done("stop"))  # gathered with nothing before it in this step...
+    words(log, "a")  # the first token: at once too
+    assert listener.seqs == [0, 1, 2]
+    await asyncio.sleep(0)
+    words(log, "b")  # after the first token: at the end of its step
+    assert listener.seqs == [0, 1, 2]
+    await asyncio.sleep(0)
+    assert listener.batches[3:] == [[(3, TextDelta("b"))]]
+    words(log, "c")
+    log.append(Done("stop"))  # gathered with c in this step...
     log.close()  # ...and handed over before the end
-    assert listener.ends == 1 and listener.seqs == [1, 2, 3, 4, 5]
-    followed = [item async for batch in log.follow(0) for item in batch]
+    assert listener.batches[4:] == [[(4, TextDelta("c")), (5, Done("stop"))]]
+    assert listener.ends == 1 and listener.seqs == [0, 1, 2, 3, 4, 5]
+    followed = [item async for batch in log.follow(-1) for item in batch]
     assert [item for batch in listener.batches for item in batch] == followed
 
 
+async def test_a_first_token_gathered_in_its_step_still_ends_the_head() -> None:
+    """Started and the first token appended in one step: Started at once, the token at
+    the step's end; the next token then waits for its step's end as well."""
+    log = MemoryLog()
+    listener = Recorder()
+    log.listen(-1, listener)
+    log.append(Started("gen_1", "m", 0))
+    words(log, "a")
+    assert listener.seqs == [0]
+    await asyncio.sleep(0)
+    assert listener.seqs == [0, 1]
+    words(log, "b")
+    assert listener.seqs == [0, 1]
+    await asyncio.sleep(0)
+    assert listener.seqs == [0, 1, 2]
+
+
 async def test_a_burst_appended_in_one_step_is_handed_over_as_the_first_then_the_rest() -> None:
-    """An upstream read that held several tokens: the first at once, the others in one
+    """An upstream read that held the first tokens: the first at once, the others in one
     batch when the appender's step is over (one write, not one per token)."""
     log = MemoryLog()
     listener = Recorder()

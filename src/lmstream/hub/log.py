@@ -11,12 +11,14 @@ events (amortised: it drops a block when it holds twice that), and one future pe
 waiting follower, resolved on every append.
 
 A consumer that can take an event in a plain callback may ``listen`` instead of
-following: the log hands it events as they are appended, in the appender's step (a
-streaming response writing to its socket: no future, no task wake-up, no async
-generator per token). The first event appended in a step is handed over at once; the
-ones appended after it in the same step (an upstream read that held several tokens)
-are gathered and handed over as one batch when the step is over (one loop callback),
-so a burst is one write rather than one per token, as a follower would have read it.
+following: the log hands it events as they are appended (a streaming response writing
+to its socket: no future, no task wake-up, no async generator per token). The stream's
+head, up to and including its first token, is handed over in the step that appends it,
+so the first token is written at once; every later event waits for the end of its step
+and goes with the others of that step in one batch (one loop callback), so a burst is
+one write rather than one per token, and a token's write comes at the end of its turn:
+a reader it wakes on a shared core preempts less of lmstream's work (BENCHMARKS.md:
+"Waiting for a core").
 A listener stays one until it declines a batch (its socket is backed up: it waits, then
 listens again from where it stopped) or the log closes; ``follow`` and ``listen`` see
 the same events in the same order.
@@ -29,11 +31,12 @@ from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from lmstream.errors import NotFound
-from lmstream.events import Event
+from lmstream.events import Event, TextDelta, ToolCallDelta
 
 __all__ = ["Batch", "EventLog", "Listener", "MemoryLog", "ReplayGone"]
 
 Batch = list[tuple[int, Event]]
+_TOKENS = (TextDelta, ToolCallDelta)  # what ends a stream's head (MemoryLog.append)
 
 
 class ReplayGone(NotFound):
@@ -88,10 +91,10 @@ class EventLog(Protocol):
 
     def listen(self, after: int, listener: Listener) -> None:
         """Hand ``listener`` what is kept with seq > ``after`` now, in one batch, then the
-        events as they are appended (the first of a step at once, the rest of that step's
-        in one batch when it is over), until it declines a batch or the log closes
-        (``ended``, at once if the log is closed already). ``ReplayGone`` as for
-        ``follow``."""
+        events as they are appended (up to the first token, the first of a step at once;
+        after it, a step's events in one batch when the step is over), until it declines
+        a batch or the log closes (``ended``, at once if the log is closed already).
+        ``ReplayGone`` as for ``follow``."""
         ...
 
     def unlisten(self, listener: Listener) -> None:
@@ -102,7 +105,7 @@ class EventLog(Protocol):
 class MemoryLog:
     """The in-process ``EventLog``."""
 
-    __slots__ = ("_base", "_closed", "_events", "_gathered", "_listeners", "_max", "_waiters")
+    __slots__ = ("_base", "_closed", "_events", "_flowing", "_gathered", "_listeners", "_max", "_waiters")
 
     def __init__(self, replay_buffer: int = 10_000) -> None:
         self._events: list[Event] = []
@@ -110,7 +113,8 @@ class MemoryLog:
         self._max = max(16, replay_buffer)
         self._waiters: list[asyncio.Future[None]] = []
         self._listeners: list[Listener] = []
-        self._gathered: Batch | None = None  # events of this step after its first, for the listeners
+        self._gathered: Batch | None = None  # events for the listeners at the end of this step
+        self._flowing = False  # a token was appended while listened to: what follows waits for its step's end
         self._closed = False
 
     @property
@@ -136,10 +140,15 @@ class MemoryLog:
         if self._listeners:
             if self._gathered is not None:
                 self._gathered.append((seq, event))
-            else:
+            elif self._flowing:
+                self._gathered = [(seq, event)]
+                asyncio.get_running_loop().call_soon(self._hand_gathered)
+            else:  # the stream's head, up to its first token: handed over in the step that records it
                 self._hand([(seq, event)])
                 self._gathered = []
                 asyncio.get_running_loop().call_soon(self._hand_gathered)
+            if not self._flowing and type(event) in _TOKENS:
+                self._flowing = True
         return seq
 
     def close(self) -> None:
