@@ -466,3 +466,59 @@ async def test_a_trusted_proxys_forwarded_headers_set_client_and_scheme() -> Non
             assert client[0] == "127.0.0.1" and scheme == "http"
         else:
             assert (client, scheme) == expected
+
+
+def _only_connection(server: uvicorn.Server) -> HttpProtocol:
+    (connection,) = server.server_state.connections
+    assert isinstance(connection, HttpProtocol)
+    return connection
+
+
+async def test_a_head_that_arrives_whole_arms_no_timer_and_a_split_one_is_timed_from_its_first_byte() -> None:
+    armed: list[HttpProtocol] = []
+
+    class Counted(http_protocol(ConnectionPolicy(header_timeout=0.5))):  # type: ignore[misc]
+        def _arm_head(self) -> None:
+            armed.append(self)
+            super()._arm_head()
+
+    async with serving(echo, http=Counted) as (port, server):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for path in (b"/a", b"/b"):
+            writer.write(post(path, b"x"))
+            assert (await read_response(reader))[0] == 200
+        connection = _only_connection(server)
+        # armed once, at the connection's start (a client that sends nothing is timed);
+        # each head then came whole in one read: no timer, no place among the pending heads
+        assert armed == [connection]
+        assert connection.head_timer is None and connection not in connection.pending._waiting
+        writer.write(b"POST /c HTTP/1.1\r\nhost: t\r\n")  # a head left unfinished by its read
+        started = asyncio.get_running_loop().time()
+        status, _, _ = await read_response(reader)  # the 408 when the head's time is up
+        assert status == 408
+        assert armed == [connection, connection]
+        assert asyncio.get_running_loop().time() - started < 2
+        assert connection not in connection.pending._waiting
+        writer.close()
+
+
+async def test_one_keep_alive_timer_serves_a_connections_requests_and_still_closes_it_when_idle() -> None:
+    async with serving(echo, timeout_keep_alive=1) as (port, server):
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post(b"/a", b"x"))
+        assert (await read_response(reader))[0] == 200
+        connection = _only_connection(server)
+        timer = connection.idle_timer
+        assert timer is not None
+        await asyncio.sleep(0.5)  # the time between requests is what is tested: half the keep-alive
+        writer.write(post(b"/b", b"y"))  # a request within the keep-alive: the same timer
+        assert (await read_response(reader))[0] == 200
+        answered = loop.time()
+        assert connection.idle_timer is timer
+        # the timer set after /a fires before /b's wait is over: it moves on, the
+        # connection stays open until a full keep-alive after /b's response
+        assert await reader.read() == b""  # the server closed the connection
+        idle = loop.time() - answered
+        assert 0.9 <= idle < 3, idle
+        writer.close()

@@ -86,8 +86,9 @@ class HttpProtocol(asyncio.Protocol):
     # not per connection, is the point of this class
 
     __slots__ = (
-        "between", "client", "drained", "exchange", "head_bytes", "head_timer", "headers", "idle_timer", "parser",
-        "queue", "read_paused", "running", "scheme", "server", "shared", "tail", "transport", "url", "write_paused",
+        "awaiting", "between", "client", "drained", "exchange", "head_bytes", "head_since", "head_timer", "headers",
+        "idle_since", "idle_timer", "parser", "queue", "read_paused", "running", "scheme", "server", "shared", "tail",
+        "transport", "url", "write_paused",
     )  # fmt: skip
 
     def __init__(
@@ -111,8 +112,11 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.drained: asyncio.Future[None] | None = None  # while writing is paused
-        self.idle_timer: asyncio.TimerHandle | None = None  # keep-alive
-        self.head_timer: asyncio.TimerHandle | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None  # keep-alive: at or before idle_since + keep_alive
+        self.idle_since: float | None = None  # between requests since then (None: a request is being served)
+        self.awaiting = False  # a request's head is awaited (its clock runs from head_since)
+        self.head_since = 0.0
+        self.head_timer: asyncio.TimerHandle | None = None  # armed once a read leaves the head unfinished
         self.head_bytes = 0  # bytes of the awaited head seen so far
         self.tail = b""  # the last bytes seen, for a head end split across reads
 
@@ -131,6 +135,7 @@ class HttpProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext"):
             self.scheme = "https"
         self._await_head()
+        self._arm_head()  # a client that connects and sends nothing is timed from now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.shared.state.connections.discard(self)
@@ -140,6 +145,7 @@ class HttpProtocol(asyncio.Protocol):
                 exchange.lost()
         self.queue = None
         self.resume_writing()
+        self.idle_since = None
         self._cancel_idle()
         if exc is None:
             self.transport.close()
@@ -149,8 +155,8 @@ class HttpProtocol(asyncio.Protocol):
         pass  # the transport closes; a half-closed client is a gone client
 
     def data_received(self, data: bytes) -> None:
-        self._cancel_idle()
-        if self.head_timer is not None:  # a head is awaited: is it over the limit?
+        self.idle_since = None  # the keep-alive timer, if it fires, sees a busy connection
+        if self.awaiting:  # a head is awaited: is it over the limit?
             seen = self.tail + data
             end = seen.find(b"\r\n\r\n")
             size = self.head_bytes + (len(data) if end < 0 else end + 4 - len(self.tail))
@@ -174,6 +180,9 @@ class HttpProtocol(asyncio.Protocol):
             _log.warning("Invalid HTTP request received.")
             self._head_arrived()
             self._reply_and_close(400, "Invalid HTTP request received.")
+            return
+        if self.awaiting and self.head_timer is None:
+            self._arm_head()  # this read began a head and did not finish it
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -280,12 +289,14 @@ class HttpProtocol(asyncio.Protocol):
         self.running = None
         if self.transport.is_closing():
             return
-        self._cancel_idle()
         self.resume_reading()
         if self.queue:
             self._run(self.queue.pop(0))
-        else:
-            self.idle_timer = self.shared.loop.call_later(self.shared.keep_alive, self._idle_timed_out)
+            return
+        loop = self.shared.loop
+        self.idle_since = loop.time()
+        if self.idle_timer is None:  # else the timer set for an earlier wait moves on when it fires
+            self.idle_timer = loop.call_at(self.idle_since + self.shared.keep_alive, self._idle_timed_out)
 
     def shutdown(self) -> None:
         """uvicorn's graceful exit: close now if idle, else after the running response."""
@@ -310,31 +321,51 @@ class HttpProtocol(asyncio.Protocol):
             self.idle_timer = None
 
     def _idle_timed_out(self) -> None:
+        """One keep-alive timer per connection, not one per request: a request that came
+        since it was set leaves ``idle_since`` None (the next response sets a timer
+        again) or later (the timer moves to the new end of the wait)."""
         self.idle_timer = None
-        if not self.transport.is_closing():
+        if self.idle_since is None or self.transport.is_closing():
+            return
+        due = self.idle_since + self.shared.keep_alive
+        loop = self.shared.loop
+        if loop.time() < due:
+            self.idle_timer = loop.call_at(due, self._idle_timed_out)
+        else:
             self.transport.close()
 
     # The head's clock ------------------------------------------------------------------
 
+    # A head that arrives in the read that begins it (the usual case) costs no timer and
+    # no place among the pending heads: both are taken only when a read ends with the
+    # head unfinished, its clock still running from the head's first byte.
+
     def _await_head(self) -> None:
-        if self.head_timer is None:
+        if not self.awaiting:
+            self.awaiting = True
             self.head_bytes = 0
             self.tail = b""
-            self.head_timer = self.shared.loop.call_later(self.policy.header_timeout, self._head_timed_out)
+            self.head_since = self.shared.loop.time()
+
+    def _arm_head(self) -> None:
+        self.head_timer = self.shared.loop.call_at(self.head_since + self.policy.header_timeout, self._head_timed_out)
         self.pending.add(self)
 
     def _head_arrived(self) -> None:
+        self.awaiting = False
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
-        self.pending.discard(self)
+            self.pending.discard(self)
 
     def _head_timed_out(self) -> None:
         self.head_timer = None
+        self.awaiting = False
         self.pending.discard(self)
         self._reply_and_close(408, "the request's headers did not arrive in time")
 
     def evict(self) -> None:
+        self.awaiting = False
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
