@@ -32,6 +32,11 @@ class StopMatcher:
         self._hidden = tuple(s for s in hidden if s and s in self._stops)
         self._buffer = ""
 
+    @property
+    def active(self) -> bool:
+        """There is a stop sequence to look for (else ``feed`` hands every text back as it is)."""
+        return bool(self._stops)
+
     def feed(self, text: str) -> tuple[str, str | None]:
         """Add ``text``; return (text safe to emit now, the stop sequence hit or None).
 

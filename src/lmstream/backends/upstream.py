@@ -319,6 +319,7 @@ class UpstreamBackend:
         loop = asyncio.get_running_loop()
         matcher = StopMatcher(request.stop)
         logprobs = None if request.logprobs is None else PendingLogprobs()
+        passthrough = logprobs is None and not matcher.active  # a text delta goes on as it came
         received = 0
         usage: Usage | None = None
         try:
@@ -349,6 +350,9 @@ class UpstreamBackend:
                             if isinstance(event, TextDelta):
                                 received += 1
                                 self.tokens_generated += 1
+                                if passthrough and event.text and event.logprobs is None and event.index == 0:
+                                    yield event  # no stop to look for, no logprobs to pace: as it came
+                                    continue
                                 if logprobs is not None:
                                     logprobs.add_all(event.logprobs or (), len(event.text))
                                 emit, hit = matcher.feed(event.text)

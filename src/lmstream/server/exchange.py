@@ -220,6 +220,16 @@ class Exchange:
         self._write(message)
 
     def _write(self, message: Any) -> None:
+        if (
+            self.chunked and not self.unsent_head and not self.head and not self.complete and not self.disconnected
+            and message["type"] == "http.response.body" and message.get("more_body", False)
+        ):  # fmt: skip
+            # The usual message of a stream: a chunk in the middle of its body. The same
+            # as below, fewer steps.
+            body = message.get("body", b"")
+            if body:
+                self.conn.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+            return
         if self.disconnected:
             return
         conn = self.conn
