@@ -21,8 +21,11 @@ __all__ = ["register", "run_server", "tune_gc"]
 # allocations, and the older generations follow; with 10,000 open streams the heap holds
 # millions of live objects, and each full collection walks all of them (bench/: the
 # many-clients scenario spent ~40% of its CPU in the collector and stalled token delivery
-# by up to 1.3 s).
-GC_THRESHOLDS = (50_000, 20, 100)
+# by up to 1.3 s). Middle generation every 2 young collections, not 20: the survivors of
+# twenty young collections (10,000 streams opening) were walked in one go, a 0.3-0.6 s
+# stall of every stream; two at a time keep that walk to ~0.1 s (BENCHMARKS.md, "10,000
+# streams: the collector's middle generation").
+GC_THRESHOLDS = (50_000, 2, 100)
 
 
 def tune_gc() -> None:
