@@ -140,12 +140,12 @@ class MemoryLog:
         if self._listeners:
             if self._gathered is not None:
                 self._gathered.append((seq, event))
-            elif self._flowing:
-                self._gathered = [(seq, event)]
-                asyncio.get_running_loop().call_soon(self._hand_gathered)
-            else:  # the stream's head, up to its first token: handed over in the step that records it
-                self._hand([(seq, event)])
-                self._gathered = []
+            else:
+                if self._flowing:
+                    self._gathered = [(seq, event)]
+                else:  # the stream's head, up to its first token: handed over in the step that records it
+                    self._hand([(seq, event)])
+                    self._gathered = []
                 asyncio.get_running_loop().call_soon(self._hand_gathered)
             if not self._flowing and type(event) in _TOKENS:
                 self._flowing = True
