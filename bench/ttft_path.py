@@ -11,12 +11,29 @@ median and p90 of each leg of every request's first token, timed inside the serv
   as httpx and the load generator do, makes this a wait for the second segment);
 * ``body -> hub``: the dialect's parsing and validation, admission;
 * ``hub -> upstream``: pre-processors, planners, the upstream request built and written;
-* ``upstream -> 1st token``: the upstream's own time (in ``direct`` too);
-* ``token -> client``: the first token's bytes read from the upstream, parsed, through
-  the hub and written to the client.
+* ``upstream -> its head``: the upstream's own time, until lmstream reads its response
+  head (with the role chunk the fake upstream writes with it);
+* ``head -> open() returns``: the request's task wakes (the upstream backend waits for
+  the status before anything is sent to the client);
+* ``open() -> hub.start returns``: the generation made, ``Started`` recorded, its task made;
+* ``hub.start -> response start``: the dialect's response made and started;
+* ``response start -> first write``: the head and the first chunk (the role) written;
+* ``first write -> token read``: the generation's task runs its first step (the
+  upstream's role chunk), then the loop reads the first token's bytes, which the
+  upstream wrote right after its head;
+* ``token read -> token written``: parsed, through the hub and written to the client.
+
+"lmstream's own share" is the first token's time in the server less the upstream's own
+leg. (Before stop 29 the upstream's leg ran until the token's bytes were read, so it
+counted the five legs after the head, lmstream's own steps, as the upstream's.)
+
+``--status-wait S`` sets the upstream model's ``status_wait``: ``0`` makes ``open()``
+return before the status, so the generation and the response are made while the
+upstream works (the status is then checked inside the stream).
 
 The probes wrap functions of the running server (the protocol's ``data_received``,
-``App.__call__``, ``DirectRequest.body``, ``StreamHub.start``, the HTTP client's ``Connection``); they add a few
+``App.__call__``, ``DirectRequest.body``, ``StreamHub.start``, ``UpstreamBackend.open``,
+the exchange's ``_write``, the HTTP client's ``Connection``); they add a few
 microseconds per request. Figures in BENCHMARKS.md ("The misses, and why").
 """
 
@@ -38,9 +55,15 @@ LEGS = (
     ("app -> body", "app", "body"),
     ("body -> hub", "body", "hub"),
     ("hub -> upstream", "hub", "sent"),
-    ("upstream -> 1st token", "sent", "token_in"),
-    ("token -> client", "token_in", "token_out"),
+    ("upstream -> its head", "sent", "head_in"),
+    ("head -> open() returns", "head_in", "opened"),
+    ("open() -> hub.start returns", "opened", "started"),
+    ("hub.start -> response start", "started", "response"),
+    ("response start -> first write", "response", "written"),
+    ("first write -> token read", "written", "token_in"),
+    ("token read -> token written", "token_in", "token_out"),
 )
+UPSTREAM = ("sent", "head_in")  # the upstream's own leg
 
 
 _TOKEN = re.compile(rb'"content":\s*"[^"]')  # a chunk with text (not the role's empty one)
@@ -51,10 +74,12 @@ def _is_token(data: bytes) -> bool:
 
 
 def _install_probes(records: list[dict[str, float]]) -> None:
+    import lmstream.backends.upstream as upstream
     import lmstream.http.application as application
     import lmstream.http.direct as direct
     import lmstream.httpclient.connection as connection
     import lmstream.hub.hub as hub
+    import lmstream.server.exchange as exchange
     import lmstream.server.protocol as protocol
 
     now = time.perf_counter
@@ -83,6 +108,8 @@ def _install_probes(records: list[dict[str, float]]) -> None:
         records.append(record)
 
         def probe_send(message: Any) -> Any:  # the server's awaitable handed through (lmstream/asgi.py)
+            if message["type"] == "http.response.start" and "response" not in record:
+                record["response"] = now()
             if "token_out" not in record and message["type"] == "http.response.body" and _is_token(message.get("body", b"")):
                 record["token_out"] = now()
             return send(message)
@@ -100,7 +127,23 @@ def _install_probes(records: list[dict[str, float]]) -> None:
 
     async def probe_start(self: Any, request: Any, **kw: Any) -> Any:
         mark("hub")
-        return await start(self, request, **kw)
+        started = await start(self, request, **kw)
+        mark("started")
+        return started
+
+    upstream_open = upstream.UpstreamBackend.open
+
+    async def probe_open(self: Any, request: Any) -> Any:
+        opened = await upstream_open(self, request)
+        mark("opened")
+        return opened
+
+    exchange_write = exchange.Exchange._write
+
+    def probe_write(self: Any, message: Any) -> None:
+        exchange_write(self, message)
+        if message["type"] == "http.response.body":
+            mark("written")
 
     send = connection.Connection.send
 
@@ -114,6 +157,8 @@ def _install_probes(records: list[dict[str, float]]) -> None:
 
     def probe_upstream_received(self: Any, data: bytes) -> None:
         record = getattr(self, "ttft_record", None)
+        if record is not None and "head_in" not in record:
+            record["head_in"] = now()
         if record is not None and "token_in" not in record and _is_token(data):
             record["token_in"] = now()
         upstream_received(self, data)
@@ -122,6 +167,8 @@ def _install_probes(records: list[dict[str, float]]) -> None:
     application.App.__call__ = probe_app  # type: ignore[method-assign]
     direct.DirectRequest.body = probe_body  # type: ignore[method-assign]
     hub.StreamHub.start = probe_start  # type: ignore[method-assign]
+    upstream.UpstreamBackend.open = probe_open  # type: ignore[method-assign]
+    exchange.Exchange._write = probe_write  # type: ignore[method-assign]
     connection.Connection.send = probe_send_upstream  # type: ignore[method-assign]
     connection.Connection.data_received = probe_upstream_received  # type: ignore[method-assign]
 
@@ -147,13 +194,15 @@ def _legs(records: list[dict[str, float]]) -> list[list[Any]]:
         ms = sorted(1000 * (r[b] - r[a]) for r in complete)
         rows.append([name, round(statistics.median(ms), 3), round(ms[int(0.9 * (len(ms) - 1))], 3)] if ms else [name, None, None])
     total = sorted(1000 * (r["token_out"] - r["arrive"]) for r in complete)
-    own = sorted(1000 * ((r["token_out"] - r["arrive"]) - (r["token_in"] - r["sent"])) for r in complete)
+    up_from, up_to = UPSTREAM
+    own = sorted(1000 * ((r["token_out"] - r["arrive"]) - (r[up_to] - r[up_from])) for r in complete)
     rows.append(["lmstream's own share (all but the upstream)", round(statistics.median(own), 3), round(own[int(0.9 * (len(own) - 1))], 3)])
     rows.append(["first token, in the server", round(statistics.median(total), 3), round(total[int(0.9 * (len(total) - 1))], 3)])
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
     import json
     import tempfile
 
@@ -164,11 +213,15 @@ def main() -> None:
     from bench.scenarios.common import Measured, Target, chat_body, measure
     from bench.targets import start_fake_upstream, start_lmstream
 
+    parser = argparse.ArgumentParser(prog="python -m bench.ttft_path", description=__doc__.splitlines()[0])
+    parser.add_argument("--status-wait", type=float, default=None, help="the upstream model's status_wait, seconds")
+    options = parser.parse_args(argv)
+    model_options = {} if options.status_wait is None else {"options": {"status_wait": options.status_wait}}
     paced = start_fake_upstream(tps=20.0, tokens=2000, name="fake-paced")
     with running([paced]):
-        for phase, clients, per_client, ramp in (("single", 1, 10, 0.0), ("c100", 100, 2, 2.0)):
+        for phase, clients, per_client, ramp in (("single", 1, 30, 0.0), ("c100", 100, 2, 2.0)):
             report = os.path.join(tempfile.mkdtemp(prefix="ttft-path-"), "records.json")
-            relayed = [{"name": "paced", "backend": "openai", "url": paced.url + "/v1", "upstream_model": "paced"}]
+            relayed = [{"name": "paced", "backend": "openai", "url": paced.url + "/v1", "upstream_model": "paced", **model_options}]
             server = start_lmstream(relayed, name="lmstream-ttft-path", launcher="bench.ttft_path", env={"TTFT_PATH_REPORT": report})
             with running([server]):
                 port = int(server.url.rsplit(":", 1)[1])
