@@ -7,8 +7,10 @@ median and p90 of each leg of every request's first token, timed inside the serv
 
 * ``arrive -> app``: the request's bytes reached the protocol; the app is called (a
   task is made for it: one event-loop turn);
-* ``app -> body``: the body is read (a client that writes head and body in two writes,
-  as httpx and the load generator do, makes this a wait for the second segment);
+* ``app -> body``: the app's steps before the body (middleware, routing, the key) and
+  the body read (the load generator writes head and body in one write, so the body is
+  there; from a client that writes them in two, as httpx does, the second segment
+  arrives while these steps run);
 * ``body -> hub``: the dialect's parsing and validation, admission;
 * ``hub -> upstream``: pre-processors, planners, the upstream request built and written;
 * ``upstream -> its head``: the upstream's own time, until lmstream reads its response
