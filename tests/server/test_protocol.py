@@ -526,3 +526,16 @@ async def test_one_keep_alive_timer_serves_a_connections_requests_and_still_clos
         idle = loop.time() - answered
         assert 0.9 <= idle < 3, idle
         writer.close()
+
+
+async def test_a_kept_alive_requests_head_is_held_to_the_size_limit_from_its_first_read() -> None:
+    big = b"x-big: " + b"a" * 4096 + b"\r\n"  # over the limit, small enough to come in one read
+    async with serving(echo, http=http_protocol(ConnectionPolicy(max_header_bytes=2048))) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post(b"/a", b"x"))
+        assert (await read_response(reader))[0] == 200
+        writer.write(post(b"/b", b"y", big))  # the next request on the same connection
+        status, _, _ = await read_response(reader)
+        assert status == 431
+        assert await reader.read() == b""  # and the connection is closed
+        writer.close()

@@ -156,6 +156,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.idle_since = None  # the keep-alive timer, if it fires, sees a busy connection
+        if self.between and not self.awaiting:
+            self._await_head()  # the first bytes of a kept-alive connection's next request
         if self.awaiting:  # a head is awaited: is it over the limit?
             seen = self.tail + data
             end = seen.find(b"\r\n\r\n")
@@ -205,7 +207,7 @@ class HttpProtocol(asyncio.Protocol):
         self.between = False
         self.url = b""
         self.headers = []
-        self._await_head()  # a kept-alive connection's next request
+        self._await_head()  # a pipelined request, begun in the read that ended the one before
 
     def on_url(self, url: bytes) -> None:
         self.url += url
