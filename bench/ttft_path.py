@@ -65,7 +65,6 @@ LEGS = (
     ("first write -> token read", "written", "token_in"),
     ("token read -> token written", "token_in", "token_out"),
 )
-UPSTREAM = ("sent", "head_in")  # the upstream's own leg
 
 
 _TOKEN = re.compile(rb'"content":\s*"[^"]')  # a chunk with text (not the role's empty one)
@@ -196,8 +195,7 @@ def _legs(records: list[dict[str, float]]) -> list[list[Any]]:
         ms = sorted(1000 * (r[b] - r[a]) for r in complete)
         rows.append([name, round(statistics.median(ms), 3), round(ms[int(0.9 * (len(ms) - 1))], 3)] if ms else [name, None, None])
     total = sorted(1000 * (r["token_out"] - r["arrive"]) for r in complete)
-    up_from, up_to = UPSTREAM
-    own = sorted(1000 * ((r["token_out"] - r["arrive"]) - (r[up_to] - r[up_from])) for r in complete)
+    own = sorted(1000 * ((r["token_out"] - r["arrive"]) - (r["head_in"] - r["sent"])) for r in complete)  # less the upstream's leg
     rows.append(["lmstream's own share (all but the upstream)", round(statistics.median(own), 3), round(own[int(0.9 * (len(own) - 1))], 3)])
     rows.append(["first token, in the server", round(statistics.median(total), 3), round(total[int(0.9 * (len(total) - 1))], 3)])
     return rows
