@@ -396,6 +396,56 @@ async def test_open_on_a_pooled_connection_refusals_successes_and_late_heads() -
     assert [r.connection for r in upstream.requests] == [1, 1, 1, 1]
 
 
+async def test_open_on_a_pooled_connection_the_upstream_let_go_sends_again_on_a_new_one() -> None:
+    """A request ``begin`` wrote on an idle connection the upstream had closed (nothing
+    received) is sent again on a new connection, inside ``open()``."""
+    whole = b"".join(p for p in sse_response(*openai_events()) if p is not None)
+
+    def respond(request: Request) -> list[bytes | None]:
+        return [] if len(upstream.requests) == 2 else [whole]  # the second: dropped unanswered
+
+    async with Upstream(respond) as upstream:
+        client = HTTPClient()
+        backend = backend_on(client, upstream.url("/v1"))
+        for _ in range(2):
+            stream = await backend.open(REQUEST)
+            texts = [e for e in [event async for event in stream] if isinstance(e, TextDelta)]
+            assert texts == EXPECTED[:4]
+            await stream.aclose()
+        await client.aclose()
+    assert [r.connection for r in upstream.requests] == [1, 1, 2]
+
+
+async def test_open_cancelled_while_a_pooled_request_awaits_its_head_closes_the_connection() -> None:
+    """The client leaves while ``open()`` waits for the head of a request ``begin`` wrote:
+    the upstream sees its connection close, and the pool does not keep it."""
+    whole = b"".join(p for p in sse_response(*openai_events()) if p is not None)
+    second = asyncio.Event()
+
+    def respond(request: Request) -> list[bytes | None]:
+        if len(upstream.requests) == 1:
+            return [whole]
+        second.set()
+        return [None]  # no head, until the client goes
+
+    async with Upstream(respond) as upstream:
+        client = HTTPClient()
+        backend = backend_on(client, upstream.url("/v1"))
+        stream = await backend.open(REQUEST)
+        assert [e async for e in stream]
+        await stream.aclose()
+        opening = asyncio.ensure_future(backend.open(REQUEST))
+        await asyncio.wait_for(second.wait(), 5)
+        assert not opening.done()
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        await asyncio.wait_for(upstream.closed.wait(), 5)
+        assert client.idle_connections(upstream.url()) == 0
+        await client.aclose()
+    assert [r.connection for r in upstream.requests] == [1, 1]
+
+
 async def test_a_deadline_that_moves_on_with_each_read_never_fires_early() -> None:
     # each read's deadline is 0.3 s ahead; the answer takes ~1.2 s in all (one timer, re-armed)
     pieces = [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", *chunked(*[TOKEN] * 8)]

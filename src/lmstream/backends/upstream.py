@@ -128,6 +128,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _resolve_after(future: asyncio.Future[None], _: asyncio.Future[None]) -> None:
+    _resolve(future)
+
+
 def _resolve_if_ok(future: asyncio.Future[None], response: UpstreamResponse) -> None:
     if response.status < 400:
         _resolve(future)
@@ -224,21 +228,33 @@ class UpstreamBackend:
     async def open(self, request: ChatRequest) -> EventStream:
         budget = RetryBudget(self.config.retries)
         loop = asyncio.get_running_loop()
-        settled: asyncio.Future[None] = loop.create_future()
+        status_by = loop.time() + self.config.status_wait
         content, headers = self._request(request)
         # lmstream's client writes the request now, on an idle pooled connection (no loop
-        # turn before the upstream has it), and says when a status below 400 arrives
-        # (this task wakes with the send's, not one turn after it); any other outcome is
-        # the send's to decide, as for a request sent from it
+        # turn before the upstream has it); see _begun for what follows
         begin = getattr(self.http, "begin", None)
-        begun = None if begin is None else begin(self.url, content, headers, partial(_resolve_if_ok, settled))
+        if begin is not None:
+            head: asyncio.Future[None] = loop.create_future()
+            begun = begin(self.url, content, headers, partial(_resolve_if_ok, head))
+            if begun is not None:
+                sent = await self._begun(begun, head, status_by)
+                if sent is not None:
+                    pending: asyncio.Future[_Sent] = loop.create_future()
+                    pending.set_result(sent)
+                    return _Stream(self._generate(request, pending, budget), pending)
+                if not begun.head.done():  # past status_wait: the stream waits on for it
+                    status_by = loop.time()
+        else:
+            begun = None
+        # The send's task: the request sent (or `begun` awaited), retried until a status
+        # below 400. `settled` is set when it ends; past `status_wait` a timer settles it
+        # (no status yet: the wait goes on in the stream, see the module's notes). A timer,
+        # not asyncio.timeout: nothing to cancel.
+        settled: asyncio.Future[None] = loop.create_future()
         pending = asyncio.ensure_future(self._send(request, budget, settled, content, headers, begun))
         if begun is not None:  # a send cancelled before it began never closes what it was given
             pending.add_done_callback(lambda task: task.cancelled() and begun.close())
-        # `settled`, not asyncio.wait: the send wakes this task itself, one loop turn sooner;
-        # past `status_wait` a timer settles it (no status yet: the wait goes on in the
-        # stream, see the module's notes). A timer, not asyncio.timeout: nothing to cancel.
-        timer = loop.call_later(self.config.status_wait, _resolve, settled)
+        timer = loop.call_at(status_by, _resolve, settled)
         try:
             await settled
         except BaseException:
@@ -249,6 +265,27 @@ class UpstreamBackend:
         if pending.done():
             pending.result()  # raises the upstream's refusal before our first byte
         return _Stream(self._generate(request, pending, budget), pending)
+
+    async def _begun(self, begun: Any, head: asyncio.Future[None], status_by: float) -> _Sent | None:
+        """The first try's head, written by ``begin``: its ``_Sent`` when a status below
+        400 comes by ``status_by`` (the usual case, which needs no task of its own: ``head``
+        is resolved in the callback that reads the status, so this task wakes one loop
+        turn after it), else None for the send's task to decide (an error, a retry, a late
+        status), handed the response as it stands."""
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        begun.head.add_done_callback(partial(_resolve_after, head))  # any other outcome
+        timer = loop.call_at(status_by, _resolve, head)
+        try:
+            await head
+        except BaseException:
+            begun.close()
+            raise
+        finally:
+            timer.cancel()
+        if begun.head.done() and begun.head.exception() is None and begun.status < 400:
+            return _Sent(begun, sent_at)
+        return None
 
     # Plumbing ------------------------------------------------------------------------
 
