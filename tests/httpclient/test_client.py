@@ -174,6 +174,26 @@ async def test_responses_are_freed_as_they_are_closed_not_left_to_the_collector(
             gc.enable()
 
 
+async def test_drain_reads_the_rest_of_a_body_within_its_bound() -> None:
+    """``drain`` reads what is left of a body so its connection is reused; a body that
+    does not end within the bound is given up, and its connection closed."""
+    whole = sse_response(b"data: [DONE]\n\n")
+    stalled = [*whole[:2], None]  # the head and one chunk, then nothing until the client goes
+
+    async with Upstream(lambda _: stalled if len(upstream.requests) == 2 else whole) as upstream:
+        client = HTTPClient()
+        response = await client.post(upstream.url(), b"{}", {}, connect_timeout=5)
+        await response.drain(5)
+        await response.aclose()
+        assert client.idle_connections(upstream.url()) == 1  # read to its end: kept
+        response = await client.post(upstream.url(), b"{}", {}, connect_timeout=5)
+        await asyncio.wait_for(response.drain(0.1), 5)  # the bound, not the upstream, ends it
+        await response.aclose()
+        await asyncio.wait_for(upstream.closed.wait(), 5)
+        assert client.idle_connections(upstream.url()) == 0
+        await client.aclose()
+
+
 async def test_a_response_closed_mid_body_closes_its_connection() -> None:
     async with Upstream(lambda _: [*sse_response(b"data: {}\n\n")[:2], None]) as upstream:
         client = HTTPClient()

@@ -262,10 +262,10 @@ class Response:
         if self.complete:
             self._body = []
             return
+        deadline = self.connection.loop.time() + seconds  # receive's own timer, not another
         try:
-            async with asyncio.timeout(seconds):
-                while await self.receive():
-                    pass
+            while await self.receive(deadline):
+                pass
         except (TimeoutError, ReadFailed):
             pass
 
