@@ -83,3 +83,25 @@ def test_sse_one_event_per_read_decodes_as_the_general_path_does() -> None:
     ]  # fmt: skip
     assert decode(reads) == expected
     assert decode([bytes([b]) for b in b"".join(reads)]) == expected
+
+
+def test_sse_several_whole_events_in_one_read_decode_as_the_general_path_does() -> None:
+    # a read of whole one-line `data:` events (a stream's last ones) takes the shorter
+    # path too; anything else in the read (a comment, a two-line event, a blank line too
+    # many) sends the whole read down the general path
+    reads = [
+        b"data: a\n\ndata: b\n\n",
+        b"event: named\n",
+        b"data: c\n\ndata: d\n\ndata: \n\n",
+        b"data: e\n\n: comment\n\ndata: f\n\n",
+        b"data: g\ndata: h\n\ndata: i\n\n",
+        b"data: j\n\n\n\ndata: k\n\n",
+        b"data: l\r\n\r\ndata: m\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    expected = [
+        ("", b"a"), ("", b"b"), ("named", b"c"), ("", b"d"), ("", b""), ("", b"e"), ("", b"f"), ("", b"g\nh"),
+        ("", b"i"), ("", b"j"), ("", b"k"), ("", b"l"), ("", b"m"), ("", b"[DONE]"),
+    ]  # fmt: skip
+    assert decode(reads) == expected
+    assert decode([bytes([b]) for b in b"".join(reads)]) == expected

@@ -36,14 +36,6 @@ class SSEDecoder:
         self._max = max_frame
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
-        if (
-            self._started and not self._tail and not self._data and not self._after_cr
-            and chunk.startswith(b"data: ") and chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2
-            and b"\r" not in chunk and len(chunk) <= self._max
-        ):
-            # The usual read: one whole ``data:`` event (a token). The same as below, fewer steps.
-            event, self._event = self._event, ""
-            return [(event, chunk[6:-2])]
         if not self._started:
             chunk, self._tail = self._tail + chunk, b""
             if len(chunk) < 3 and _BOM.startswith(chunk):
@@ -52,6 +44,19 @@ class SSEDecoder:
             self._started = True
             if chunk.startswith(_BOM):
                 chunk = chunk[3:]
+        if (
+            not self._tail and not self._data and not self._after_cr and chunk.startswith(b"data: ")
+            and chunk.endswith(b"\n\n") and b"\r" not in chunk and len(chunk) <= self._max
+        ):
+            # The usual reads: whole one-line ``data:`` events (a token; the last ones of a
+            # stream). The same as below, fewer steps.
+            if chunk.count(b"\n") == 2:
+                event, self._event = self._event, ""
+                return [(event, chunk[6:-2])]
+            frames = chunk[:-2].split(b"\n\n")
+            if all(frame.startswith(b"data: ") and b"\n" not in frame for frame in frames):
+                event, self._event = self._event, ""
+                return [(event, frames[0][6:]), *[("", frame[6:]) for frame in frames[1:]]]
         if self._after_cr:
             self._after_cr = False
             if chunk[:1] == b"\n":
