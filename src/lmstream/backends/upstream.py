@@ -233,19 +233,18 @@ class UpstreamBackend:
         # lmstream's client writes the request now, on an idle pooled connection (no loop
         # turn before the upstream has it); see _begun for what follows
         begin = getattr(self.http, "begin", None)
+        begun = None
         if begin is not None:
             head: asyncio.Future[None] = loop.create_future()
             begun = begin(self.url, content, headers, partial(_resolve_if_ok, head))
-            if begun is not None:
-                sent = await self._begun(begun, head, status_by)
-                if sent is not None:
-                    pending: asyncio.Future[_Sent] = loop.create_future()
-                    pending.set_result(sent)
-                    return _Stream(self._generate(request, pending, budget), pending)
-                if not begun.head.done():  # past status_wait: the stream waits on for it
-                    status_by = loop.time()
-        else:
-            begun = None
+        late = False  # past status_wait with no status: the stream waits on for it
+        if begun is not None:
+            sent = await self._begun(begun, head, status_by)
+            if sent is not None:
+                pending: asyncio.Future[_Sent] = loop.create_future()
+                pending.set_result(sent)
+                return _Stream(self._generate(request, pending, budget), pending)
+            late = not begun.head.done()
         # The send's task: the request sent (or `begun` awaited), retried until a status
         # below 400. `settled` is set when it ends; past `status_wait` a timer settles it
         # (no status yet: the wait goes on in the stream, see the module's notes). A timer,
@@ -254,6 +253,8 @@ class UpstreamBackend:
         pending = asyncio.ensure_future(self._send(request, budget, settled, content, headers, begun))
         if begun is not None:  # a send cancelled before it began never closes what it was given
             pending.add_done_callback(lambda task: task.cancelled() and begun.close())
+        if late:
+            return _Stream(self._generate(request, pending, budget), pending)
         timer = loop.call_at(status_by, _resolve, settled)
         try:
             await settled
