@@ -58,6 +58,10 @@ class LoadSpec:
     keep_text: bool = False  # keep each answer's text in its record
     idle_timeout_s: float = 30.0
     timeout_s: float = 120.0
+    # seconds the load generator waits, idle, after its last stream before it reports and
+    # exits: a measurement of what the server does after a disconnect then does not share
+    # the cores with the load generator's own exit
+    linger_s: float = 0.0
     # set by run_load for each worker
     start_at: float = 0.0
     first_client: int = 0
@@ -306,9 +310,12 @@ def _worker_main(spec_path: str, out_path: str) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF)  # the load only, not start-up/imports
     records = asyncio.run(_worker(spec))
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.monotonic() - t0
+    if spec.linger_s > 0:
+        time.sleep(spec.linger_s)  # a span to stay out of, not a wait for a signal
     out = {
         "cpu_s": usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime,
-        "wall_s": time.monotonic() - t0,
+        "wall_s": wall,
         "streams": [asdict(r) for r in records],
     }
     Path(out_path).write_bytes(orjson.dumps(out))

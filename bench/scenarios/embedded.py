@@ -16,8 +16,10 @@ has a fresh question (its number comes first), so neither server reuses a cached
   during the load.
 * ``cancel``: a client leaves after 5 tokens of a 400-token answer, and at once sends
   a short follow-up request. lmstream: time until ``/health`` shows
-  ``tokens_generated`` stop growing (polled every 5 ms). Both: the follow-up's TTFT
-  minus an idle server's (how long the abandoned generation still held the model).
+  ``tokens_generated`` stop growing (polled every 5 ms; the load generator stays idle
+  after it leaves, so that its own exit is not what the server competes with). Both:
+  the follow-up's TTFT minus an idle server's (how long the abandoned generation still
+  held the model).
 """
 
 from __future__ import annotations
@@ -209,8 +211,9 @@ def run(options: Options) -> dict[str, Any]:
                     poller = _Poller(side.server.url + "/health", 0.005)
                     poller.start()
                     time.sleep(0.1)
-                    alone = run_load(side.spec(body=side.body(question, 400), disconnect_after=5))
-                    time.sleep(0.6)
+                    # the load generator stays idle for 0.6 s after it leaves: its own exit used
+                    # to fall into the decode step in flight and slow it 2-3x (both cores)
+                    alone = run_load(side.spec(body=side.body(question, 400), disconnect_after=5, linger_s=0.6))
                     poller.stop()
                     t_disconnect = alone.streams[0].t_disconnect
                     if t_disconnect is not None:

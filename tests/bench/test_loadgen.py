@@ -3,6 +3,8 @@ sockets): what the cancellation scenarios rely on it to do."""
 
 from __future__ import annotations
 
+import time
+
 from bench.loadgen import LoadSpec, run_load
 from bench.procs import running
 from bench.scenarios.common import chat_body
@@ -21,3 +23,20 @@ def test_only_the_leavers_disconnect_after_k_tokens() -> None:
     tokens = {s.client: s.tokens for s in result.streams}
     assert tokens == {0: 3, 1: 12, 2: 12, 3: 12}
     assert not result.failed
+
+
+def test_a_lingering_load_generator_outlives_its_last_stream_by_linger_s() -> None:
+    """``linger_s`` keeps the load generator's exit out of what follows a disconnect (the
+    embedded cancel scenario: its exit used to slow the decode step in flight)."""
+    upstream = start_fake_upstream(tps=200, tokens=50, name="fake-loadgen-linger")
+    with running([upstream]):
+        port = int(upstream.url.rsplit(":", 1)[1])
+        spec = LoadSpec(
+            port=port, path="/v1/chat/completions", body=chat_body("fake", max_tokens=50), clients=1,
+            disconnect_after=2, linger_s=0.4, timeout_s=30,
+        )  # fmt: skip
+        result = run_load(spec)
+        returned = time.monotonic()
+    (stream,) = result.streams
+    assert stream.tokens == 2 and stream.t_disconnect is not None
+    assert returned - stream.t_disconnect >= 0.4  # the worker reported only after lingering
