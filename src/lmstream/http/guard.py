@@ -213,20 +213,28 @@ class _Guarded(SendWatch):
         self.complete = False
 
     def receive(self) -> Awaitable[Message]:
-        return self.inner_receive() if self.complete else self._read_body()
-
-    async def _read_body(self) -> Message:
+        if self.complete:
+            return self.inner_receive()
         pending = self.inner_receive()
-        message: Message
-        if isinstance(pending, asyncio.Future) and pending.done():
-            message = pending.result()  # lmstream's server had it already: nothing to wait for
-        else:
-            timeout = self.guard.body_timeout
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await pending
-            except TimeoutError:
-                raise RequestTimeout(f"the request body stalled for {timeout:g} s (`body_timeout`)") from None
+        if isinstance(pending, asyncio.Future) and pending.done() and not pending.cancelled():
+            # lmstream's server had it already: counted here, and its own future handed
+            # through (no coroutine of the guard's, no timer)
+            self._count(pending.result())
+            return pending
+        return self._read_body(pending)
+
+    async def _read_body(self, pending: Awaitable[Message]) -> Message:
+        timeout = self.guard.body_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                message = await pending
+        except TimeoutError:
+            raise RequestTimeout(f"the request body stalled for {timeout:g} s (`body_timeout`)") from None
+        self._count(message)
+        return message
+
+    def _count(self, message: Message) -> None:
+        """Count a body message against the limit; note the body's end."""
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit:
@@ -234,4 +242,3 @@ class _Guarded(SendWatch):
             self.complete = not message.get("more_body", False)
         else:
             self.complete = True
-        return message

@@ -154,6 +154,8 @@ class RetrievalPlanner:
         return RetrievalPolicy.build(collection, mode or "questions", self.greetings)
 
     async def plan(self, request: ChatRequest, plan: Plan) -> Plan:
+        if request.collection is None and request.profile is None:
+            return plan  # no collection to answer from (the usual request): no policy to build
         policy = self.policy(request)
         if policy.collection is None or not request.context.interactive:
             return plan
