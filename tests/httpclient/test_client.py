@@ -7,6 +7,7 @@ import asyncio
 import base64
 import gc
 import json
+import logging
 import ssl
 import time
 from collections.abc import Iterator
@@ -141,6 +142,75 @@ async def test_sequential_requests_reuse_one_tcp_connection() -> None:
         await client.aclose()
     assert upstream.connections == 1
     assert [r.connection for r in upstream.requests] == [1, 1, 1]
+
+
+def held_open(_: Request) -> list[bytes | None]:
+    """A streamed answer's head and first event, then silence until the client goes."""
+    return [*sse_response(b"data: {}\n\n")[:2], None]
+
+
+async def settled_spare(client: HTTPClient, url: str) -> None:
+    """Wait for the spare being opened to ``url``, if one still is."""
+    spare = client.opening_spare(url)
+    if spare is not None:
+        await spare
+
+
+async def test_concurrent_requests_keep_a_spare_connection_pooled() -> None:
+    """A request that finds the pool empty while another is in flight connects for
+    itself and opens one spare; the next new request is written on that spare at once
+    (``begin``), and taking it opens the next spare."""
+    async with Upstream(held_open) as upstream:
+        client = HTTPClient()
+        url = upstream.url()
+        first = await client.post(url, b"1", {}, connect_timeout=5)
+        # alone: no spare, neither being opened nor pooled
+        assert client.opening_spare(url) is None and client.idle_connections(url) == 0
+        second = await client.post(url, b"2", {}, connect_timeout=5)
+        await settled_spare(client, url)
+        assert client.idle_connections(url) == 1
+        begun = client.begin(url, b"3", {})
+        assert begun is not None  # written on the spare, in this step
+        assert client.opening_spare(url) is not None  # it took the last idle one: the next spare
+        third = await client.post(url, b"3", {}, connect_timeout=5, begun=begun)
+        assert third is begun and third.status == 200
+        await settled_spare(client, url)
+        assert client.idle_connections(url) == 1
+        for response in (first, second, third):
+            await response.aclose()
+        await client.aclose()
+    assert upstream.connections == 4
+    assert [(r.connection, r.body) for r in upstream.requests] == [(1, b"1"), (2, b"2"), (3, b"3")]
+
+
+async def test_no_spare_without_concurrency_or_when_turned_off() -> None:
+    async with Upstream(held_open) as upstream:
+        client = HTTPClient(spares=False)
+        url = upstream.url()
+        responses = [await client.post(url, b"{}", {}, connect_timeout=5) for _ in range(3)]
+        assert client.opening_spare(url) is None and client.idle_connections(url) == 0
+        for response in responses:
+            await response.aclose()
+        await client.aclose()
+    assert upstream.connections == 3
+
+
+async def test_a_spare_that_cannot_connect_is_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstream.httpclient.client")
+    async with Upstream(held_open) as upstream:
+        client = HTTPClient()
+        url = upstream.url()
+        first = await client.post(url, b"{}", {}, connect_timeout=5)
+        assert upstream._server is not None
+        upstream._server.close()  # no new connections from here on
+        await upstream._server.wait_closed()
+        with pytest.raises(ConnectFailed):
+            await client.post(url, b"{}", {}, connect_timeout=5)  # its own connect refused
+        await settled_spare(client, url)  # refused too: it ends without raising
+        assert client.idle_connections(url) == 0
+        assert any(r.getMessage().startswith("spare connection not opened: cannot connect") for r in caplog.records)
+        await first.aclose()
+        await client.aclose()
 
 
 async def test_responses_are_freed_as_they_are_closed_not_left_to_the_collector() -> None:

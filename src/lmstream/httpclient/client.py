@@ -12,6 +12,13 @@ upstream backend needs, and all of it:
 * a keep-alive pool per origin (scheme, host, port): an idle connection is reused
   until ``keepalive_expiry`` seconds (kept below the common 5 s server default) and
   dropped as soon as the server closes it; at most ``max_idle`` idle connections;
+* a spare connection per origin under concurrent load: when a request finds the pool
+  empty, or takes its last idle connection, while another request to the same origin
+  is in flight, one more connection is opened in the background and pooled, so the
+  next new request does not pay a connect (TCP, and for TLS the handshake) before its
+  first token (Envoy's predictive preconnect, at one connection). A lone client never
+  triggers it; at most one is being opened per origin at a time; a failure is only
+  logged (the next request connects as it would have);
 * a connect timeout covering DNS, TCP, the proxy tunnel and the TLS handshake (the
   backends' own deadlines cover the rest: first token, between tokens);
 * proxies from the environment (``httpclient/proxy.py``);
@@ -23,6 +30,7 @@ upstream backend needs, and all of it:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -36,6 +44,8 @@ from lmstream.httpclient.proxy import Proxy, ProxyConfig
 __all__ = ["HTTPClient", "default_ssl_context"]
 
 _FORBIDDEN = str.maketrans("", "", "\r\n\0")
+_log = logging.getLogger(__name__)
+_SPARE_CONNECT_TIMEOUT = 10.0  # a spare for an origin no request has connected to yet
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -84,6 +94,7 @@ class HTTPClient:
         trust_env: bool = True,
         max_idle: int = 256,
         keepalive_expiry: float = 4.0,
+        spares: bool = True,
     ) -> None:
         self._ssl = ssl_context
         self._proxies = proxies if proxies is not None else (ProxyConfig() if trust_env else ProxyConfig({}))
@@ -93,6 +104,10 @@ class HTTPClient:
         self._expiry = keepalive_expiry
         self._targets: dict[str, _Target] = {}
         self._open: set[Connection] = set()
+        self._open_per_origin: dict[tuple[str, str, int], int] = {}
+        self._spares = spares
+        self._spare_tasks: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self._connect_timeouts: dict[tuple[str, str, int], float] = {}
         self._closed = False
 
     @property
@@ -105,6 +120,12 @@ class HTTPClient:
         """Idle pooled connections to ``url``'s origin (for tests and /health)."""
         t = self._target(url)
         return len(self._idle.get((t.scheme, t.host, t.port), ()))
+
+    def opening_spare(self, url: str) -> asyncio.Task[None] | None:
+        """The spare connection being opened to ``url``'s origin, if any (it ends pooled,
+        or dropped when the connect fails)."""
+        t = self._target(url)
+        return self._spare_tasks.get((t.scheme, t.host, t.port))
 
     def begin(
         self, url: str, content: bytes, headers: Mapping[str, str], on_head: Callable[[Response], None] | None = None
@@ -144,6 +165,7 @@ class HTTPClient:
                 connection, reused = response.connection, True
             else:
                 request = request or self._head(target, proxy, headers, len(content)) + content
+                self._connect_timeouts[(target.scheme, target.host, target.port)] = connect_timeout
                 idle = self._take_idle(target) if pooled else None
                 reused = idle is not None
                 connection = idle if idle is not None else await self._connect(target, proxy, connect_timeout)
@@ -163,6 +185,8 @@ class HTTPClient:
 
     async def aclose(self) -> None:
         self._closed = True
+        for task in list(self._spare_tasks.values()):
+            task.cancel()
         for connection in list(self._open):
             connection.close()
         self._idle.clear()
@@ -189,17 +213,42 @@ class HTTPClient:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
     def _take_idle(self, target: _Target) -> Connection | None:
-        idle = self._idle.get((target.scheme, target.host, target.port))
-        if not idle:
-            return None
-        loop = asyncio.get_running_loop()
-        while idle:
-            connection = idle.pop()
-            self._idle_count -= 1
-            if not connection.closed and loop.time() - connection.idle_since < self._expiry:
-                return connection
-            connection.close()
+        key = (target.scheme, target.host, target.port)
+        idle = self._idle.get(key)
+        if idle:
+            loop = asyncio.get_running_loop()
+            while idle:
+                connection = idle.pop()
+                self._idle_count -= 1
+                if not connection.closed and loop.time() - connection.idle_since < self._expiry:
+                    if not idle and self._spares and self._open_per_origin.get(key, 0) > 1:
+                        self._open_spare(target, key)  # the last one, and another request in flight
+                    return connection
+                connection.close()
+        if self._spares and self._open_per_origin.get(key, 0) > 0:
+            self._open_spare(target, key)  # none idle, and another request in flight
         return None
+
+    def _open_spare(self, target: _Target, key: tuple[str, str, int]) -> None:
+        if key in self._spare_tasks or self._closed or self._idle_count >= self._max_idle:
+            return
+        task = asyncio.get_running_loop().create_task(self._spare(target, key))
+        self._spare_tasks[key] = task
+        task.add_done_callback(lambda _: self._spare_tasks.pop(key, None))
+
+    async def _spare(self, target: _Target, key: tuple[str, str, int]) -> None:
+        """Connect one spare connection to ``target`` and pool it (see the module's notes)."""
+        proxy = self._proxies.for_origin(target.scheme, target.host, target.port)
+        seconds = self._connect_timeouts.get(key, _SPARE_CONNECT_TIMEOUT)
+        try:
+            connection = await self._connect(target, proxy, seconds)
+        except ConnectFailed as exc:
+            _log.debug("spare connection not opened: %s", exc)
+            return
+        if self._closed:
+            connection.close()
+            return
+        self.release(connection)
 
     # the connections' Pool protocol
     def release(self, connection: Connection) -> None:
@@ -211,7 +260,9 @@ class HTTPClient:
         self._idle_count += 1
 
     def forget(self, connection: Connection) -> None:
-        self._open.discard(connection)
+        if connection in self._open:
+            self._open.remove(connection)
+            self._open_per_origin[connection.key] -= 1
         idle = self._idle.get(connection.key)
         if idle and connection in idle:
             idle.remove(connection)
@@ -244,7 +295,10 @@ class HTTPClient:
             if connection is not None:
                 connection.close()
             raise ConnectFailed(f"cannot connect to {where}: {exc or type(exc).__name__}") from exc
+        if connection.closed:  # lost while the tunnel or handshake was made: not ours to count
+            raise ConnectFailed(f"cannot connect to {where}: the connection closed")
         self._open.add(connection)
+        self._open_per_origin[key] = self._open_per_origin.get(key, 0) + 1
         return connection
 
     async def _tunnel(self, connection: Connection, target: _Target, proxy: Proxy, tls: ssl.SSLContext) -> None:
