@@ -195,6 +195,19 @@ async def test_no_spare_without_concurrency_or_when_turned_off() -> None:
     assert upstream.connections == 3
 
 
+async def test_a_lone_client_whose_idle_connection_expired_opens_no_spare() -> None:
+    async with Upstream(lambda _: sse_response(*openai_events())) as upstream:
+        client = HTTPClient(keepalive_expiry=0)  # every pooled connection has expired when taken
+        url = upstream.url()
+        for _ in range(2):
+            response = await client.post(url, b"{}", {}, connect_timeout=5)
+            assert client.opening_spare(url) is None and client.idle_connections(url) == 0
+            assert await events_of(response) == EXPECTED
+            await response.aclose()
+        await client.aclose()
+    assert upstream.connections == 2
+
+
 async def test_a_spare_that_cannot_connect_is_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="lmstream.httpclient.client")
     async with Upstream(held_open) as upstream:

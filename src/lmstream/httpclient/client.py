@@ -225,6 +225,7 @@ class HTTPClient:
                         self._open_spare(target, key)  # the last one, and another request in flight
                     return connection
                 connection.close()
+                self.forget(connection)  # out of the count now, not when its close is done
         if self._spares and self._open_per_origin.get(key, 0) > 0:
             self._open_spare(target, key)  # none idle, and another request in flight
         return None
