@@ -183,7 +183,8 @@ async def test_concurrent_requests_keep_a_spare_connection_pooled() -> None:
     assert [(r.connection, r.body) for r in upstream.requests] == [(1, b"1"), (2, b"2"), (3, b"3")]
 
 
-async def test_no_spare_without_concurrency_or_when_turned_off() -> None:
+async def test_no_spare_when_turned_off() -> None:
+    """Three requests in flight at once, and no connection beyond their own."""
     async with Upstream(held_open) as upstream:
         client = HTTPClient(spares=False)
         url = upstream.url()
