@@ -22,7 +22,7 @@ from lmstream.backends.upstream import (
     status_error,
 )
 from lmstream.errors import Overloaded, UpstreamError
-from lmstream.events import Done, Event, TextDelta, Usage
+from lmstream.events import Done, Event, TextDelta, TokenLogprob, ToolCallDelta, Usage
 
 TEXT = ["Grüße ", "🎉 ", "日本 ", "ok"]
 
@@ -122,6 +122,41 @@ def test_openai_stream_without_finish_is_broken_but_done_marker_ends_it() -> Non
     with pytest.raises(UpstreamUnavailable):
         decoder.end()
     assert decoder.feed("[DONE]") == [Done("stop")]
+
+
+@pytest.mark.parametrize(
+    ("chunk", "events", "finish"),
+    [
+        ({"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]}, [TextDelta("a", 0)], None),
+        ({"choices": [{"delta": {"content": "a"}, "logprobs": None}]}, [TextDelta("a", 0)], None),
+        ({"choices": [{"index": 0, "delta": {"content": ""}}]}, [], None),
+        ({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}, [], None),
+        ({"choices": [{"index": 1, "delta": {"content": "a"}}]}, [], None),  # another choice: not ours
+        ({"choices": [{"index": None, "delta": {"content": "a"}}]}, [], None),
+        ({"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "length"}]}, [TextDelta("a", 0)], "length"),
+        (
+            {"choices": [{"index": 0, "delta": {"content": "a"}, "logprobs": {"content": [{"token": "a", "logprob": -0.5}]}}]},
+            [TextDelta("a", 0, (TokenLogprob("a", -0.5, b"a"),))],
+            None,
+        ),
+        (
+            {"choices": [{"index": 0, "delta": {"content": "a"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}},
+            [TextDelta("a", 0)],
+            None,
+        ),
+        (
+            {"choices": [{"index": 0, "delta": {"content": "a", "tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{"}}]}}]},
+            [TextDelta("a", 0), ToolCallDelta(1, "{", "c1", "f")],
+            None,
+        ),
+    ],
+)
+def test_openai_chunk_shapes(chunk: dict[str, Any], events: list[Event], finish: str | None) -> None:
+    """The usual one-token chunk has a shorter way through the decoder than the rest:
+    both give what the chunk says."""
+    decoder = ChunkDecoder()
+    assert decoder.feed(json.dumps(chunk)) == events
+    assert decoder.finish == finish
 
 
 def test_openai_vllm_stop_reason_names_the_stop_sequence() -> None:

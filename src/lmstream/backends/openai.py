@@ -181,6 +181,16 @@ class ChunkDecoder:
             chunk = parse_json(data, self.kind)  # raises, saying what was wrong
         if not isinstance(chunk, dict):
             raise UpstreamError(f"the openai upstream sent an unexpected payload: {text_of(data)}")
+        choices = chunk.get("choices")
+        if type(choices) is list and len(choices) == 1 and not chunk.get("usage") and not chunk.get("error"):
+            # The usual chunk, one token of text: what the loop below makes of it, fewer steps.
+            choice = choices[0]
+            if type(choice) is dict and choice.get("logprobs") is None and not choice.get("finish_reason"):
+                delta = choice.get("delta")
+                if type(delta) is dict and "tool_calls" not in delta and "function_call" not in delta:
+                    content = delta.get("content")
+                    if type(content) is str and choice.get("index", 0) == 0:
+                        return [TextDelta(content, self.blocks.text())] if content else []
         if chunk.get("error"):
             raw = data if isinstance(data, bytes) else data.encode()
             raise UpstreamError(f"the openai upstream failed: {error_message(raw, 'error')}")

@@ -79,6 +79,7 @@ from lmstream.events import (
     ToolResult,
 )
 from lmstream.hub import RunningStream
+from lmstream.request import ChatRequest
 from lmstream.store.base import (
     MessageStatus,
     MessageUpdate,
@@ -145,6 +146,10 @@ class Recorder:
         self.flush_tokens = flush_tokens
         self._streaming: dict[str, _Answer] = {}  # generation id -> bookkeeping
         self._warned: set[str] = set()  # generations told their answer is not kept
+
+    def wants_text(self, request: ChatRequest) -> bool:
+        """Only a conversation's turn is recorded: another stream's tokens are not looked at."""
+        return request.attachment(Turn) is not None
 
     def on_event(self, generation: RunningStream, seq: int, event: Event) -> None:
         if type(event) is Started:

@@ -66,6 +66,10 @@ class _Lease:
         self._generation._consumer_out(self._grace)
 
 
+def _yes(request: ChatRequest) -> bool:
+    return True
+
+
 class Generation:
     """One generation's steps, numbered events, consumers and task."""
 
@@ -94,7 +98,9 @@ class Generation:
         self._log = log
         self._observers = observers
         # most events are text deltas: only the observers that want them are told of them
-        self._text_observers = [o for o in observers if getattr(o, "text_deltas", True)]
+        self._text_observers = [
+            o for o in observers if getattr(o, "text_deltas", True) and getattr(o, "wants_text", _yes)(request)
+        ]
         self._consumers = 0
         self._done = False
         self._done_event: asyncio.Event | None = None  # made only when someone waits

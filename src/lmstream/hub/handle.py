@@ -105,7 +105,9 @@ class GenerationObserver(Protocol):
     """Told of every event as it is recorded, synchronously: queue work, never block.
 
     An observer with a class attribute ``text_deltas = False`` is not told of
-    ``TextDelta`` events (most of a stream's events: one per token).
+    ``TextDelta`` events (most of a stream's events: one per token); one with a method
+    ``wants_text(request) -> bool`` is told of them only for the requests it answers
+    ``True`` for (asked once, when the generation is made).
     """
 
     def on_event(self, stream: RunningStream, seq: int, event: Event) -> None: ...

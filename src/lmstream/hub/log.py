@@ -105,7 +105,7 @@ class EventLog(Protocol):
 class MemoryLog:
     """The in-process ``EventLog``."""
 
-    __slots__ = ("_base", "_closed", "_events", "_flowing", "_gathered", "_listeners", "_max", "_waiters")
+    __slots__ = ("_base", "_closed", "_events", "_flowing", "_gathered", "_listeners", "_loop", "_max", "_waiters")
 
     def __init__(self, replay_buffer: int = 10_000) -> None:
         self._events: list[Event] = []
@@ -116,6 +116,9 @@ class MemoryLog:
         self._gathered: Batch | None = None  # events for the listeners at the end of this step
         self._flowing = False  # a token was appended while listened to: what follows waits for its step's end
         self._closed = False
+        # taken by listen(): asyncio.get_running_loop() costs a getpid() system call per
+        # call on Python 3.11, and append() schedules a hand-over per step with a listener
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def first_seq(self) -> int:
@@ -146,7 +149,7 @@ class MemoryLog:
                 else:  # the stream's head, up to its first token: handed over in the step that records it
                     self._hand([(seq, event)])
                     self._gathered = []
-                asyncio.get_running_loop().call_soon(self._hand_gathered)
+                (self._loop or asyncio.get_running_loop()).call_soon(self._hand_gathered)
             if not self._flowing and type(event) in _TOKENS:
                 self._flowing = True
         return seq
@@ -160,6 +163,8 @@ class MemoryLog:
             listener.ended()
 
     def listen(self, after: int, listener: Listener) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         self._hand_gathered()  # the listeners before it have everything up to now
         if after + 1 < self._base:
             raise ReplayGone(f"events before {self._base} are no longer kept")
