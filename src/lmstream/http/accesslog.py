@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,10 +38,11 @@ from typing import Any
 
 import orjson
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lmstream.access import Principal
 from lmstream.events import Event, Started
+from lmstream.http.application import ResponseWatch, response_watch
 from lmstream.http.auth import PRINCIPAL_SCOPE_KEY
 from lmstream.http.state import AppState
 from lmstream.hub import RunningStream
@@ -54,19 +55,9 @@ ACCESS_LOGGER = "lmstream.access"
 @dataclass(slots=True)
 class AccessRecord:
     started: float
-    out: Send  # the server's send, behind ``send``
-    status: int = 0
-    sent: int = 0
+    response: ResponseWatch  # status and bytes, as they went to the server
+    failed: bool = False  # the app raised
     stream: RunningStream | None = None
-
-    def send(self, message: Message) -> Awaitable[None]:
-        """The app's send: notes the status and counts the bytes, then hands the server's
-        own awaitable through (no coroutine frame of the log's per token)."""
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-        elif message["type"] == "http.response.body":
-            self.sent += len(message.get("body", b""))
-        return self.out(message)
 
 
 _current: ContextVar[AccessRecord | None] = ContextVar("lmstream_access_record", default=None)
@@ -95,13 +86,15 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = AccessRecord(started=time.perf_counter(), out=send)
+        # No ``send`` wrapper of the log's own: the response's watch, which every token
+        # passes anyway, notes the status and counts the bytes (``http/application.py``).
+        response, inner_send = response_watch(scope, send)
+        record = AccessRecord(started=time.perf_counter(), response=response)
         token = _current.set(record)
         try:
-            await self.app(scope, receive, record.send)
+            await self.app(scope, receive, inner_send)
         except BaseException:
-            if record.status == 0:
-                record.status = 500
+            record.failed = True
             raise
         finally:
             _current.reset(token)
@@ -128,7 +121,9 @@ def line(scope: Scope, record: AccessRecord) -> dict[str, Any]:
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "method": scope.get("method"),
         "path": scope.get("path"),
-        "status": record.status or 499,  # no answer started: the client left first
+        # no answer started: the app failed (the 500 is sent outside this layer), or the
+        # client left first
+        "status": record.response.status or (500 if record.failed else 499),
         "duration_ms": round((now - record.started) * 1000, 1),
     }
     stream = record.stream
@@ -148,7 +143,7 @@ def line(scope: Scope, record: AccessRecord) -> dict[str, Any]:
     client = scope.get("client")
     if client:
         entry["client"] = client[0]
-    entry["bytes"] = record.sent
+    entry["bytes"] = record.response.sent
     state = getattr(getattr(scope.get("app"), "state", None), "lmstream", None)
     if state is not None and state.hub.coordinator.distributed:  # several instances: which one answered
         entry["instance"] = state.hub.coordinator.instance_id

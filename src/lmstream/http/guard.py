@@ -48,7 +48,7 @@ from lmstream.errors import (
     RequestTimeout,
     StoreUnavailable,
 )
-from lmstream.http.application import SendWatch
+from lmstream.http.application import response_watch
 from lmstream.http.endpoint import error_response
 from lmstream.http.headers import request_headers
 from lmstream.http.shapes import error_shape
@@ -174,11 +174,12 @@ class RequestGuard:
         except LmstreamError as exc:
             await self._refuse(scope, receive, send, exc)
             return
-        guarded = _Guarded(self, receive, send, limit)
+        response, inner_send = response_watch(scope, send)  # `started`: a late refusal cannot be sent
+        guarded = _Guarded(self, receive, limit)
         try:
-            await self.app(scope, guarded.receive, guarded.send)
+            await self.app(scope, guarded.receive, inner_send)
         except (PayloadTooLarge, RequestTimeout) as exc:  # read outside a route's `endpoint`
-            if guarded.started:
+            if response.started:
                 raise
             await self._refuse(scope, receive, send, exc)
 
@@ -193,19 +194,18 @@ class RequestGuard:
         await response(scope, receive, send)
 
 
-class _Guarded(SendWatch):
-    """The ``receive`` and ``send`` a guarded request's app gets.
+class _Guarded:
+    """The ``receive`` a guarded request's app gets (its ``send`` is the response's watch,
+    ``http/application.py``).
 
     Until the body is complete ``receive`` counts it and bounds each read's wait; after
-    that, like ``send`` (``started``: a late refusal cannot be sent), it hands the
-    server's own awaitable straight through — no coroutine frame of the guard's is held
-    for a stream's life or made per token.
+    that it hands the server's own awaitable straight through — no coroutine frame of the
+    guard's is held for a stream's life.
     """
 
     __slots__ = ("complete", "guard", "inner_receive", "limit", "received")
 
-    def __init__(self, guard: RequestGuard, receive: Receive, send: Send, limit: int) -> None:
-        super().__init__(send)
+    def __init__(self, guard: RequestGuard, receive: Receive, limit: int) -> None:
         self.guard = guard
         self.inner_receive = receive
         self.limit = limit
