@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.compute_floor [--rounds N] [--threads N]
 
-The packaged Gemma 3 270M through llama.cpp's C API, as lmstream's engine calls it (a
-context of 4 sequences, 4,096 cells each, separate KV streams, flash attention off), with
+The packaged Gemma 3 270M through llama.cpp's C API, in the context lmstream's engine
+decodes in (``engine.context_params``: 4 sequences, 4,096 cells each, separate KV
+streams, flash attention off; up to 512 tokens a decode, so four prompts fit one), with
 the prompts of ``bench batching``'s four clients (the transcript prompt lmstream builds
 for each). Measured, each the median over ``--rounds``:
 
@@ -40,6 +41,7 @@ import llama_cpp
 
 from bench.report import print_table
 from bench.scenarios.embedded import QUESTION
+from lmstream.backends.llama_cpp.engine import EngineConfig, context_params
 from lmstream.backends.llama_cpp.model import Model
 from lmstream.model_assets import default_model_path
 from lmstream.prompt import transcript_prompt
@@ -53,19 +55,16 @@ STEPS = 16  # decode steps per size and round
 Row = tuple[int, list[int], int]  # sequence id, tokens, position of the first
 
 
+ONE_BATCH = 512  # tokens a decode may take here: the four prompts at once
+
+
 class Decoder:
     def __init__(self, model: Model, threads: int) -> None:
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = N_CTX * SLOTS
-        params.n_seq_max = SLOTS
-        params.kv_unified = False
-        params.n_batch = params.n_ubatch = 512
-        params.n_threads = params.n_threads_batch = threads
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self.ctx = llama_cpp.llama_init_from_model(model.pointer, params)
+        config = EngineConfig(n_slots=SLOTS, n_ctx=N_CTX, n_batch=ONE_BATCH, n_threads=threads)
+        self.ctx = llama_cpp.llama_init_from_model(model.pointer, context_params(config, ONE_BATCH))  # the engine's
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create the context")
-        self.batch = llama_cpp.llama_batch_init(512, 0, 1)
+        self.batch = llama_cpp.llama_batch_init(ONE_BATCH, 0, 1)
 
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)

@@ -51,7 +51,7 @@ from lmstream.backends.llama_cpp.sequence import Item, Sequence, Signal
 from lmstream.backends.llama_cpp.slots import Slot, SlotTable
 from lmstream.backends.sampling import logits_row, token_logprob
 
-__all__ = ["Engine", "EngineConfig", "SlotReport"]
+__all__ = ["Engine", "EngineConfig", "SlotReport", "context_params"]
 
 T = TypeVar("T")
 log = logging.getLogger("lmstream.llama_cpp")
@@ -65,6 +65,25 @@ class EngineConfig:
     n_threads: int
     flash_attn: bool = False
     pad_rows: bool = True  # a decode of 4k+3 generated tokens gets a throwaway row (Engine._pad)
+
+
+def context_params(config: EngineConfig, n_batch: int) -> Any:
+    """The llama.cpp context the engine decodes in: one KV stream of ``n_ctx`` cells per
+    slot, ``n_batch`` tokens per decode at most (``bench/compute_floor.py`` measures
+    llama.cpp in the same context)."""
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = config.n_ctx * config.n_slots
+    params.n_seq_max = config.n_slots
+    params.kv_unified = False
+    params.n_batch = params.n_ubatch = n_batch
+    params.n_threads = params.n_threads_batch = config.n_threads
+    params.flash_attn_type = (
+        llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if config.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    # as llama-cpp-python's Llama sets them (the embedded backend used it before)
+    params.yarn_attn_factor, params.yarn_beta_fast, params.yarn_beta_slow = 1.0, 32.0, 1.0
+    params.no_perf = False
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,19 +206,7 @@ class Engine:
             self._stopped.set_result(None)
 
     def _open_context(self) -> None:
-        config = self.config
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = config.n_ctx * config.n_slots
-        params.n_seq_max = config.n_slots
-        params.kv_unified = False
-        params.n_batch = params.n_ubatch = self.n_batch
-        params.n_threads = params.n_threads_batch = config.n_threads
-        params.flash_attn_type = (
-            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if config.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        )
-        # as llama-cpp-python's Llama sets them (the embedded backend used it before)
-        params.yarn_attn_factor, params.yarn_beta_fast, params.yarn_beta_slow = 1.0, 32.0, 1.0
-        params.no_perf = False
+        params = context_params(self.config, self.n_batch)
         self._ctx = llama_cpp.llama_init_from_model(self.model.pointer, params)
         if not self._ctx:
             raise RuntimeError("llama.cpp could not create the context")
