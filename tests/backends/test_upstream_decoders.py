@@ -157,6 +157,7 @@ def test_openai_chunk_shapes(chunk: dict[str, Any], events: list[Event], finish:
     decoder = ChunkDecoder()
     assert decoder.feed(json.dumps(chunk)) == events
     assert decoder.finish == finish
+    assert decoder.usage == (Usage(3, 1) if "usage" in chunk else None)  # a usage chunk is not the usual one
 
 
 def test_openai_vllm_stop_reason_names_the_stop_sequence() -> None:
